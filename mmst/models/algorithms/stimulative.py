@@ -1,0 +1,389 @@
+"""The Stimulative Training step, for any upstream model."""
+
+import random
+from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmst.registry import MODELS
+from mmst.subnet import (
+    ElasticDepth,
+    InputSizeSampler,
+    SubnetSpace,
+    get_rescaler,
+    subnet_depths,
+)
+from mmst.subnet.space import Subnet
+
+from ..losses.kl_divergence import check_normalize
+from .tasks import TaskAdapter, infer_task
+
+BN_STATS_MODES = ('main', 'shared')
+SUBNET_LOSSES = ('kl', 'task')
+
+
+@contextmanager
+def freeze_bn_running_stats(model: nn.Module) -> Iterator[None]:
+    """Normalise with batch statistics but leave the running statistics
+    (and ``num_batches_tracked``) untouched, for sub-network passes. The
+    forward and backward are bit-identical to those of a normal pass."""
+    changed = [
+        m
+        for m in model.modules()
+        if isinstance(m, _BatchNorm) and m.training and m.track_running_stats
+    ]
+    for m in changed:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in changed:
+            m.track_running_stats = True
+
+
+def _frozen_stage_count(backbone: nn.Module) -> int:
+    return max(int(getattr(backbone, 'frozen_stages', -1) or 0), 0)
+
+
+@MODELS.register_module()
+class StimulativeTraining(BaseModel):
+    """Stimulative Training (ST / ST++) of an upstream model.
+
+    Each iteration: the main (full) network's own loss is backwarded; then
+    ``num_subnets`` sub-networks, each keeping the first blocks of every
+    residual stage of the backbone (sampled from ``space``) and seeing a
+    randomly down-scaled copy of the batch, are trained against the main
+    network's detached logits (``subnet_loss='kl'``) or the task's ground
+    truth (``'task'``), each backwarded at once; then one optimizer step.
+    ``num_subnets=0`` is conventional training through the same code.
+
+    Checkpoints hold the architecture's own keys (no ``architecture.``
+    prefix), so upstream configs and tools load them directly.
+
+    Args:
+        architecture (dict | BaseModel): The upstream model (an mmpretrain
+            classifier, mmdet detector, mmseg segmentor or mmpose
+            estimator), built in the caller's default scope.
+        num_subnets (int): N sub-network passes per iteration (ST: 1,
+            ST++: 6). Defaults to 1.
+        space (dict): ``SubnetSpace`` arguments: ``depths`` (a preset name
+            or per-stage depth lists) and ``mode`` (``'ordered'`` or
+            ``'stochastic'``). Defaults to ``dict(depths='default')``.
+        elastic_stages (list, optional): Explicit residual stages of the
+            backbone (see :func:`mmst.subnet.find_stages`).
+        input_resize (dict, optional): ``InputSizeSampler`` arguments
+            (``ratio_range`` or ``size_range``) for random smaller
+            sub-network inputs; None keeps the input size.
+        subnet_loss (str): ``'kl'`` (to the main network's logits;
+            classification) or ``'task'`` (ground-truth losses).
+            Defaults to ``'kl'`` for classifiers, else ``'task'``.
+        distill (dict): The KL loss, ``mmst.KLDivergenceLoss`` arguments
+            (``temperature``, ``loss_weight``).
+        logit_norm (str): ``'none' | 'layernorm' | 'l2'``: normalisation of
+            the logits of the main CE, the teacher and the students.
+        logit_amplitude (float): Scale after normalisation.
+        bn_stats (str): ``'main'``: running BN statistics are updated by
+            main-network passes only; ``'shared'``: sub-network passes
+            update them too (the authors' code; then re-estimate before
+            validation, see ``mmst.SubnetValLoop``). Defaults to ``'main'``.
+        task (str, optional): Overrides the task inferred from the model.
+        seed (int, optional): Seed of the sub-network / input-size sequence;
+            None uses the runner's seed.
+        data_preprocessor: Ignored (the architecture's is used); accepted so
+            that upstream ``_base_`` configs can be wrapped.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(
+        self,
+        architecture: Union[dict, BaseModel],
+        num_subnets: int = 1,
+        space: Optional[dict] = None,
+        elastic_stages: Optional[Sequence] = None,
+        input_resize: Optional[dict] = None,
+        subnet_loss: Optional[str] = None,
+        distill: Optional[dict] = None,
+        logit_norm: str = 'none',
+        logit_amplitude: float = 1.0,
+        bn_stats: str = 'main',
+        task: Optional[str] = None,
+        seed: Optional[int] = None,
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
+        if isinstance(architecture, dict):
+            architecture = MODELS.build(architecture)
+        super().__init__(
+            data_preprocessor=architecture.data_preprocessor, init_cfg=init_cfg
+        )
+        self.architecture = architecture
+
+        if not isinstance(num_subnets, int) or num_subnets < 0:
+            raise ValueError(
+                f'num_subnets={num_subnets!r} is invalid; '
+                'allowed: an integer >= 0'
+            )
+        if bn_stats not in BN_STATS_MODES:
+            raise ValueError(
+                f'bn_stats={bn_stats!r} is invalid; allowed: '
+                + ' | '.join(BN_STATS_MODES)
+            )
+        self.num_subnets = num_subnets
+        self.bn_stats = bn_stats
+        self.seed = seed
+
+        self.task = TaskAdapter(
+            task or infer_task(architecture),
+            check_normalize(logit_norm, 'logit_norm'),
+            logit_amplitude,
+        )
+        subnet_loss = subnet_loss or ('kl' if self.task.has_logits else 'task')
+        if subnet_loss not in SUBNET_LOSSES:
+            raise ValueError(
+                f'subnet_loss={subnet_loss!r} is invalid; '
+                'allowed: ' + ' | '.join(SUBNET_LOSSES)
+            )
+        if subnet_loss == 'kl' and not self.task.has_logits:
+            raise ValueError(
+                f"subnet_loss='kl' needs class logits; the task "
+                f"{self.task.task!r} supports subnet_loss='task'"
+            )
+        self.subnet_loss = subnet_loss
+        self.distill = None
+        if subnet_loss == 'kl':
+            distill = dict(type='mmst.KLDivergenceLoss', **(distill or {}))
+            distill.setdefault('normalize', logit_norm)
+            distill.setdefault('amplitude', logit_amplitude)
+            self.distill = MODELS.build(distill)
+
+        backbone = architecture.backbone
+        self.elastic = ElasticDepth(backbone, elastic_stages)
+        self.space = self._build_space(space or {}, backbone)
+        self.size_sampler = (
+            InputSizeSampler(**input_resize)
+            if input_resize is not None
+            else None
+        )
+        self.rescale = get_rescaler(self.task.task)
+
+        # Checkpoints carry the architecture's plain keys.
+        self._register_state_dict_hook(self._strip_prefix)
+        self._register_load_state_dict_pre_hook(self._add_prefix)
+
+    # -- construction ---------------------------------------------------
+    def _build_space(self, cfg: dict, backbone: nn.Module) -> SubnetSpace:
+        unknown = set(cfg) - {'depths', 'mode'}
+        if unknown:
+            raise ValueError(
+                f'space has unknown keys {sorted(unknown)}; '
+                "allowed: 'depths', 'mode'"
+            )
+        stage_depths = self.elastic.stage_depths
+        space = SubnetSpace(
+            stage_depths,
+            cfg.get('depths', 'default'),
+            cfg.get('mode', 'ordered'),
+        )
+        frozen = min(_frozen_stage_count(backbone), len(stage_depths))
+        explicit = not isinstance(cfg.get('depths', 'default'), str)
+        for i in range(frozen):
+            n = stage_depths[i]
+            if space.depth_choices[i] != [n]:
+                if explicit:
+                    raise ValueError(
+                        f'space.depths[{i}]={space.depth_choices[i]} would '
+                        f'shorten stage {i}, which the backbone freezes '
+                        f'(frozen_stages={frozen}); allowed: [{n}]'
+                    )
+                # A preset never samples frozen stages shorter (their
+                # parameters receive no gradient).
+                space.depth_choices[i] = [n]
+        return space
+
+    @staticmethod
+    def _strip_prefix(module, state_dict, prefix, local_metadata):
+        plain = OrderedDict()
+        arch = prefix + 'architecture.'
+        for key, value in state_dict.items():
+            if key.startswith(arch):
+                plain[prefix + key[len(arch) :]] = value
+            elif not key.startswith(prefix):
+                plain[key] = value
+            # Other keys under prefix duplicate the architecture's (the
+            # shared data preprocessor) or belong to the losses: dropped.
+        state_dict.clear()
+        state_dict.update(plain)
+        return state_dict
+
+    @staticmethod
+    def _add_prefix(state_dict, prefix, *args, **kwargs):
+        arch = prefix + 'architecture.'
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            if not key.startswith(arch):
+                state_dict[arch + key[len(prefix) :]] = state_dict.pop(key)
+
+    # -- sub-networks ---------------------------------------------------
+    @contextmanager
+    def as_subnet(self, subnet: Optional[Subnet]) -> Iterator[None]:
+        """Run the architecture as ``subnet`` inside the context."""
+        with self.elastic.activate(subnet):
+            yield
+
+    def _rng(self, pass_index: int) -> random.Random:
+        hub = MessageHub.get_current_instance()
+        seed = self.seed if self.seed is not None else hub.get_info('seed')
+        iteration = hub.get_info('iter')
+        if iteration is None:  # outside a runner: count the steps here
+            iteration = getattr(self, '_local_iter', 0)
+        return SubnetSpace.rng_for(seed, iteration, pass_index)
+
+    def sample(self, pass_index: int, shorter_side: int):
+        """The sub-network and input size of a pass, fixed by the seed, the
+        iteration and ``pass_index`` (same on every rank)."""
+        rng = self._rng(pass_index)
+        subnet = self.space.sample(rng)
+        size = (
+            self.size_sampler.sample(rng, shorter_side)
+            if self.size_sampler is not None
+            else shorter_side
+        )
+        return subnet, size
+
+    @contextmanager
+    def _subnet_context(self, subnet: Subnet) -> Iterator[None]:
+        bn_context = (
+            freeze_bn_running_stats(self.architecture)
+            if self.bn_stats == 'main'
+            else nullcontext()
+        )
+        with self.as_subnet(subnet), bn_context:
+            yield
+
+    # -- the training step ----------------------------------------------
+    def train_step(
+        self,
+        data: Union[dict, tuple, list],
+        optim_wrapper: OptimWrapper,
+        sync_gradients: Optional[Callable[[], None]] = None,
+    ) -> Dict[str, torch.Tensor]:
+        """One ST iteration: main pass, N sub-network passes, one update.
+
+        Every pass is backwarded as soon as its loss exists, so peak memory
+        is that of one pass whatever N is. Gradient accumulation counts the
+        iteration once.
+
+        Args:
+            data (dict | tuple | list): A batch from the dataloader.
+            optim_wrapper (OptimWrapper): Any single optimizer wrapper
+                (incl. AMP, gradient clipping, ``accumulative_counts``).
+            sync_gradients (Callable, optional): Called once after all
+                passes, before the optimizer step (the distributed wrapper
+                averages gradients there).
+
+        Returns:
+            dict[str, Tensor]: Log variables.
+        """
+        if not isinstance(optim_wrapper, OptimWrapper):
+            raise TypeError(
+                'StimulativeTraining needs a single OptimWrapper,'
+                f' got {type(optim_wrapper).__name__}'
+            )
+        count_before = optim_wrapper._inner_count
+
+        def backward(loss: torch.Tensor) -> None:
+            # OptimWrapper counts one iteration per backward(); ST has N + 1
+            # backward passes per iteration, so keep its counter (which
+            # also sets the accumulation loss factor) at this iteration's.
+            optim_wrapper._inner_count = count_before
+            optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            inputs, samples = data['inputs'], data.get('data_samples')
+            main_losses, teacher = self.task.main_pass(
+                self.architecture, inputs, samples
+            )
+        main_loss, log_vars = self.parse_losses(main_losses)
+        backward(main_loss)
+
+        shorter = min(inputs.shape[-2:])
+        depth_sums = [0] * len(self.space.stage_depths)
+        subnet_loss_sum, size_sum = 0.0, 0
+        for i in range(1, self.num_subnets + 1):
+            subnet, size = self.sample(i, shorter)
+            with optim_wrapper.optim_context(self), self._subnet_context(
+                subnet
+            ):
+                sub_inputs, sub_samples = self.rescale(
+                    inputs, samples, size / shorter, *self._padding()
+                )
+                sub_losses = self.task.subnet_pass(
+                    self.architecture,
+                    sub_inputs,
+                    sub_samples,
+                    teacher,
+                    self.distill,
+                )
+            sub_loss, _ = self.parse_losses(sub_losses)
+            backward(sub_loss)
+            subnet_loss_sum += sub_loss.item()
+            size_sum += size
+            depth_sums = [
+                a + b for a, b in zip(depth_sums, subnet_depths(subnet))
+            ]
+        optim_wrapper._inner_count = count_before + 1
+        self._local_iter = getattr(self, '_local_iter', 0) + 1
+
+        if optim_wrapper.should_update():
+            if sync_gradients is not None:
+                sync_gradients()
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
+
+        if self.num_subnets:
+            n = self.num_subnets
+            log_vars['loss_main'] = log_vars['loss']
+            log_vars['loss_subnet'] = subnet_loss_sum / n
+            log_vars['loss'] = log_vars['loss'] + subnet_loss_sum
+            log_vars['subnet_size'] = size_sum / n
+            for s, total in enumerate(depth_sums):
+                log_vars[f'subnet_depth_s{s + 1}'] = total / n
+        return log_vars
+
+    def _padding(self):
+        pre = self.architecture.data_preprocessor
+        divisor = (
+            getattr(pre, 'pad_size_divisor', None)
+            or getattr(pre, 'size_divisor', None)
+            or 1
+        )
+        pad_value = getattr(pre, 'pad_value', getattr(pre, 'pad_val', 0))
+        return int(divisor), float(pad_value or 0)
+
+    # -- evaluation: the architecture's own -----------------------------
+    def val_step(self, data: Union[dict, tuple, list]) -> list:
+        return self.architecture.val_step(data)
+
+    def test_step(self, data: Union[dict, tuple, list]) -> list:
+        return self.architecture.test_step(data)
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List] = None,
+        mode: str = 'tensor',
+    ):
+        return self.architecture(inputs, data_samples, mode)
+
+
+def unwrap_st(model: nn.Module) -> nn.Module:
+    """The upstream architecture inside a (wrapped) ST model, or the model."""
+    model = getattr(model, 'module', model)
+    return getattr(model, 'architecture', model)

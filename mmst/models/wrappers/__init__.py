@@ -1,0 +1,3 @@
+from .st_distributed import STDistributedDataParallel
+
+__all__ = ['STDistributedDataParallel']

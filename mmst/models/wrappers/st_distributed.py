@@ -1,0 +1,155 @@
+"""Distributed data parallel for ST: the training step of the single-process
+path, with gradients averaged across ranks once per optimizer step."""
+
+from typing import Dict, List, Union
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from mmengine.optim import OptimWrapper
+from torch.nn.modules.batchnorm import SyncBatchNorm
+
+from mmst.registry import MODEL_WRAPPERS
+
+
+@MODEL_WRAPPERS.register_module()
+class STDistributedDataParallel(nn.Module):
+    """Data parallel training of :class:`mmst.StimulativeTraining`.
+
+    An ST iteration runs N + 1 forward / backward passes, and sub-network
+    passes leave the skipped blocks' parameters unused. torch's DDP either
+    rejects that or, with ``find_unused_parameters=True``, leaves the
+    gradients of parameters unused in its synchronised pass un-averaged,
+    so replicas drift apart. This wrapper does not hook into backward at
+    all: every pass accumulates local gradients, then, once per optimizer
+    step, all gradients (zeros where a rank has none) and a per-parameter
+    "has a gradient" flag are flattened into one buffer and averaged with a
+    single all-reduce. A parameter no rank touched keeps ``grad=None``.
+    Every rank samples the same sub-network and input size (the seeded
+    sampler), so the result equals single-process training on the global
+    batch.
+
+    Parameters and buffers are broadcast from rank 0 at construction;
+    buffers (BN running statistics) are broadcast again before every step
+    when ``broadcast_buffers`` is True, as DDP does.
+
+    Args:
+        module (nn.Module): The ST model (or any BaseModel whose
+            ``train_step`` takes ``sync_gradients``).
+        broadcast_buffers (bool): Defaults to True.
+        bucket_cap_mb (float): Largest all-reduce buffer; gradients larger
+            than one bucket use several calls. Defaults to 1024.
+        **kwargs: Accepted and ignored for drop-in compatibility with
+            MMEngine's DDP config keys (``find_unused_parameters``,
+            ``device_ids`` ...), which this wrapper does not need.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        broadcast_buffers: bool = True,
+        bucket_cap_mb: float = 1024.0,
+        **kwargs,
+    ) -> None:
+        super().__init__()
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError(
+                'STDistributedDataParallel needs an '
+                'initialised torch.distributed process group'
+            )
+        self.module = module
+        self.broadcast_buffers = broadcast_buffers
+        self.bucket_cap_bytes = int(bucket_cap_mb * 2**20)
+        self._check_sync_bn()
+        with torch.no_grad():
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(tensor, 0)
+
+    def _check_sync_bn(self) -> None:
+        for name, m in self.module.named_modules():
+            if isinstance(m, SyncBatchNorm):
+                p = next(m.parameters(), None)
+                device = p.device if p is not None else m.running_mean.device
+                if device.type == 'cpu':
+                    raise RuntimeError(
+                        f"SyncBatchNorm ({name}) runs only on GPUs: torch's "
+                        'SyncBatchNorm refuses CPU tensors. On CPU remove '
+                        "sync_bn='torch' from the config (or use GroupNorm "
+                        '/ frozen BN).'
+                    )
+
+    # -- gradient synchronisation ----------------------------------------
+    def _trainable(self) -> List[nn.Parameter]:
+        return [p for p in self.module.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def sync_gradients(self) -> None:
+        """Average all gradients across ranks (one all-reduce per bucket)."""
+        world = dist.get_world_size()
+        params = self._trainable()
+        buckets: List[List[nn.Parameter]] = [[]]
+        size = 0
+        for p in params:
+            nbytes = p.numel() * p.element_size()
+            if buckets[-1] and size + nbytes > self.bucket_cap_bytes:
+                buckets.append([])
+                size = 0
+            buckets[-1].append(p)
+            size += nbytes
+        for bucket in buckets:
+            self._sync_bucket(bucket, world)
+
+    def _sync_bucket(self, params: List[nn.Parameter], world: int) -> None:
+        dtype = params[0].dtype
+        device = params[0].device
+        flat = torch.cat(
+            [
+                (p.grad if p.grad is not None else torch.zeros_like(p))
+                .reshape(-1)
+                .to(dtype)
+                for p in params
+            ]
+            + [
+                torch.tensor(
+                    [float(p.grad is not None) for p in params],
+                    dtype=dtype,
+                    device=device,
+                )
+            ]
+        )
+        dist.all_reduce(flat)
+        flags = flat[-len(params) :]
+        offset = 0
+        for p, flag in zip(params, flags.tolist()):
+            n = p.numel()
+            if flag > 0:
+                grad = flat[offset : offset + n].view_as(p).div_(world)
+                if p.grad is None:
+                    p.grad = grad.to(p.dtype).clone()
+                else:
+                    p.grad.copy_(grad)
+            offset += n
+
+    @torch.no_grad()
+    def _broadcast_buffers(self) -> None:
+        for buf in self.module.buffers():
+            dist.broadcast(buf, 0)
+
+    # -- the steps: the module's own -------------------------------------
+    def train_step(
+        self, data: Union[dict, tuple, list], optim_wrapper: OptimWrapper
+    ) -> Dict[str, torch.Tensor]:
+        if self.broadcast_buffers:
+            self._broadcast_buffers()
+        return self.module.train_step(
+            data, optim_wrapper, sync_gradients=self.sync_gradients
+        )
+
+    def val_step(self, data: Union[dict, tuple, list]) -> list:
+        return self.module.val_step(data)
+
+    def test_step(self, data: Union[dict, tuple, list]) -> list:
+        return self.module.test_step(data)
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)

@@ -1,0 +1,35 @@
+"""mmst's registries: children (scope ``mmst``) of MMEngine's root
+registries, so ``type='mmst.X'`` resolves from an mmdet, mmseg, mmpose or
+mmpretrain config, and mmst's own components build the upstream models they
+wrap in the caller's default scope."""
+
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import Registry
+
+__all__ = ['MODELS', 'MODEL_WRAPPERS', 'HOOKS', 'LOOPS', 'TRANSFORMS']
+
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, scope='mmst', locations=['mmst.models']
+)
+MODEL_WRAPPERS = Registry(
+    'model_wrapper',
+    parent=MMENGINE_MODEL_WRAPPERS,
+    scope='mmst',
+    locations=['mmst.models'],
+)
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmst', locations=['mmst.engine']
+)
+LOOPS = Registry(
+    'loop', parent=MMENGINE_LOOPS, scope='mmst', locations=['mmst.engine']
+)
+TRANSFORMS = Registry(
+    'transform',
+    parent=MMENGINE_TRANSFORMS,
+    scope='mmst',
+    locations=['mmst.datasets'],
+)

@@ -1,0 +1,200 @@
+"""The sub-network space: which blocks of each residual stage a sub-network
+keeps, the presets of the papers, and seeded sampling."""
+
+import itertools
+import random
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+# A sub-network: per stage, the indices of the blocks it keeps (sorted).
+Subnet = Tuple[Tuple[int, ...], ...]
+
+# Per stage, how many trailing blocks may be dropped + 1 ("m" in METHOD.md):
+# a stage of n blocks keeps k in {n - m + 1, ..., n}. Defined for ResNet-50.
+RESNET50_PRESETS: Dict[str, List[int]] = {
+    'space1': [2, 3, 5, 2],
+    'space2': [2, 3, 6, 3],
+    'space3': [1, 2, 4, 1],  # ST++ best ("InterSSR")
+    'space4': [1, 2, 5, 2],
+    'space5': [1, 1, 3, 1],
+    'space6': [1, 2, 4, 2],
+    'space7': [1, 3, 5, 1],
+}
+RESNET50_STAGES = [3, 4, 6, 3]
+PRESETS = ('default',) + tuple(RESNET50_PRESETS)
+SAMPLING_MODES = ('ordered', 'stochastic')
+
+
+def _error(key: str, value, allowed: str) -> ValueError:
+    return ValueError(
+        f'SubnetSpace: invalid {key}={value!r}; allowed: {allowed}'
+    )
+
+
+class SubnetSpace:
+    """Per-stage depth choices of the sub-networks of a residual network.
+
+    Ordered residual sampling (the default) keeps the first ``k_i`` blocks
+    of stage ``i``; each ``k_i`` is drawn independently and uniformly from
+    its stage's allowed depths. Stochastic residual sampling (an ablation of
+    the paper) keeps the first block of each stage and ``k_i - 1`` others
+    drawn at random.
+
+    Args:
+        stage_depths (Sequence[int]): Number of blocks of each stage of the
+            backbone, e.g. ``[3, 4, 6, 3]`` for ResNet-50.
+        depths (str | Sequence[Sequence[int]]): A preset name (``'default'``:
+            every depth from 1 to the stage's length; ``'space1'`` ...
+            ``'space7'``: the ResNet-50 spaces of the ST++ paper) or, per
+            stage, the list of depths allowed. Defaults to ``'default'``.
+        mode (str): ``'ordered'`` or ``'stochastic'``.
+    """
+
+    def __init__(
+        self,
+        stage_depths: Sequence[int],
+        depths: Union[str, Sequence[Sequence[int]]] = 'default',
+        mode: str = 'ordered',
+    ) -> None:
+        stage_depths = [int(n) for n in stage_depths]
+        if not stage_depths or min(stage_depths) < 1:
+            raise _error(
+                'stage_depths',
+                stage_depths,
+                'a non-empty list of positive block counts',
+            )
+        if mode not in SAMPLING_MODES:
+            raise _error('mode', mode, ' | '.join(SAMPLING_MODES))
+        self.stage_depths = stage_depths
+        self.mode = mode
+        self.depth_choices = self._resolve(depths, stage_depths)
+
+    @staticmethod
+    def _resolve(depths, stage_depths: List[int]) -> List[List[int]]:
+        if isinstance(depths, str):
+            if depths == 'default':
+                return [list(range(1, n + 1)) for n in stage_depths]
+            if depths not in RESNET50_PRESETS:
+                raise _error(
+                    'depths',
+                    depths,
+                    ' | '.join(PRESETS) + ' or per-stage lists',
+                )
+            if stage_depths != RESNET50_STAGES:
+                raise _error(
+                    'depths',
+                    depths,
+                    f'presets other than "default" are defined for the '
+                    f'ResNet-50 stages {RESNET50_STAGES}, this backbone has '
+                    f'{stage_depths}; give per-stage depth lists instead',
+                )
+            return [
+                list(range(n - m + 1, n + 1))
+                for n, m in zip(stage_depths, RESNET50_PRESETS[depths])
+            ]
+        depths = [
+            list(d) if isinstance(d, (list, tuple)) else d for d in depths
+        ]
+        if len(depths) != len(stage_depths):
+            raise _error(
+                'depths',
+                depths,
+                f'one list per stage ({len(stage_depths)} stages '
+                f'of {stage_depths} blocks)',
+            )
+        resolved = []
+        for i, (choices, n) in enumerate(zip(depths, stage_depths)):
+            if not isinstance(choices, list) or not choices:
+                raise _error(
+                    f'depths[{i}]',
+                    choices,
+                    f'a non-empty list of depths in 1..{n}',
+                )
+            bad = [
+                k for k in choices if not isinstance(k, int) or not 1 <= k <= n
+            ]
+            if bad:
+                raise _error(
+                    f'depths[{i}]',
+                    choices,
+                    f'depths in 1..{n} (stage {i} has {n} blocks)',
+                )
+            resolved.append(sorted(set(choices)))
+        return resolved
+
+    # -- members --------------------------------------------------------
+    def subnet_from_depths(self, depths: Sequence[int]) -> Subnet:
+        """The ordered sub-network keeping the first ``depths[i]`` blocks."""
+        depths = list(depths)
+        if len(depths) != len(self.stage_depths) or any(
+            not 1 <= k <= n for k, n in zip(depths, self.stage_depths)
+        ):
+            raise _error(
+                'subnet',
+                depths,
+                f'one depth per stage within {self.stage_depths}',
+            )
+        return tuple(tuple(range(k)) for k in depths)
+
+    def members(self) -> List[Subnet]:
+        """All ordered sub-networks of the space, smallest first."""
+        return [
+            self.subnet_from_depths(ks)
+            for ks in itertools.product(*self.depth_choices)
+        ]
+
+    def __len__(self) -> int:
+        count = 1
+        for choices in self.depth_choices:
+            count *= len(choices)
+        return count
+
+    def largest(self) -> Subnet:
+        return self.subnet_from_depths([max(c) for c in self.depth_choices])
+
+    def smallest(self) -> Subnet:
+        return self.subnet_from_depths([min(c) for c in self.depth_choices])
+
+    def full(self) -> Subnet:
+        return self.subnet_from_depths(self.stage_depths)
+
+    # -- sampling -------------------------------------------------------
+    def sample(self, rng: random.Random) -> Subnet:
+        """Draw one sub-network with the given generator."""
+        subnet = []
+        for choices, n in zip(self.depth_choices, self.stage_depths):
+            k = rng.choice(choices)
+            if self.mode == 'ordered':
+                subnet.append(tuple(range(k)))
+            else:
+                others = sorted(rng.sample(range(1, n), k - 1))
+                subnet.append(tuple([0] + others))
+        return tuple(subnet)
+
+    @staticmethod
+    def rng_for(
+        seed: Optional[int], iteration: int, pass_index: int = 0
+    ) -> random.Random:
+        """A generator determined by the run's seed, the iteration and the
+        sub-network pass: every rank draws the same sub-network at the same
+        step, and a resumed run continues the same sequence."""
+        return random.Random(f'mmst-{seed}-{iteration}-{pass_index}')
+
+    def __repr__(self) -> str:
+        return (
+            f'SubnetSpace(stage_depths={self.stage_depths}, '
+            f'depth_choices={self.depth_choices}, mode={self.mode!r})'
+        )
+
+
+def subnet_depths(subnet: Subnet) -> List[int]:
+    """The number of blocks kept per stage."""
+    return [len(s) for s in subnet]
+
+
+def format_subnet(subnet: Subnet) -> str:
+    """A short name, e.g. ``[1,2,4,1]`` (ordered) or ``[(0,2),(0,1)]``."""
+    if all(s == tuple(range(len(s))) for s in subnet):
+        return '[' + ','.join(str(len(s)) for s in subnet) + ']'
+    return (
+        '[' + ','.join('(' + ','.join(map(str, s)) + ')' for s in subnet) + ']'
+    )
