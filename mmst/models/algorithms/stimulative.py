@@ -314,6 +314,9 @@ class StimulativeTraining(BaseModel):
         backward(main_loss)
 
         shorter = min(inputs.shape[-2:])
+        rescale_args, rescale_kwargs = self.task.rescale_args(
+            self.architecture
+        )
         depth_sums = [0] * len(self.space.stage_depths)
         subnet_loss_sum, size_sum = 0.0, 0
         for i in range(1, self.num_subnets + 1):
@@ -322,7 +325,11 @@ class StimulativeTraining(BaseModel):
                 subnet
             ):
                 sub_inputs, sub_samples = self.rescale(
-                    inputs, samples, size / shorter, *self._padding()
+                    inputs,
+                    samples,
+                    size / shorter,
+                    *rescale_args,
+                    **rescale_kwargs,
                 )
                 sub_losses = self.task.subnet_pass(
                     self.architecture,
@@ -357,16 +364,6 @@ class StimulativeTraining(BaseModel):
                 log_vars[f'subnet_depth_s{s + 1}'] = total / n
         return log_vars
 
-    def _padding(self):
-        pre = self.architecture.data_preprocessor
-        divisor = (
-            getattr(pre, 'pad_size_divisor', None)
-            or getattr(pre, 'size_divisor', None)
-            or 1
-        )
-        pad_value = getattr(pre, 'pad_value', getattr(pre, 'pad_val', 0))
-        return int(divisor), float(pad_value or 0)
-
     # -- evaluation: the architecture's own -----------------------------
     def val_step(self, data: Union[dict, tuple, list]) -> list:
         return self.architecture.val_step(data)
@@ -380,6 +377,14 @@ class StimulativeTraining(BaseModel):
         data_samples: Optional[List] = None,
         mode: str = 'tensor',
     ):
+        if mode == 'loss':
+            # A wrapper that calls forward(mode='loss') (torch / MMEngine
+            # DDP) would silently train the main network only.
+            raise RuntimeError(
+                'StimulativeTraining trains through its train_step; in '
+                'distributed runs set model_wrapper_cfg=dict(type='
+                "'mmst.STDistributedDataParallel') (tools/train.py does it)"
+            )
         return self.architecture(inputs, data_samples, mode)
 
 

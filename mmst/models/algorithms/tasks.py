@@ -51,6 +51,29 @@ class TaskAdapter:
         self.normalize = normalize
         self.amplitude = amplitude
 
+    def rescale_args(self, arch: nn.Module) -> Tuple[tuple, dict]:
+        """Positional (size divisor, pad value) and task-specific keyword
+        arguments of the task's rescaler, read from the model."""
+        pre = arch.data_preprocessor
+        divisor = (
+            getattr(pre, 'pad_size_divisor', None)
+            or getattr(pre, 'size_divisor', None)
+            or 1
+        )
+        pad_value = getattr(pre, 'pad_value', getattr(pre, 'pad_val', 0))
+        kwargs: dict = {}
+        if self.task == 'detection':
+            kwargs = dict(
+                mask_pad_value=getattr(pre, 'mask_pad_value', 0),
+                seg_pad_value=getattr(pre, 'seg_pad_value', 255),
+            )
+        elif self.task == 'segmentation':
+            kwargs = dict(seg_pad_value=getattr(pre, 'seg_pad_val', 255))
+        elif self.task == 'pose':
+            # targets are re-encoded for the smaller input by the model's codec
+            kwargs = dict(codec=getattr(arch.head, 'decoder', None))
+        return (int(divisor), float(pad_value or 0)), kwargs
+
     @property
     def has_logits(self) -> bool:
         return self.task == 'classification'
