@@ -1,0 +1,3 @@
+from .launch import prepare_config, register_scope_modules
+
+__all__ = ['prepare_config', 'register_scope_modules']
