@@ -1,0 +1,133 @@
+"""mmst plugs into each task library through ``custom_imports``, and
+``import mmst`` works without the optional task libraries.
+
+Every check runs in a fresh interpreter, so mmst is imported by the config
+(not by the test process) and hidden libraries really are absent.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TASK_LIBRARIES = ('mmdet', 'mmseg', 'mmpretrain', 'mmpose')
+
+# Runs in a subprocess: argv = [library, config path].
+BUILD_FROM_CONFIG = textwrap.dedent("""
+    import importlib
+    import sys
+
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    library, cfg_path = sys.argv[1:3]
+    assert 'mmst' not in sys.modules, 'mmst imported too early'
+
+    cfg = Config.fromfile(cfg_path)
+    assert 'mmst' in sys.modules, 'custom_imports did not import mmst'
+    assert cfg.default_scope == library, cfg.default_scope
+
+    init_default_scope(cfg.default_scope)  # as MMEngine's Runner does
+    registry = importlib.import_module(library + '.registry')
+    loss = registry.MODELS.build(cfg.model)
+
+    from mmst.models.losses import KLDivergenceLoss
+    assert type(loss) is KLDivergenceLoss, type(loss)
+    assert loss.temperature == 2.0 and loss.loss_weight == 0.5
+    assert loss.normalize == 'layernorm'
+
+    gen = torch.Generator().manual_seed(0)
+    student = torch.randn(4, 10, generator=gen)
+    teacher = torch.randn(4, 10, generator=gen)
+    value = loss(student, teacher)
+    assert value.ndim == 0 and torch.isfinite(value) and value > 0, value
+    print('built', type(loss).__module__, type(loss).__name__)
+""")
+
+# Runs in a subprocess: argv = hidden library names.
+IMPORT_WITHOUT = textwrap.dedent("""
+    import sys
+
+    hidden = sys.argv[1:]
+    for name in hidden:
+        # what an uninstalled package looks like: `import name` raises
+        # ModuleNotFoundError and importlib.util.find_spec(name) is None
+        sys.modules[name] = None
+
+    import mmst
+    from mmst.registry import MODELS
+
+    assert MODELS.get('KLDivergenceLoss') is not None
+    leaked = sorted(
+        m for m, mod in sys.modules.items()
+        if mod is not None and m.split('.')[0] in hidden)
+    assert not leaked, leaked
+    print('imported mmst', mmst.__version__, 'without', hidden)
+""")
+
+
+def _run_python(code: str, *args: str,
+                cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (str(REPO), env.get('PYTHONPATH')) if p)
+    env.setdefault('OMP_NUM_THREADS', '1')
+    return subprocess.run([sys.executable, '-c', code, *args],
+                          cwd=str(cwd),
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize('library', TASK_LIBRARIES)
+def test_build_mmst_component_from_library_config(library, tmp_path):
+    cfg_path = tmp_path / f'kl_loss_{library}.py'
+    cfg_path.write_text(
+        textwrap.dedent(f"""
+        _base_ = ['{library}::_base_/default_runtime.py']
+        default_scope = '{library}'
+        custom_imports = dict(imports=['mmst'], allow_failed_imports=False)
+        model = dict(
+            type='mmst.KLDivergenceLoss',
+            temperature=2.0,
+            loss_weight=0.5,
+            normalize='layernorm',
+            amplitude=1.0)
+        """))
+
+    proc = _run_python(BUILD_FROM_CONFIG, library, str(cfg_path), cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'built mmst.models.losses' in proc.stdout
+
+
+def test_custom_import_failure_is_reported(tmp_path):
+    """The subprocess check can fail: a missing plugin module is an error."""
+    cfg_path = tmp_path / 'missing.py'
+    cfg_path.write_text(
+        textwrap.dedent("""
+        default_scope = 'mmdet'
+        custom_imports = dict(
+            imports=['mmst_does_not_exist'], allow_failed_imports=False)
+        model = dict(type='mmst.KLDivergenceLoss')
+        """))
+
+    proc = _run_python(BUILD_FROM_CONFIG, 'mmdet', str(cfg_path), cwd=tmp_path)
+
+    assert proc.returncode != 0
+    assert 'mmst_does_not_exist' in proc.stderr
+
+
+@pytest.mark.parametrize(
+    'hidden', [('mmseg', 'mmpose', 'mmpretrain'), TASK_LIBRARIES],
+    ids=['without-mmseg-mmpose-mmpretrain', 'without-all-task-libraries'])
+def test_import_mmst_without_task_libraries(hidden, tmp_path):
+    proc = _run_python(IMPORT_WITHOUT, *hidden, cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'imported mmst' in proc.stdout
