@@ -1,5 +1,6 @@
 """ST through the real MMEngine Runner: plain checkpoints, resume, and the
 sub-network validation loop."""
+
 import copy
 import json
 import os.path as osp
@@ -9,7 +10,12 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from .common import make_folder_dataset, runner_cfg, st_cfg, tiny_classifier_cfg
+from .common import (
+    make_folder_dataset,
+    runner_cfg,
+    st_cfg,
+    tiny_classifier_cfg,
+)
 
 
 def _st_model():
@@ -23,8 +29,14 @@ def _st_model():
 
 def _train(tmp_path, name, data_root, max_epochs=2, **kwargs):
     cfg = Config(
-        runner_cfg(tmp_path / name, data_root, _st_model(),
-                   max_epochs=max_epochs, **kwargs))
+        runner_cfg(
+            tmp_path / name,
+            data_root,
+            _st_model(),
+            max_epochs=max_epochs,
+            **kwargs,
+        )
+    )
     cfg.experiment_name = name
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -37,8 +49,14 @@ def _depth_log(work_dir):
         for line in path.read_text().splitlines():
             rec = json.loads(line)
             if 'subnet_depth_s1' in rec:
-                rows.append((rec['step'], rec['subnet_depth_s1'],
-                             rec['subnet_depth_s2'], rec['subnet_size']))
+                rows.append(
+                    (
+                        rec['step'],
+                        rec['subnet_depth_s1'],
+                        rec['subnet_depth_s2'],
+                        rec['subnet_size'],
+                    )
+                )
     return rows
 
 
@@ -53,6 +71,7 @@ def test_plain_checkpoint_and_exact_resume(tmp_path):
 
     # The plain upstream classifier loads it strictly...
     from mmpretrain.registry import MODELS
+
     plain = MODELS.build(tiny_classifier_cfg(in_channels=3))
     plain.load_state_dict(ckpt['state_dict'], strict=True)
     # ...and a backbone takes it through init_cfg Pretrained.
@@ -60,16 +79,19 @@ def test_plain_checkpoint_and_exact_resume(tmp_path):
     bb_cfg['init_cfg'] = dict(
         type='Pretrained',
         checkpoint=str(tmp_path / 'full' / 'epoch_2.pth'),
-        prefix='backbone.')
+        prefix='backbone.',
+    )
     backbone = MODELS.build(bb_cfg)
     backbone.init_weights()
-    torch.testing.assert_close(backbone.conv1.weight,
-                               plain.backbone.conv1.weight)
+    torch.testing.assert_close(
+        backbone.conv1.weight, plain.backbone.conv1.weight
+    )
 
     # Interrupted after epoch 1, resumed: the same weights and sub-networks.
     _train(tmp_path, 'part', data_root, max_epochs=1)
     cfg = Config(
-        runner_cfg(tmp_path / 'part', data_root, _st_model(), max_epochs=2))
+        runner_cfg(tmp_path / 'part', data_root, _st_model(), max_epochs=2)
+    )
     cfg.resume = True
     cfg.load_from = str(tmp_path / 'part' / 'epoch_1.pth')
     resumed = Runner.from_cfg(cfg)
@@ -86,14 +108,19 @@ def test_plain_checkpoint_and_exact_resume(tmp_path):
 
 def test_subnet_val_loop_reports_subnets_and_keeps_main_stats(tmp_path):
     data_root = make_folder_dataset(tmp_path / 'data')
-    val_cfg = dict(type='mmst.SubnetValLoop', subnets=['smallest', [1, 2, 1]],
-                   bn_recal_images=12)
-    runner = _train(tmp_path, 'val', data_root, max_epochs=1,
-                    val_cfg=val_cfg)
+    val_cfg = dict(
+        type='mmst.SubnetValLoop',
+        subnets=['smallest', [1, 2, 1]],
+        bn_recal_images=12,
+    )
+    runner = _train(tmp_path, 'val', data_root, max_epochs=1, val_cfg=val_cfg)
     before = copy.deepcopy(runner.model.state_dict())
     metrics = runner.val_loop.run()
-    assert {'accuracy/top1', 'subnet[1,1,1]/accuracy/top1',
-            'subnet[1,2,1]/accuracy/top1'} <= set(metrics)
+    assert {
+        'accuracy/top1',
+        'subnet[1,1,1]/accuracy/top1',
+        'subnet[1,2,1]/accuracy/top1',
+    } <= set(metrics)
     after = runner.model.state_dict()
     for k in before:
         torch.testing.assert_close(before[k], after[k], rtol=0, atol=0)

@@ -96,8 +96,9 @@ class StimulativeTraining(BaseModel):
         task (str, optional): Overrides the task inferred from the model.
         seed (int, optional): Seed of the sub-network / input-size sequence;
             None uses the runner's seed.
-        data_preprocessor: Ignored (the architecture's is used); accepted so
-            that upstream ``_base_`` configs can be wrapped.
+        data_preprocessor (dict, optional): Used as the architecture's data
+            preprocessor when its config has none (the Runner passes a
+            config's top-level ``data_preprocessor`` here).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -119,6 +120,12 @@ class StimulativeTraining(BaseModel):
         init_cfg: Optional[dict] = None,
     ) -> None:
         if isinstance(architecture, dict):
+            # The Runner puts a config's top-level data_preprocessor into the
+            # model config: it belongs to the architecture, as it would
+            # without ST.
+            if data_preprocessor is not None:
+                architecture = dict(architecture)
+                architecture.setdefault('data_preprocessor', data_preprocessor)
             architecture = MODELS.build(architecture)
         super().__init__(
             data_preprocessor=architecture.data_preprocessor, init_cfg=init_cfg
