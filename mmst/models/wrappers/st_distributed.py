@@ -17,11 +17,13 @@ class STDistributedDataParallel(nn.Module):
     """Data parallel training of :class:`mmst.StimulativeTraining`.
 
     An ST iteration runs N + 1 forward / backward passes, and sub-network
-    passes leave the skipped blocks' parameters unused. torch's DDP either
-    rejects that or, with ``find_unused_parameters=True``, leaves the
-    gradients of parameters unused in its synchronised pass un-averaged,
-    so replicas drift apart. This wrapper does not hook into backward at
-    all: every pass accumulates local gradients, then, once per optimizer
+    passes leave the skipped blocks' parameters unused. MMEngine's DDP
+    ``train_step`` runs one ``forward(mode='loss')`` (the main network
+    only); torch's DDP rejects passes that skip blocks unless
+    ``find_unused_parameters=True``, and with it is exact only when every
+    pass is a forward of the DDP module, reducing all gradients after each
+    of the N + 1 backward passes. This wrapper does not hook into backward
+    at all: every pass accumulates local gradients, then, once per optimizer
     step, all gradients (zeros where a rank has none) and a per-parameter
     "has a gradient" flag are flattened into one buffer and averaged with a
     single all-reduce. A parameter no rank touched keeps ``grad=None``.
@@ -86,17 +88,21 @@ class STDistributedDataParallel(nn.Module):
     def sync_gradients(self) -> None:
         """Average all gradients across ranks (one all-reduce per bucket)."""
         world = dist.get_world_size()
-        params = self._trainable()
-        buckets: List[List[nn.Parameter]] = [[]]
-        size = 0
-        for p in params:
-            nbytes = p.numel() * p.element_size()
-            if buckets[-1] and size + nbytes > self.bucket_cap_bytes:
-                buckets.append([])
-                size = 0
-            buckets[-1].append(p)
-            size += nbytes
-        for bucket in buckets:
+        # Buckets hold one dtype and device each (a flat buffer is cast to
+        # its first parameter's dtype).
+        groups: Dict[tuple, List[nn.Parameter]] = {}
+        for p in self._trainable():
+            groups.setdefault((p.dtype, p.device), []).append(p)
+        for params in groups.values():
+            bucket: List[nn.Parameter] = []
+            size = 0
+            for p in params:
+                nbytes = p.numel() * p.element_size()
+                if bucket and size + nbytes > self.bucket_cap_bytes:
+                    self._sync_bucket(bucket, world)
+                    bucket, size = [], 0
+                bucket.append(p)
+                size += nbytes
             self._sync_bucket(bucket, world)
 
     def _sync_bucket(self, params: List[nn.Parameter], world: int) -> None:

@@ -1,0 +1,88 @@
+"""Launching multi-process CPU jobs from the distributed tests."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = Path(__file__).parent / 'scripts'
+FMNIST_ROOT = REPO / 'data' / 'fashion_mnist'
+FMNIST_FILES = (
+    'train-images-idx3-ubyte',
+    'train-labels-idx1-ubyte',
+    't10k-images-idx3-ubyte',
+    't10k-labels-idx1-ubyte',
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def cpu_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of a CPU multi-process job: one thread per process,
+    gloo over loopback, the repository importable, the caller's python."""
+    env = dict(os.environ)
+    env.update(
+        OMP_NUM_THREADS='1',
+        GLOO_SOCKET_IFNAME=env.get('GLOO_SOCKET_IFNAME', 'lo'),
+        PYTHON=sys.executable,
+        PYTHONPATH=os.pathsep.join(
+            p for p in (str(REPO), env.get('PYTHONPATH')) if p
+        ),
+    )
+    env.update(extra or {})
+    return env
+
+
+def run(
+    cmd: List[str],
+    cwd,
+    timeout: float = 300,
+    env: Optional[Dict[str, str]] = None,
+) -> subprocess.CompletedProcess:
+    """Run ``cmd``; fail with its output's tail when it fails."""
+    proc = subprocess.run(
+        cmd,
+        env=env or cpu_env(),
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, (
+        f'{" ".join(map(str, cmd))} failed ({proc.returncode}):\n'
+        f'{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}'
+    )
+    return proc
+
+
+def torchrun(script: Path, args: List[str], nproc: int = 2) -> List[str]:
+    """A ``python -m torch.distributed.run`` command on a free port."""
+    return [
+        sys.executable,
+        '-m',
+        'torch.distributed.run',
+        '--nnodes=1',
+        f'--nproc_per_node={nproc}',
+        '--master_addr=127.0.0.1',
+        f'--master_port={free_port()}',
+        str(script),
+        *args,
+    ]
+
+
+def require_fashion_mnist() -> Path:
+    """The prepared Fashion-MNIST folder; fails (does not skip) when it is
+    missing, since CI prepares it."""
+    missing = [f for f in FMNIST_FILES if not (FMNIST_ROOT / f).is_file()]
+    assert not missing, (
+        f'Fashion-MNIST is not prepared in {FMNIST_ROOT} (missing '
+        f'{", ".join(missing)}); run `bash tools/setup_env.sh --data`'
+    )
+    return FMNIST_ROOT

@@ -1,0 +1,143 @@
+"""Test (evaluate) a checkpoint of an mmst or upstream config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
+        [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
+
+``--out`` dumps the predictions (MMEngine's ``DumpResults`` metric appended
+to ``test_evaluator``); ``--show-dir`` turns on the task library's
+visualization hook (see :func:`enable_show_dir`).
+"""
+
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmst.apis import prepare_config
+from mmst.apis.launch import LAUNCHERS, maybe_destroy_process_group
+
+# default_hooks.visualization per library: (switch, output-folder key); a
+# key of None means the folder is the visualizer's save_dir (mmseg).
+SHOW_DIR_KEYS = {
+    'mmpretrain': ('enable', 'out_dir'),
+    'mmdet': ('draw', 'test_out_dir'),
+    'mmseg': ('draw', None),
+    'mmpose': ('enable', 'out_dir'),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where to save logs and results')
+    parser.add_argument(
+        '--out', help='dump the predictions to this pickle file (.pkl)'
+    )
+    parser.add_argument(
+        '--show-dir', help='save images with drawn predictions here'
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (lists: key="[a,b]")',
+    )
+    parser.add_argument(
+        '--launcher', choices=LAUNCHERS, default='none', help='job launcher'
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_show_dir(cfg: Config, show_dir: str) -> Config:
+    """Turn on the config's visualization hook, drawing into ``show_dir``.
+
+    mmpretrain ``VisualizationHook`` and mmpose ``PoseVisualizationHook``
+    take ``enable=True, out_dir``; mmdet ``DetVisualizationHook`` takes
+    ``draw=True, test_out_dir`` (under ``work_dir/<timestamp>/``, as in
+    mmdet); mmseg ``SegVisualizationHook`` takes ``draw=True`` and draws to
+    the visualizer's ``save_dir``.
+
+    Args:
+        cfg (Config): The full config (modified in place).
+        show_dir (str): Output folder of the drawn images.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    scope = cfg.get('default_scope')
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if scope not in SHOW_DIR_KEYS or hook is None:
+        raise ValueError(
+            f'--show-dir needs default_hooks.visualization in a config of '
+            f'{" | ".join(SHOW_DIR_KEYS)} (default_scope={scope!r}, '
+            f'visualization hook: {hook!r})'
+        )
+    switch, out_key = SHOW_DIR_KEYS[scope]
+    hook[switch] = True
+    if out_key is not None:
+        hook[out_key] = show_dir
+    else:
+        cfg.visualizer['save_dir'] = show_dir
+    return cfg
+
+
+def add_dump_results(cfg: Config, out: str) -> Config:
+    """Append MMEngine's ``DumpResults`` (predictions to ``out``) to the
+    test evaluator."""
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out {out!r}: the file must end with .pkl')
+    dump = dict(type='DumpResults', out_file_path=out)
+    evaluator = cfg.test_evaluator
+    if isinstance(evaluator, (list, tuple)):
+        cfg.test_evaluator = [*evaluator, dump]
+    elif isinstance(evaluator, (dict, ConfigDict)) and 'metrics' in evaluator:
+        metrics = evaluator['metrics']
+        if not isinstance(metrics, (list, tuple)):
+            metrics = [metrics]
+        evaluator['metrics'] = [*metrics, dump]
+    else:
+        cfg.test_evaluator = [evaluator, dump]
+    return cfg
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
+        )
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.show_dir is not None:
+        enable_show_dir(cfg, args.show_dir)
+    if args.out is not None:
+        add_dump_results(cfg, args.out)
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = merge_args(Config.fromfile(args.config), args)
+    prepare_config(cfg, args.launcher)
+    runner = (
+        Runner.from_cfg(cfg)
+        if 'runner_type' not in cfg
+        else RUNNERS.build(cfg)
+    )
+    runner.test()
+    maybe_destroy_process_group(args.launcher)
+
+
+if __name__ == '__main__':
+    main()
