@@ -3,7 +3,7 @@ with the authors' shared BN statistics and no re-estimation), main network
 and sub-networks (each with its own re-estimated BN statistics).
 
     python benchmarks/loafing.py [--seeds 0 1 2] [--epochs 2]
-        [--train-images 20000] [--methods CT ST ST++ ST++shared]
+        [--train-images 10000] [--methods CT ST ST++ ST++shared]
 
 Each (method, seed) is one run of tools/embedded_default.py's training;
 prints a mean +- std table (Markdown) and writes all numbers to
@@ -34,7 +34,7 @@ def main() -> None:
         default=['CT', 'ST', 'ST++', 'ST++shared'],
     )
     p.add_argument('--epochs', type=int, default=2)
-    p.add_argument('--train-images', type=int, default=20000)
+    p.add_argument('--train-images', type=int, default=10000)
     p.add_argument('--bn-recal-images', type=int, default=2000)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument(

@@ -2,7 +2,7 @@
 network's test accuracy and the loafing table (sub-networks, each with its
 own re-estimated BN statistics) for both.
 
-    python tools/embedded_default.py [--epochs 2] [--train-images 20000]
+    python tools/embedded_default.py [--epochs 2] [--train-images 10000]
 """
 
 import argparse
@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         '--train-images',
         type=int,
-        default=20000,
+        default=10000,
         help='first N training images (60000: all)',
     )
     p.add_argument('--bn-recal-images', type=int, default=2000)

@@ -38,10 +38,17 @@ class TaskAdapter:
         normalize (str): Logit normalisation of classifiers (applied to the
             main network's CE too, as in the authors' code).
         amplitude (float): Scale of the normalised logits.
+        normalize_main (bool): Train the main network's CE on the normalised
+            logits (the authors' code); False keeps its CE on the raw logits
+            (the teacher is normalised either way).
     """
 
     def __init__(
-        self, task: str, normalize: str = 'none', amplitude: float = 1.0
+        self,
+        task: str,
+        normalize: str = 'none',
+        amplitude: float = 1.0,
+        normalize_main: bool = True,
     ) -> None:
         if task not in TASKS:
             raise ValueError(
@@ -50,6 +57,7 @@ class TaskAdapter:
         self.task = task
         self.normalize = normalize
         self.amplitude = amplitude
+        self.normalize_main = normalize_main
 
     def rescale_args(self, arch: nn.Module) -> Tuple[tuple, dict]:
         """Positional (size divisor, pad value) and task-specific keyword
@@ -92,10 +100,13 @@ class TaskAdapter:
         normalised) where the task has logits."""
         if not self.has_logits:
             return arch.loss(inputs, data_samples), None
-        logits = self._logits(arch, inputs)
-        # The head's own loss config (label smoothing, mixup targets, ...)
-        # on the normalised logits.
-        return arch.head._get_loss(logits, data_samples), logits.detach()
+        raw = arch.head(arch.extract_feat(inputs))
+        logits = normalize_logits(raw, self.normalize, self.amplitude)
+        # The head's own loss config (label smoothing, mixup targets, ...).
+        losses = arch.head._get_loss(
+            logits if self.normalize_main else raw, data_samples
+        )
+        return losses, logits.detach()
 
     def subnet_pass(
         self,

@@ -1,0 +1,9 @@
+"""Helpers for tests and demos: tiny data sets in the real formats."""
+
+from .tiny_data import (
+    make_tiny_cityscapes,
+    make_tiny_coco,
+    tiny_coco_cfg_options,
+)
+
+__all__ = ['make_tiny_coco', 'make_tiny_cityscapes', 'tiny_coco_cfg_options']
