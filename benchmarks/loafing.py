@@ -43,13 +43,26 @@ def main() -> None:
     p.add_argument(
         '--work-dir', default=osp.join(HERE, 'work_dirs', 'bench_loafing')
     )
+    p.add_argument(
+        '--summarize',
+        nargs='+',
+        metavar='JSON',
+        help='only print the table of these loafing.json files',
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
     results = {}
     out = osp.join(args.work_dir, 'loafing.json')
+    if args.summarize:
+        for path in args.summarize:
+            with open(path) as f:
+                for name, runs in json.load(f).items():
+                    results.setdefault(name, []).extend(runs)
+        args.seeds = sorted({r['seed'] for v in results.values() for r in v})
+        args.methods = []
     os.makedirs(args.work_dir, exist_ok=True)
-    for seed in args.seeds:
+    for seed in args.seeds if not args.summarize else []:
         for name in args.methods:
             run_args = argparse.Namespace(**vars(args))
             run_args.seed = seed
