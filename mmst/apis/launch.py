@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py do to a config before building the
 Runner: register mmst and the config's task library, and make distributed
 runs work on GPUs (nccl) and on CPU-only machines (gloo)."""
+
 import importlib
 import logging
 import os
@@ -20,6 +21,7 @@ def register_scope_modules(cfg: Config) -> None:
     """Import mmst and register the modules of the config's default scope
     (mmpretrain, mmdet, mmseg or mmpose)."""
     import mmst  # noqa: F401
+
     scope = cfg.get('default_scope')
     if scope and scope != 'mmst':
         utils = importlib.import_module(f'{scope}.utils')
@@ -29,13 +31,17 @@ def register_scope_modules(cfg: Config) -> None:
 def _backend(cfg: Config) -> str:
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
-    backend = dist_cfg.get('backend', 'nccl' if torch.cuda.is_available()
-                           else 'gloo')
+    backend = dist_cfg.get(
+        'backend', 'nccl' if torch.cuda.is_available() else 'gloo'
+    )
     if backend == 'nccl' and not torch.cuda.is_available():
         print_log(
             "env_cfg.dist_cfg.backend='nccl' needs GPUs and this machine "
             "has none: using 'gloo' (set backend='gloo' in the config to "
-            'silence this)', 'current', logging.WARNING)
+            'silence this)',
+            'current',
+            logging.WARNING,
+        )
         backend = 'gloo'
     dist_cfg['backend'] = backend
     return backend
@@ -57,8 +63,10 @@ def prepare_config(cfg: Config, launcher: str = 'none') -> Config:
         Config: ``cfg``.
     """
     if launcher not in LAUNCHERS:
-        raise ValueError(f'--launcher={launcher!r} is invalid; allowed: ' +
-                         ' | '.join(LAUNCHERS))
+        raise ValueError(
+            f'--launcher={launcher!r} is invalid; allowed: '
+            + ' | '.join(LAUNCHERS)
+        )
     cfg.launcher = launcher
     register_scope_modules(cfg)
     if launcher == 'none':
@@ -74,7 +82,8 @@ def prepare_config(cfg: Config, launcher: str = 'none') -> Config:
     wrapper = cfg.get('model_wrapper_cfg')
     if wrapper is None:
         cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel', device_ids=None)
+            type='MMDistributedDataParallel', device_ids=None
+        )
     elif str(wrapper.get('type', '')).split('.')[-1] in TORCH_DDP_TYPES:
         wrapper['device_ids'] = None
     if not dist.is_initialized():
@@ -82,12 +91,15 @@ def prepare_config(cfg: Config, launcher: str = 'none') -> Config:
             raise RuntimeError(
                 f'--launcher {launcher} on a machine without GPUs is not '
                 'supported; use --launcher pytorch (torchrun / '
-                'tools/dist_train.sh)')
+                'tools/dist_train.sh)'
+            )
         dist.init_process_group(backend)
         print_log(
             f'initialised {backend} process group: rank '
-            f"{dist.get_rank()} of {dist.get_world_size()} "
-            f"(LOCAL_RANK={os.environ.get('LOCAL_RANK')})", 'current')
+            f'{dist.get_rank()} of {dist.get_world_size()} '
+            f'(LOCAL_RANK={os.environ.get("LOCAL_RANK")})',
+            'current',
+        )
     return cfg
 
 

@@ -21,6 +21,7 @@ with ``torch.serialization.add_safe_globals`` instead of disabling weights-only
 loading (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``), which would allow arbitrary
 code execution from a checkpoint file.
 """
+
 import builtins
 import collections
 from typing import Any, List
@@ -39,8 +40,14 @@ __all__ = ['allow_mmengine_checkpoint_globals']
 # dtypes of the numpy arrays / scalars found in MMEngine checkpoints:
 # float64 (HistoryBuffer logs, metrics), float32 (metrics, mmpose sigmas),
 # int64 / int32 (counters, indices), bool, uint8 (mmpose colour tables).
-_NUMPY_DTYPES = (np.float64, np.float32, np.int64, np.int32, np.bool_,
-                 np.uint8)
+_NUMPY_DTYPES = (
+    np.float64,
+    np.float32,
+    np.int64,
+    np.int32,
+    np.bool_,
+    np.uint8,
+)
 
 # A checkpoint records the module path the function had when it was saved:
 # ``numpy.core.multiarray`` under numpy 1 and ``numpy._core.multiarray``

@@ -4,6 +4,12 @@ from .rescale import InputSizeSampler, get_rescaler, register_rescaler
 from .space import SubnetSpace, format_subnet, subnet_depths
 
 __all__ = [
-    'ElasticDepth', 'find_stages', 'InputSizeSampler', 'get_rescaler',
-    'register_rescaler', 'SubnetSpace', 'format_subnet', 'subnet_depths'
+    'ElasticDepth',
+    'find_stages',
+    'InputSizeSampler',
+    'get_rescaler',
+    'register_rescaler',
+    'SubnetSpace',
+    'format_subnet',
+    'subnet_depths',
 ]

@@ -23,6 +23,7 @@ rescaler does.
 The task libraries are imported inside the functions only, so importing this
 module works with any subset of mmdet / mmseg / mmpose installed.
 """
+
 import copy
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -47,13 +48,16 @@ def _round_up(length: int, divisor: int) -> int:
 def _check_scale(scale: float) -> float:
     scale = float(scale)
     if not (scale > 0 and math.isfinite(scale)):
-        raise ValueError(f'rescale: scale={scale!r} is invalid; allowed: a '
-                         'finite number > 0')
+        raise ValueError(
+            f'rescale: scale={scale!r} is invalid; allowed: a '
+            'finite number > 0'
+        )
     return scale
 
 
-def _valid_shape(meta_shape: Optional[Sequence[int]],
-                 inputs: torch.Tensor) -> Shape:
+def _valid_shape(
+    meta_shape: Optional[Sequence[int]], inputs: torch.Tensor
+) -> Shape:
     """The (h, w) of the image inside the padded batch, clipped to it."""
     full_h, full_w = inputs.shape[-2:]
     if meta_shape is None:
@@ -62,12 +66,13 @@ def _valid_shape(meta_shape: Optional[Sequence[int]],
     return min(h, full_h), min(w, full_w)
 
 
-def resize_padded_batch(inputs: torch.Tensor,
-                        valid_shapes: Sequence[Shape],
-                        scale: float,
-                        size_divisor: int = 1,
-                        pad_value: float = 0.
-                        ) -> Tuple[torch.Tensor, List[Shape], Shape]:
+def resize_padded_batch(
+    inputs: torch.Tensor,
+    valid_shapes: Sequence[Shape],
+    scale: float,
+    size_divisor: int = 1,
+    pad_value: float = 0.0,
+) -> Tuple[torch.Tensor, List[Shape], Shape]:
     """Resize every image's valid region and pad them into a new batch.
 
     Args:
@@ -84,12 +89,14 @@ def resize_padded_batch(inputs: torch.Tensor,
         batch shape ``(H, W)``.
     """
     divisor = max(1, int(size_divisor or 1))
-    new_shapes = [(_scaled(h, scale), _scaled(w, scale))
-                  for h, w in valid_shapes]
+    new_shapes = [
+        (_scaled(h, scale), _scaled(w, scale)) for h, w in valid_shapes
+    ]
     batch_h = _round_up(max(h for h, _ in new_shapes), divisor)
     batch_w = _round_up(max(w for _, w in new_shapes), divisor)
-    out = inputs.new_full((inputs.shape[0], inputs.shape[1], batch_h,
-                           batch_w), pad_value)
+    out = inputs.new_full(
+        (inputs.shape[0], inputs.shape[1], batch_h, batch_w), pad_value
+    )
     groups: Dict[Tuple[int, int, int, int], List[int]] = {}
     for i, ((h, w), (nh, nw)) in enumerate(zip(valid_shapes, new_shapes)):
         groups.setdefault((h, w, nh, nw), []).append(i)
@@ -97,22 +104,34 @@ def resize_padded_batch(inputs: torch.Tensor,
         src = inputs[idx, :, :h, :w]
         if (nh, nw) != (h, w):
             resized = F.interpolate(
-                src.float(), size=(nh, nw), mode='bilinear',
-                align_corners=False)
+                src.float(),
+                size=(nh, nw),
+                mode='bilinear',
+                align_corners=False,
+            )
             src = resized.to(inputs.dtype)
         out[idx, :, :nh, :nw] = src
     return out, new_shapes, (batch_h, batch_w)
 
 
-def _is_identity(inputs: torch.Tensor, valid_shapes: Sequence[Shape],
-                 new_shapes: Sequence[Shape], batch_shape: Shape) -> bool:
-    return (list(valid_shapes) == list(new_shapes)
-            and tuple(inputs.shape[-2:]) == tuple(batch_shape))
+def _is_identity(
+    inputs: torch.Tensor,
+    valid_shapes: Sequence[Shape],
+    new_shapes: Sequence[Shape],
+    batch_shape: Shape,
+) -> bool:
+    return list(valid_shapes) == list(new_shapes) and tuple(
+        inputs.shape[-2:]
+    ) == tuple(batch_shape)
 
 
-def _resize_label_map(value: torch.Tensor, valid: Shape, new: Shape,
-                      pad_to: Optional[Shape],
-                      pad_value: float) -> torch.Tensor:
+def _resize_label_map(
+    value: torch.Tensor,
+    valid: Shape,
+    new: Shape,
+    pad_to: Optional[Shape],
+    pad_value: float,
+) -> torch.Tensor:
     """Nearest-resize a ``(C, H, W)`` or ``(H, W)`` map's valid region and
     pad it (bottom / right) to ``pad_to``."""
     squeeze = value.dim() == 2
@@ -121,42 +140,65 @@ def _resize_label_map(value: torch.Tensor, valid: Shape, new: Shape,
     region = value[..., :h, :w]
     if tuple(region.shape[-2:]) != tuple(new):
         region = F.interpolate(
-            region[None].float(), size=new,
-            mode='nearest-exact')[0].to(value.dtype)
+            region[None].float(), size=new, mode='nearest-exact'
+        )[0].to(value.dtype)
     else:
         region = region.clone()
     if pad_to is not None:
         ph, pw = pad_to
         region = F.pad(
-            region, (0, max(pw - region.shape[-1], 0), 0,
-                     max(ph - region.shape[-2], 0)),
-            value=pad_value)
+            region,
+            (
+                0,
+                max(pw - region.shape[-1], 0),
+                0,
+                max(ph - region.shape[-2], 0),
+            ),
+            value=pad_value,
+        )
     return region[0] if squeeze else region
 
 
-def _resize_mask_array(masks: np.ndarray, valid: Shape, new: Shape,
-                       pad_to: Optional[Shape],
-                       pad_value: int) -> np.ndarray:
+def _resize_mask_array(
+    masks: np.ndarray,
+    valid: Shape,
+    new: Shape,
+    pad_to: Optional[Shape],
+    pad_value: int,
+) -> np.ndarray:
     """Resize binary masks ``(N, H, W)``: bilinear (like the image) and
     threshold at 0.5, then pad with ``pad_value``."""
     h, w = valid
     nh, nw = new
     out_h, out_w = pad_to if pad_to is not None else new
-    out = np.full((masks.shape[0], out_h, out_w), pad_value,
-                  dtype=masks.dtype)
+    out = np.full((masks.shape[0], out_h, out_w), pad_value, dtype=masks.dtype)
     for start in range(0, masks.shape[0], _MASK_CHUNK):
         chunk = torch.from_numpy(
-            np.ascontiguousarray(masks[start:start + _MASK_CHUNK, :h, :w]))
-        resized = F.interpolate(
-            chunk[None].float(), size=(nh, nw), mode='bilinear',
-            align_corners=False)[0] >= 0.5
-        out[start:start + _MASK_CHUNK, :nh, :nw] = resized.numpy()
+            np.ascontiguousarray(masks[start : start + _MASK_CHUNK, :h, :w])
+        )
+        resized = (
+            F.interpolate(
+                chunk[None].float(),
+                size=(nh, nw),
+                mode='bilinear',
+                align_corners=False,
+            )[0]
+            >= 0.5
+        )
+        out[start : start + _MASK_CHUNK, :nh, :nw] = resized.numpy()
     return out
 
 
-def _rescale_masks(masks: Any, valid: Shape, new: Shape, ratio: Ratio,
-                   old_batch: Shape, new_batch: Shape,
-                   pad_mask: Optional[bool], mask_pad_value: int) -> Any:
+def _rescale_masks(
+    masks: Any,
+    valid: Shape,
+    new: Shape,
+    ratio: Ratio,
+    old_batch: Shape,
+    new_batch: Shape,
+    pad_mask: Optional[bool],
+    mask_pad_value: int,
+) -> Any:
     """Rescale instance masks (``BitmapMasks``, ``PolygonMasks`` or a
     ``(N, H, W)`` tensor) of one image.
 
@@ -187,26 +229,31 @@ def _rescale_masks(masks: Any, valid: Shape, new: Shape, ratio: Ratio,
             polygons.append(new_instance)
         return PolygonMasks(polygons, out_h, out_w)
     if isinstance(masks, BitmapMasks):
-        array = _resize_mask_array(masks.masks, valid, new, pad_to,
-                                   mask_pad_value)
+        array = _resize_mask_array(
+            masks.masks, valid, new, pad_to, mask_pad_value
+        )
         return BitmapMasks(array, out_h, out_w)
     if isinstance(masks, torch.Tensor):
-        array = _resize_mask_array(masks.detach().cpu().numpy(), valid, new,
-                                   pad_to, mask_pad_value)
+        array = _resize_mask_array(
+            masks.detach().cpu().numpy(), valid, new, pad_to, mask_pad_value
+        )
         return torch.from_numpy(array).to(masks.device)
-    raise TypeError(f'rescale: instance masks of type {type(masks)} are not '
-                    'supported; allowed: BitmapMasks, PolygonMasks, Tensor')
+    raise TypeError(
+        f'rescale: instance masks of type {type(masks)} are not '
+        'supported; allowed: BitmapMasks, PolygonMasks, Tensor'
+    )
 
 
-def _rescale_boxes(boxes: Any, ratio: Ratio,
-                   new: Shape) -> Any:
+def _rescale_boxes(boxes: Any, ratio: Ratio, new: Shape) -> Any:
     """Scale ``(N, 4)`` xyxy boxes (Tensor or mmdet ``BaseBoxes``) by
     ``(r_w, r_h)`` and clip them to the new image."""
     r_h, r_w = ratio
     if isinstance(boxes, torch.Tensor):
         if boxes.shape[-1] != 4:
-            raise ValueError('rescale: only (N, 4) xyxy boxes are supported, '
-                             f'got shape {tuple(boxes.shape)}')
+            raise ValueError(
+                'rescale: only (N, 4) xyxy boxes are supported, '
+                f'got shape {tuple(boxes.shape)}'
+            )
         factor = boxes.new_tensor([r_w, r_h, r_w, r_h])
         out = boxes * factor
         out[..., 0::2] = out[..., 0::2].clamp(0, new[1])
@@ -218,30 +265,48 @@ def _rescale_boxes(boxes: Any, ratio: Ratio,
     return out
 
 
-def _rescale_instances(instances: Any, valid: Shape, new: Shape,
-                       ratio: Ratio, old_batch: Shape,
-                       new_batch: Shape, pad_mask: Optional[bool],
-                       mask_pad_value: int) -> Any:
+def _rescale_instances(
+    instances: Any,
+    valid: Shape,
+    new: Shape,
+    ratio: Ratio,
+    old_batch: Shape,
+    new_batch: Shape,
+    pad_mask: Optional[bool],
+    mask_pad_value: int,
+) -> Any:
     """A new ``InstanceData`` with rescaled ``bboxes`` and ``masks``; other
     fields are copied."""
-    new_instances = type(instances)(
-        metainfo=copy.deepcopy(instances.metainfo))
+    new_instances = type(instances)(metainfo=copy.deepcopy(instances.metainfo))
     for key, value in instances.items():
         if key == 'bboxes':
             value = _rescale_boxes(value, ratio, new)
         elif key == 'masks':
-            value = _rescale_masks(value, valid, new, ratio, old_batch,
-                                   new_batch, pad_mask, mask_pad_value)
+            value = _rescale_masks(
+                value,
+                valid,
+                new,
+                ratio,
+                old_batch,
+                new_batch,
+                pad_mask,
+                mask_pad_value,
+            )
         else:
             value = copy.deepcopy(value)
         setattr(new_instances, key, value)
     return new_instances
 
 
-def _rescale_pixel_data(pixel_data: Any, valid: Shape, new: Shape,
-                        old_batch: Shape, new_batch: Shape,
-                        pad_seg: Optional[bool],
-                        seg_pad_value: float) -> Any:
+def _rescale_pixel_data(
+    pixel_data: Any,
+    valid: Shape,
+    new: Shape,
+    old_batch: Shape,
+    new_batch: Shape,
+    pad_seg: Optional[bool],
+    seg_pad_value: float,
+) -> Any:
     """A new ``PixelData`` whose maps are nearest-resized; maps the
     preprocessor padded to the batch shape (detected by size when
     ``pad_seg`` is None) are padded to the new batch shape with
@@ -253,11 +318,14 @@ def _rescale_pixel_data(pixel_data: Any, valid: Shape, new: Shape,
             as_numpy = True
         else:
             as_numpy = False
-        padded = (tuple(value.shape[-2:]) == tuple(old_batch)
-                  if pad_seg is None else pad_seg)
-        value = _resize_label_map(value, valid, new,
-                                  new_batch if padded else None,
-                                  seg_pad_value)
+        padded = (
+            tuple(value.shape[-2:]) == tuple(old_batch)
+            if pad_seg is None
+            else pad_seg
+        )
+        value = _resize_label_map(
+            value, valid, new, new_batch if padded else None, seg_pad_value
+        )
         setattr(new_data, key, value.numpy() if as_numpy else value)
     return new_data
 
@@ -279,19 +347,25 @@ def _rescaled_meta(sample: Any, ratio: Ratio) -> dict:
         if np.isscalar(sf):
             sf = (sf, sf)
         meta['scale_factor'] = (float(sf[0]) * r_w, float(sf[1]) * r_h)
-    if 'homography_matrix' in sample and \
-            sample.homography_matrix is not None:
+    if 'homography_matrix' in sample and sample.homography_matrix is not None:
         matrix = np.asarray(sample.homography_matrix)
-        scaling = np.diag([r_w, r_h, 1.]).astype(matrix.dtype)
+        scaling = np.diag([r_w, r_h, 1.0]).astype(matrix.dtype)
         meta['homography_matrix'] = scaling @ matrix
     return meta
 
 
-def _rescale_dense(inputs: torch.Tensor, data_samples: Optional[List[Any]],
-                   scale: float, size_divisor: int, pad_value: float,
-                   batch_pad_shape: bool, mask_pad_value: int,
-                   seg_pad_value: float, pad_mask: Optional[bool],
-                   pad_seg: Optional[bool]) -> Tuple[torch.Tensor, Any]:
+def _rescale_dense(
+    inputs: torch.Tensor,
+    data_samples: Optional[List[Any]],
+    scale: float,
+    size_divisor: int,
+    pad_value: float,
+    batch_pad_shape: bool,
+    mask_pad_value: int,
+    seg_pad_value: float,
+    pad_mask: Optional[bool],
+    pad_seg: Optional[bool],
+) -> Tuple[torch.Tensor, Any]:
     """Shared body of the detection and segmentation rescalers."""
     scale = _check_scale(scale)
     divisor = max(1, int(size_divisor or 1))
@@ -303,7 +377,8 @@ def _rescale_dense(inputs: torch.Tensor, data_samples: Optional[List[Any]],
             for s in data_samples
         ]
     new_inputs, new_shapes, batch_shape = resize_padded_batch(
-        inputs, valid_shapes, scale, divisor, pad_value)
+        inputs, valid_shapes, scale, divisor, pad_value
+    )
     if _is_identity(inputs, valid_shapes, new_shapes, batch_shape):
         return inputs, data_samples
     if data_samples is None:
@@ -313,17 +388,31 @@ def _rescale_dense(inputs: torch.Tensor, data_samples: Optional[List[Any]],
     for sample, valid, new in zip(data_samples, valid_shapes, new_shapes):
         ratio = (new[0] / valid[0], new[1] / valid[1])
         old_batch = tuple(
-            sample.metainfo.get('batch_input_shape', inputs.shape[-2:]))
+            sample.metainfo.get('batch_input_shape', inputs.shape[-2:])
+        )
         new_sample = _new_sample(sample)
         for key, value in sample.items():
             if _is_instance_data(value):
-                value = _rescale_instances(value, valid, new, ratio,
-                                           old_batch, batch_shape, pad_mask,
-                                           mask_pad_value)
+                value = _rescale_instances(
+                    value,
+                    valid,
+                    new,
+                    ratio,
+                    old_batch,
+                    batch_shape,
+                    pad_mask,
+                    mask_pad_value,
+                )
             elif _is_pixel_data(value):
-                value = _rescale_pixel_data(value, valid, new, old_batch,
-                                            batch_shape, pad_seg,
-                                            seg_pad_value)
+                value = _rescale_pixel_data(
+                    value,
+                    valid,
+                    new,
+                    old_batch,
+                    batch_shape,
+                    pad_seg,
+                    seg_pad_value,
+                )
             else:
                 value = copy.deepcopy(value)
             setattr(new_sample, key, value)
@@ -332,13 +421,19 @@ def _rescale_dense(inputs: torch.Tensor, data_samples: Optional[List[Any]],
         if batch_pad_shape:  # mmseg: the padded map's shape
             meta['pad_shape'] = tuple(batch_shape)
         else:  # mmdet: the image rounded up to the size divisor
-            meta['pad_shape'] = (_round_up(new[0], divisor),
-                                 _round_up(new[1], divisor))
+            meta['pad_shape'] = (
+                _round_up(new[0], divisor),
+                _round_up(new[1], divisor),
+            )
         if 'batch_input_shape' in sample or not batch_pad_shape:
             meta['batch_input_shape'] = tuple(batch_shape)
         if 'padding_size' in sample:
-            meta['padding_size'] = (0, batch_shape[1] - new[1], 0,
-                                    batch_shape[0] - new[0])
+            meta['padding_size'] = (
+                0,
+                batch_shape[1] - new[1],
+                0,
+                batch_shape[0] - new[0],
+            )
         new_sample.set_metainfo(meta)
         new_samples.append(new_sample)
     return new_inputs, new_samples
@@ -346,26 +441,29 @@ def _rescale_dense(inputs: torch.Tensor, data_samples: Optional[List[Any]],
 
 def _is_instance_data(value: Any) -> bool:
     from mmengine.structures import InstanceData
+
     return isinstance(value, InstanceData)
 
 
 def _is_pixel_data(value: Any) -> bool:
     from mmengine.structures import PixelData
+
     return isinstance(value, PixelData)
 
 
 @register_rescaler('detection')
-def rescale_detection(inputs: torch.Tensor,
-                      data_samples: Optional[List[Any]],
-                      scale: float,
-                      size_divisor: int = 1,
-                      pad_value: float = 0.,
-                      *,
-                      mask_pad_value: int = 0,
-                      seg_pad_value: float = 255,
-                      pad_mask: Optional[bool] = None,
-                      pad_seg: Optional[bool] = None
-                      ) -> Tuple[torch.Tensor, Optional[List[Any]]]:
+def rescale_detection(
+    inputs: torch.Tensor,
+    data_samples: Optional[List[Any]],
+    scale: float,
+    size_divisor: int = 1,
+    pad_value: float = 0.0,
+    *,
+    mask_pad_value: int = 0,
+    seg_pad_value: float = 255,
+    pad_mask: Optional[bool] = None,
+    pad_seg: Optional[bool] = None,
+) -> Tuple[torch.Tensor, Optional[List[Any]]]:
     """Resize an mmdet batch and its ground truth.
 
     Handles every ``InstanceData`` field of the samples (``gt_instances``,
@@ -403,20 +501,30 @@ def rescale_detection(inputs: torch.Tensor,
         tuple: The new batch and new data samples (the caller's are left
         untouched).
     """
-    return _rescale_dense(inputs, data_samples, scale, size_divisor,
-                          pad_value, False, mask_pad_value, seg_pad_value,
-                          pad_mask, pad_seg)
+    return _rescale_dense(
+        inputs,
+        data_samples,
+        scale,
+        size_divisor,
+        pad_value,
+        False,
+        mask_pad_value,
+        seg_pad_value,
+        pad_mask,
+        pad_seg,
+    )
 
 
 @register_rescaler('segmentation')
-def rescale_segmentation(inputs: torch.Tensor,
-                         data_samples: Optional[List[Any]],
-                         scale: float,
-                         size_divisor: int = 1,
-                         pad_value: float = 0.,
-                         *,
-                         seg_pad_value: float = 255
-                         ) -> Tuple[torch.Tensor, Optional[List[Any]]]:
+def rescale_segmentation(
+    inputs: torch.Tensor,
+    data_samples: Optional[List[Any]],
+    scale: float,
+    size_divisor: int = 1,
+    pad_value: float = 0.0,
+    *,
+    seg_pad_value: float = 255,
+) -> Tuple[torch.Tensor, Optional[List[Any]]]:
     """Resize an mmseg batch and its ground truth.
 
     Every ``PixelData`` field (``gt_sem_seg``, ``gt_edge_map``,
@@ -442,8 +550,18 @@ def rescale_segmentation(inputs: torch.Tensor,
         tuple: The new batch and new data samples (the caller's are left
         untouched).
     """
-    return _rescale_dense(inputs, data_samples, scale, size_divisor,
-                          pad_value, True, 0, seg_pad_value, None, None)
+    return _rescale_dense(
+        inputs,
+        data_samples,
+        scale,
+        size_divisor,
+        pad_value,
+        True,
+        0,
+        seg_pad_value,
+        None,
+        None,
+    )
 
 
 # ----------------------------------------------------------------- pose ---
@@ -452,20 +570,23 @@ def rescale_segmentation(inputs: torch.Tensor,
 def _build_codec(codec: Union[dict, Any]) -> Any:
     if isinstance(codec, dict):
         from mmpose.registry import KEYPOINT_CODECS
+
         return KEYPOINT_CODECS.build(copy.deepcopy(codec))
     return codec
 
 
-def _resized_codec(codec: Any, input_size: Shape,
-                   heatmap_size: Shape) -> Any:
+def _resized_codec(codec: Any, input_size: Shape, heatmap_size: Shape) -> Any:
     """A new codec of the same type and settings with other
     ``input_size`` / ``heatmap_size`` (both ``(w, h)``)."""
     import inspect
+
     params = inspect.signature(type(codec).__init__).parameters
     kwargs = {}
     for name, param in params.items():
-        if name == 'self' or param.kind in (param.VAR_POSITIONAL,
-                                            param.VAR_KEYWORD):
+        if name == 'self' or param.kind in (
+            param.VAR_POSITIONAL,
+            param.VAR_KEYWORD,
+        ):
             continue
         if name == 'input_size':
             kwargs[name] = tuple(input_size)
@@ -477,7 +598,8 @@ def _resized_codec(codec: Any, input_size: Shape,
             raise ValueError(
                 f'rescale: cannot rebuild codec {type(codec).__name__} for a '
                 f'new input size: its argument {name!r} is not stored on '
-                'the codec; pass the codec config dict instead')
+                'the codec; pass the codec config dict instead'
+            )
     return type(codec)(**kwargs)
 
 
@@ -502,7 +624,8 @@ def heatmap_peaks(heatmaps: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
     index = flat.argmax(axis=1)
     values = flat[np.arange(num), index]
     peaks = np.stack([index % width, index // width], axis=1).astype(
-        np.float64)
+        np.float64
+    )
     for k in range(num):
         if values[k] <= 0:
             continue
@@ -524,9 +647,12 @@ def heatmap_peaks(heatmaps: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
     return peaks, values
 
 
-def _resample_heatmaps(heatmaps: torch.Tensor, stride: Tuple[float, float],
-                       ratio: Ratio,
-                       out_size: Shape) -> torch.Tensor:
+def _resample_heatmaps(
+    heatmaps: torch.Tensor,
+    stride: Tuple[float, float],
+    ratio: Ratio,
+    out_size: Shape,
+) -> torch.Tensor:
     """Resample ``(K, h, w)`` heatmaps onto the heatmap grid of the resized
     input (``out_size`` = (H', W'), zeros outside the old heatmap).
 
@@ -548,15 +674,23 @@ def _resample_heatmaps(heatmaps: torch.Tensor, stride: Tuple[float, float],
     grid = torch.stack(torch.meshgrid(gx, gy, indexing='xy'), dim=-1)
     grid = grid.to(heatmaps.device)[None]
     out = F.grid_sample(
-        heatmaps[None].float(), grid, mode='bilinear', padding_mode='zeros',
-        align_corners=True)[0]
+        heatmaps[None].float(),
+        grid,
+        mode='bilinear',
+        padding_mode='zeros',
+        align_corners=True,
+    )[0]
     return out.to(heatmaps.dtype)
 
 
-def _rescale_pose_targets(sample: Any, new_sample: Any,
-                          input_wh: Tuple[int, int],
-                          ratio: Ratio, batch_shape: Shape,
-                          codec: Optional[Any]) -> None:
+def _rescale_pose_targets(
+    sample: Any,
+    new_sample: Any,
+    input_wh: Tuple[int, int],
+    ratio: Ratio,
+    batch_shape: Shape,
+    codec: Optional[Any],
+) -> None:
     """Regenerate ``gt_fields.heatmaps`` and
     ``gt_instance_labels.keypoint_weights`` for the resized input."""
     fields = sample.get('gt_fields')
@@ -565,13 +699,16 @@ def _rescale_pose_targets(sample: Any, new_sample: Any,
     unsupported.discard('heatmaps')
     if labels is not None:
         unsupported |= set(labels.keys()) & {
-            'keypoint_x_labels', 'keypoint_y_labels', 'keypoint_labels'
+            'keypoint_x_labels',
+            'keypoint_y_labels',
+            'keypoint_labels',
         }
     if unsupported:
         raise NotImplementedError(
             f'rescale: pose targets {sorted(unsupported)} cannot be rescaled;'
             ' supported: top-down heatmaps (gt_fields.heatmaps and '
-            'gt_instance_labels.keypoint_weights)')
+            'gt_instance_labels.keypoint_weights)'
+        )
     if fields is None:
         return
     if 'heatmaps' not in fields:  # an empty gt_fields
@@ -579,8 +716,10 @@ def _rescale_pose_targets(sample: Any, new_sample: Any,
         return
     heatmaps = fields.heatmaps
     if heatmaps.dim() != 3:
-        raise ValueError('rescale: expected top-down heatmaps (K, H, W), got '
-                         f'shape {tuple(heatmaps.shape)}')
+        raise ValueError(
+            'rescale: expected top-down heatmaps (K, H, W), got '
+            f'shape {tuple(heatmaps.shape)}'
+        )
     in_w, in_h = input_wh
     hm_h, hm_w = heatmaps.shape[-2:]
     stride = (in_h / hm_h, in_w / hm_w)
@@ -589,7 +728,8 @@ def _rescale_pose_targets(sample: Any, new_sample: Any,
         raise ValueError(
             f'rescale: the padded input {batch_shape} is not a multiple of '
             f'the heatmap stride {stride}; use a size divisor that is a '
-            'multiple of the network\'s output stride (e.g. 32)')
+            "multiple of the network's output stride (e.g. 32)"
+        )
     out_hw = (int(out_h), int(out_w))
     weights = None
     if labels is not None and 'keypoint_weights' in labels:
@@ -598,38 +738,51 @@ def _rescale_pose_targets(sample: Any, new_sample: Any,
     if codec is None:
         new_heatmaps = _resample_heatmaps(heatmaps, stride, ratio, out_hw)
         alive = new_heatmaps.flatten(1).amax(dim=1) > 0
-        new_weights = None if weights is None else \
-            weights * alive.to(weights.dtype)[None]
+        new_weights = (
+            None
+            if weights is None
+            else weights * alive.to(weights.dtype)[None]
+        )
     else:
         codec = _build_codec(codec)
         r_h, r_w = ratio
-        visible = (np.ones((1, heatmaps.shape[0]), dtype=np.float32)
-                   if weights is None else
-                   (weights.detach().cpu().numpy() > 0).astype(np.float32))
+        visible = (
+            np.ones((1, heatmaps.shape[0]), dtype=np.float32)
+            if weights is None
+            else (weights.detach().cpu().numpy() > 0).astype(np.float32)
+        )
         instances = sample.get('gt_instances')
         if instances is not None and 'transformed_keypoints' in instances:
             keypoints = np.asarray(
                 _to_numpy(instances.transformed_keypoints)[..., :2],
-                dtype=np.float64).reshape(1, -1, 2)
+                dtype=np.float64,
+            ).reshape(1, -1, 2)
         else:  # recover input-space keypoints from the old targets
             peaks, values = heatmap_peaks(heatmaps)
             visible = visible * (values > 0)[None].astype(np.float32)
             keypoints = (peaks * np.asarray(codec.scale_factor)).reshape(
-                1, -1, 2)
+                1, -1, 2
+            )
         keypoints = keypoints.copy()
         keypoints[..., 0] = (keypoints[..., 0] + 0.5) * r_w - 0.5
         keypoints[..., 1] = (keypoints[..., 1] + 0.5) * r_h - 0.5
         new_codec = _resized_codec(
-            codec, (batch_shape[1], batch_shape[0]), (out_hw[1], out_hw[0]))
+            codec, (batch_shape[1], batch_shape[0]), (out_hw[1], out_hw[0])
+        )
         encoded = new_codec.encode(
-            keypoints=keypoints.astype(np.float32),
-            keypoints_visible=visible)
+            keypoints=keypoints.astype(np.float32), keypoints_visible=visible
+        )
         new_heatmaps = torch.as_tensor(
-            encoded['heatmaps'], dtype=heatmaps.dtype, device=heatmaps.device)
+            encoded['heatmaps'], dtype=heatmaps.dtype, device=heatmaps.device
+        )
         kept = torch.as_tensor(
-            np.asarray(encoded['keypoint_weights']).reshape(1, -1) > 0)
-        new_weights = None if weights is None else \
-            weights * kept.to(weights.device, weights.dtype)
+            np.asarray(encoded['keypoint_weights']).reshape(1, -1) > 0
+        )
+        new_weights = (
+            None
+            if weights is None
+            else weights * kept.to(weights.device, weights.dtype)
+        )
     new_fields = type(fields)(metainfo=copy.deepcopy(fields.metainfo))
     new_fields.heatmaps = new_heatmaps
     new_sample.gt_fields = new_fields
@@ -657,15 +810,16 @@ def _scale_keypoints(keypoints: Any, ratio: Ratio) -> Any:
 
 
 @register_rescaler('pose')
-def rescale_pose(inputs: torch.Tensor,
-                 data_samples: Optional[List[Any]],
-                 scale: float,
-                 size_divisor: int = 1,
-                 pad_value: float = 0.,
-                 *,
-                 codec: Optional[Union[dict, Any]] = None,
-                 input_divisor: int = 32
-                 ) -> Tuple[torch.Tensor, Optional[List[Any]]]:
+def rescale_pose(
+    inputs: torch.Tensor,
+    data_samples: Optional[List[Any]],
+    scale: float,
+    size_divisor: int = 1,
+    pad_value: float = 0.0,
+    *,
+    codec: Optional[Union[dict, Any]] = None,
+    input_divisor: int = 32,
+) -> Tuple[torch.Tensor, Optional[List[Any]]]:
     """Resize a top-down mmpose batch and regenerate its heatmap targets.
 
     The valid region of every image is its ``input_size`` (w, h) (the whole
@@ -712,18 +866,22 @@ def rescale_pose(inputs: torch.Tensor,
     """
     scale = _check_scale(scale)
     divisor = max(1, int(size_divisor or 1))
-    divisor = divisor * max(1, int(input_divisor)) // math.gcd(
-        divisor, max(1, int(input_divisor)))
+    divisor = (
+        divisor
+        * max(1, int(input_divisor))
+        // math.gcd(divisor, max(1, int(input_divisor)))
+    )
     valid_shapes = []
     for i in range(inputs.shape[0]):
         size = None
         if data_samples is not None:
             size = data_samples[i].metainfo.get('input_size')
         valid_shapes.append(
-            _valid_shape(None if size is None else (size[1], size[0]),
-                         inputs))
+            _valid_shape(None if size is None else (size[1], size[0]), inputs)
+        )
     new_inputs, new_shapes, batch_shape = resize_padded_batch(
-        inputs, valid_shapes, scale, divisor, pad_value)
+        inputs, valid_shapes, scale, divisor, pad_value
+    )
     if _is_identity(inputs, valid_shapes, new_shapes, batch_shape):
         return inputs, data_samples
     if data_samples is None:
@@ -737,18 +895,21 @@ def rescale_pose(inputs: torch.Tensor,
             if key == 'gt_fields':  # replaced by _rescale_pose_targets
                 continue
             value = copy.deepcopy(value)
-            if key == 'gt_instances' and \
-                    'transformed_keypoints' in value:
+            if key == 'gt_instances' and 'transformed_keypoints' in value:
                 value.transformed_keypoints = _scale_keypoints(
-                    value.transformed_keypoints, ratio)
+                    value.transformed_keypoints, ratio
+                )
             setattr(new_sample, key, value)
-        _rescale_pose_targets(sample, new_sample, (valid[1], valid[0]),
-                              ratio, batch_shape, codec)
+        _rescale_pose_targets(
+            sample, new_sample, (valid[1], valid[0]), ratio, batch_shape, codec
+        )
         meta = {
             'input_size': (new[1], new[0]),
             'batch_input_shape': tuple(batch_shape),
-            'pad_shape': (_round_up(new[0], divisor),
-                          _round_up(new[1], divisor)),
+            'pad_shape': (
+                _round_up(new[0], divisor),
+                _round_up(new[1], divisor),
+            ),
         }
         new_sample.set_metainfo(meta)
         new_samples.append(new_sample)

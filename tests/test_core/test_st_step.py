@@ -162,3 +162,22 @@ def test_amp_step_is_finite_with_layernorm_kl():
         torch.isfinite(torch.as_tensor(v)).all() for v in log_vars.values()
     )
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_gradient_clipping_applies_to_the_summed_gradients():
+    torch.manual_seed(0)
+    model = build(st_cfg(num_subnets=2, seed=3))
+    before = [p.detach().clone() for p in model.parameters()]
+    optim = OptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        clip_grad=dict(max_norm=1e-3),
+    )
+    model.train_step(batch(), optim)
+    update = torch.cat(
+        [
+            (p.detach() - b).flatten()
+            for p, b in zip(model.parameters(), before)
+        ]
+    )
+    # lr 1: the update is the clipped gradient of all N + 1 passes
+    assert 0 < update.norm() <= 1e-3 * (1 + 1e-4)

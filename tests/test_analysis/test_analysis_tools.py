@@ -1,0 +1,337 @@
+"""The analysis tools on a ResNet-20 trained for a few iterations on
+Fashion-MNIST: the loafing table (tools/analysis_tools/loafing.py), the
+logit magnitude (logit_magnitude.py), and a sub-network extracted with
+tools/model_converters/extract_subnet.py, which ``tools/test.py`` must
+evaluate to exactly the loafing table's number."""
+
+import csv
+import importlib.util
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / 'data' / 'fashion_mnist'
+CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
+LOAFING = REPO / 'tools' / 'analysis_tools' / 'loafing.py'
+LOGITS = REPO / 'tools' / 'analysis_tools' / 'logit_magnitude.py'
+EXTRACT = REPO / 'tools' / 'model_converters' / 'extract_subnet.py'
+TEST_TOOL = REPO / 'tools' / 'test.py'
+VAL_IMAGES = 200
+RECAL = 128  # two training batches of 64
+SUBNETS = ['1,1,1', '1,2,3', '3,3,3']
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / 'train-images-idx3-ubyte').exists(),
+    reason='Fashion-MNIST files missing (bash tools/setup_env.sh --data)',
+)
+
+
+def _module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def tools():
+    return dict(
+        loafing=_module(LOAFING, 'loafing_tool'),
+        logits=_module(LOGITS, 'logit_magnitude_tool'),
+        extract=_module(EXTRACT, 'extract_subnet_tool'),
+    )
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A tiny config (1024 training / 200 test images) and the checkpoints
+    of its first two epochs (32 SGD steps)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmst.apis import prepare_config
+
+    root = tmp_path_factory.mktemp('analysis')
+    config = root / 'tiny_fmnist.py'
+    config.write_text(
+        f'_base_ = [{str(CT_CONFIG)!r}]\n'
+        f'data_root = {str(DATA)!r}\n'
+        'train_dataloader = dict(batch_size=64, '
+        'dataset=dict(data_root=data_root, indices=1024))\n'
+        'val_dataloader = dict(batch_size=100, '
+        f'dataset=dict(data_root=data_root, indices={VAL_IMAGES}))\n'
+        'test_dataloader = val_dataloader\n'
+    )
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(root / 'train')
+    cfg.train_cfg.max_epochs = 2
+    cfg.param_scheduler.T_max = 2
+    cfg.optim_wrapper.optimizer.lr = 0.3
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.log_level = 'WARNING'
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the tools/test.py subprocess below
+    try:
+        Runner.from_cfg(prepare_config(cfg)).train()
+        yield dict(
+            root=root,
+            config=str(config),
+            ckpts=[str(root / 'train' / f'epoch_{e}.pth') for e in (1, 2)],
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def loafing_result(tools, trained):
+    out = trained['root'] / 'loafing'
+    result = tools['loafing'].main(
+        [trained['config'], *trained['ckpts'], '--labels', 'E1', 'E2']
+        + ['--subnets', *SUBNETS, '--bn-recal-images', str(RECAL)]
+        + ['--out-dir', str(out), '--no-progress']
+    )
+    return result, out
+
+
+def _net(result: dict, name: str) -> dict:
+    return next(n for n in result['networks'] if n['name'] == name)
+
+
+def test_loafing_writes_table_and_plot(loafing_result):
+    result, out = loafing_result
+    names = [n['name'] for n in result['networks']]
+    assert names == ['main', '[1,1,1]', '[1,2,3]', '[3,3,3]']
+    assert result['metric'] == 'accuracy/top1'
+    assert result['eval_images'] == VAL_IMAGES
+    assert result['input_shape'] == [1, 28, 28]
+
+    main, small, mid, full = result['networks']
+    assert main['bn_stats'] == 'stored' and 'recal_images_used' not in main
+    for net in (small, mid, full):
+        assert net['bn_stats'] == 're-estimated'
+        assert net['recal_images_used'] == RECAL
+    assert [n['blocks'] for n in result['networks']] == [9, 3, 6, 9]
+    assert small['flops'] < mid['flops'] < full['flops'] == main['flops']
+    assert small['params'] < mid['params'] < full['params'] == main['params']
+    for net in result['networks']:
+        for label in ('E1', 'E2'):
+            assert 0.0 <= net['results'][label] <= 100.0
+    # 32 SGD steps: far above chance (10%) but far from converged
+    assert 25.0 < main['results']['E2'] < 90.0
+
+    assert (out / 'loafing.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert json.loads((out / 'loafing.json').read_text()) == result
+    rows = list(csv.reader((out / 'loafing.csv').open()))
+    assert len(rows) == 1 + len(names)
+    assert rows[0][-2:] == ['E1 accuracy/top1', 'E2 accuracy/top1']
+    assert float(rows[2][-1]) == small['results']['E2']
+    table = (out / 'loafing.md').read_text()
+    assert table.count('| sub-network |') == 3
+    assert table.count('| main |') == 1
+    assert f'{mid["results"]["E1"]:.2f}' in table
+
+
+def test_loafing_without_bn_recal_differs(tools, trained, loafing_result):
+    result, _ = loafing_result
+    stored = tools['loafing'].main(
+        [trained['config'], trained['ckpts'][1], '--labels', 'E2']
+        + ['--subnets', *SUBNETS, '--no-bn-recal', '--no-progress']
+        + ['--out-dir', str(trained['root'] / 'loafing_stored')]
+    )
+    acc = {n['name']: n['results']['E2'] for n in result['networks']}
+    acc_stored = {n['name']: n['results']['E2'] for n in stored['networks']}
+    assert stored['bn_recal_images'] == 0
+    assert acc_stored['main'] == acc['main']
+    # the full network with the stored statistics is the main network
+    assert acc_stored['[3,3,3]'] == acc_stored['main']
+    assert any(acc_stored[k] != acc[k] for k in ('[1,1,1]', '[1,2,3]'))
+
+
+def test_extract_subnet_reproduces_loafing(tools, trained, loafing_result):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmst.registry import MODELS
+
+    result, _ = loafing_result
+    out = trained['root'] / 'extract'
+    summary = tools['extract'].main(
+        [trained['config'], trained['ckpts'][1], '--subnet', '1,2,3']
+        + [str(out), '--bn-recal-images', str(RECAL)]
+    )
+    assert summary['bn_recal_images'] == RECAL
+    ckpt = torch.load(out / 'subnet.pth', map_location='cpu')
+    state = ckpt['state_dict']
+    assert ckpt['meta']['mmst_subnet']['subnet'] == [1, 2, 3]
+    assert not any(
+        k.startswith(
+            ('backbone.layer1.1.', 'backbone.layer1.2.', 'backbone.layer2.2.')
+        )
+        for k in state
+    )
+    assert 'backbone.layer3.2.conv2.weight' in state
+    assert 'head.fc.weight' in state
+    # the BN statistics are the sub-network's, not the stored ones
+    source = torch.load(trained['ckpts'][1], map_location='cpu')['state_dict']
+    key = 'backbone.layer3.2.bn2.running_var'
+    assert not torch.equal(state[key], source[key])
+    assert torch.equal(
+        state['backbone.layer3.2.conv2.weight'],
+        source['backbone.layer3.2.conv2.weight'],
+    )
+    # smaller on disk than the full network saved the same way
+    full = trained['root'] / 'full_state.pth'
+    torch.save(dict(meta=ckpt['meta'], state_dict=source), full)
+    assert (out / 'subnet.pth').stat().st_size < 0.95 * full.stat().st_size
+
+    # the standalone model: fewer parameters and FLOPs, as in the table
+    cfg = Config.fromfile(str(out / 'config.py'))
+    assert cfg.model.backbone.type == 'mmst.ElasticResNet_CIFAR'
+    assert cfg.model.backbone.subnet == [1, 2, 3]
+    assert cfg.val_cfg == {} and cfg.model.type == 'ImageClassifier'
+    assert cfg.get('model_wrapper_cfg') is None  # not ST's wrapper
+    init_default_scope('mmpretrain')
+    fixed = MODELS.build(cfg.model).eval()
+    fixed.load_state_dict(state, strict=True)
+    row, main = _net(result, '[1,2,3]'), _net(result, 'main')
+    params = sum(p.numel() for p in fixed.parameters())
+    assert params == row['params'] < main['params']
+    flops = tools['loafing'].count_flops(fixed, (1, 28, 28))
+    assert flops == row['flops'] < main['flops']
+
+    # tools/test.py on the extracted files gives the table's accuracy
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    preds = trained['root'] / 'preds.pkl'
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(TEST_TOOL),
+            str(out / 'config.py'),
+            str(out / 'subnet.pth'),
+            '--work-dir',
+            str(trained['root'] / 'test_work'),
+            '--out',
+            str(preds),
+        ],
+        cwd=str(REPO),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logged = re.findall(r'accuracy/top1: ([0-9.]+)', proc.stdout + proc.stderr)
+    assert logged, proc.stdout[-2000:]
+    expected = row['results']['E2']
+    assert float(logged[-1]) == pytest.approx(expected, abs=1e-4)
+    with open(preds, 'rb') as f:
+        samples = pickle.load(f)
+    assert len(samples) == VAL_IMAGES
+    correct = sum(
+        int(s['pred_label'].view(-1)[0]) == int(s['gt_label'].view(-1)[0])
+        for s in samples
+    )
+    assert correct == round(expected * VAL_IMAGES / 100)
+
+
+def test_extract_subnet_refusals(tools, trained):
+    extract = tools['extract']
+    config, ckpt = trained['config'], trained['ckpts'][0]
+    out = trained['root'] / 'refused'
+    with pytest.raises(ValueError, match=r'comma-separated'):
+        extract.main([config, ckpt, '--subnet', 'a,b', str(out)])
+    with pytest.raises(
+        ValueError,
+        match=r'stage 3 \(layer3\) keeps 4 '
+        r'blocks; allowed: 1\.\.3',
+    ):
+        extract.main([config, ckpt, '--subnet', '1,2,4', str(out)])
+    with pytest.raises(ValueError, match=r'2 values for 3 stages'):
+        extract.main([config, ckpt, '--subnet', '1,2', str(out)])
+    assert not out.exists()  # nothing written by a refused call
+
+    out.mkdir()
+    (out / 'subnet.pth').write_bytes(b'keep me')
+    with pytest.raises(FileExistsError, match='--force'):
+        extract.main([config, ckpt, '--subnet', '1,1,1', str(out)])
+    assert (out / 'subnet.pth').read_bytes() == b'keep me'
+
+    from mmengine.config import Config
+
+    cfg = Config(
+        dict(
+            model=dict(
+                type='ImageClassifier',
+                backbone=dict(type='ResNetV1c', depth=50),
+            )
+        )
+    )
+    with pytest.raises(ValueError, match="type='ResNetV1c' is not supported"):
+        extract.fixed_model_cfg(cfg, [1, 1, 1, 1])
+    st = Config(
+        dict(
+            model=dict(
+                type='mmst.StimulativeTraining',
+                architecture=dict(
+                    type='ImageClassifier',
+                    backbone=dict(type='ResNet', depth=50, frozen_stages=1),
+                ),
+            )
+        )
+    )
+    fixed = extract.fixed_model_cfg(st, [2, 3, 5, 2])
+    assert fixed.type == 'ImageClassifier'
+    assert fixed.backbone == dict(
+        type='mmst.ElasticResNet',
+        depth=50,
+        frozen_stages=1,
+        subnet=[2, 3, 5, 2],
+    )
+
+
+def test_logit_magnitude(tools, trained, loafing_result):
+    result, _ = loafing_result
+    out = trained['root'] / 'logits'
+    res = tools['logits'].main(
+        [trained['config'], *trained['ckpts'], '--labels', 'E1', 'E2']
+        + ['--subnets', '1,1,1', '--bn-recal-images', str(RECAL)]
+        + ['--out-dir', str(out), '--no-progress']
+    )
+    assert [n['name'] for n in res['networks']] == ['main', '[1,1,1]']
+    for net in res['networks']:
+        for label in ('E1', 'E2'):
+            stats = net['stats'][label]
+            assert stats['images'] == VAL_IMAGES
+            assert stats['mean_l2'] > 0 and stats['std_l2'] >= 0
+            # same pass, same BN statistics as the loafing table
+            assert stats['top1'] == pytest.approx(
+                _net(result, net['name'])['results'][label], abs=1e-4
+            )
+    assert json.loads((out / 'logit_magnitude.json').read_text()) == res
+    png = (out / 'logit_magnitude.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n'
+
+    with pytest.raises(ValueError, match='needs a classifier'):
+        tools['logits'].check_classifier(nn.Linear(2, 2))
+
+
+def test_subnet_specs(tools):
+    parse = tools['loafing'].parse_subnet_specs
+    assert parse(['all']) == ['all']
+    assert parse(['smallest', '1,2,3', '[2, 2]']) == [
+        'smallest',
+        [1, 2, 3],
+        [2, 2],
+    ]
+    with pytest.raises(ValueError, match='allowed: all'):
+        parse(['1,x'])
