@@ -3,15 +3,8 @@
 _base_ = [
     'mmpretrain::vision_transformer/vit-base-p16_64xb64_in1k.py',
     '../../_base_/st_runtime.py',
+    '../../_base_/st_classification.py',
 ]
 
-model = dict(
-    _delete_=True,
-    type='mmst.StimulativeTraining',
-    architecture=_base_.model,
-    num_subnets=1,
-    space=dict(depths='default'),
-    subnet_loss='kl',
-    logit_norm='none',
-)
+model = dict(_base_.st_model, _delete_=True, architecture=_base_.model)
 val_cfg = dict(type='mmst.SubnetValLoop', subnets=[[6]], bn_recal_images=0)
