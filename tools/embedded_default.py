@@ -24,6 +24,14 @@ METHODS = {
     'CT': (_FMNIST.format('ct'), {}),
     'ST': (_FMNIST.format('st'), {}),
     'ST++': (_FMNIST.format('stpp'), {}),
+    # METHOD.md pilot's ST++ variant: L2 "KL-", sub-network inputs 14..28 px
+    'ST++l2': (
+        _FMNIST.format('stpp'),
+        {
+            'model.logit_norm': 'l2',
+            'model.input_resize': dict(size_range=(14, 28)),
+        },
+    ),
     # the authors' BN handling without their re-estimation (METHOD.md)
     'ST++shared': (
         _FMNIST.format('stpp'),
