@@ -30,6 +30,7 @@ METHODS = {
         {
             'model.logit_norm': 'l2',
             'model.input_resize': dict(size_range=(14, 28)),
+            'optim_wrapper.clip_grad': None,  # as measured
         },
     ),
     # the authors' BN handling without their re-estimation (METHOD.md)
