@@ -125,6 +125,27 @@ def _is_identity(
     ) == tuple(batch_shape)
 
 
+def _resize_inputs(
+    inputs: torch.Tensor,
+    valid_shapes: List[Shape],
+    scale: float,
+    divisor: int,
+    pad_value: float,
+) -> Optional[Tuple[torch.Tensor, List[Shape], List[Ratio], Shape]]:
+    """The resized batch, each image's new shape and achieved (h, w)
+    ratio, and the batch shape; None when nothing would change."""
+    new_inputs, new_shapes, batch_shape = resize_padded_batch(
+        inputs, valid_shapes, scale, divisor, pad_value
+    )
+    if _is_identity(inputs, valid_shapes, new_shapes, batch_shape):
+        return None
+    ratios = [
+        (new[0] / valid[0], new[1] / valid[1])
+        for valid, new in zip(valid_shapes, new_shapes)
+    ]
+    return new_inputs, new_shapes, ratios, batch_shape
+
+
 def _resize_label_map(
     value: torch.Tensor,
     valid: Shape,
@@ -376,17 +397,17 @@ def _rescale_dense(
             _valid_shape(s.metainfo.get('img_shape'), inputs)
             for s in data_samples
         ]
-    new_inputs, new_shapes, batch_shape = resize_padded_batch(
-        inputs, valid_shapes, scale, divisor, pad_value
-    )
-    if _is_identity(inputs, valid_shapes, new_shapes, batch_shape):
+    resized = _resize_inputs(inputs, valid_shapes, scale, divisor, pad_value)
+    if resized is None:
         return inputs, data_samples
+    new_inputs, new_shapes, ratios, batch_shape = resized
     if data_samples is None:
         return new_inputs, None
 
     new_samples = []
-    for sample, valid, new in zip(data_samples, valid_shapes, new_shapes):
-        ratio = (new[0] / valid[0], new[1] / valid[1])
+    for sample, valid, new, ratio in zip(
+        data_samples, valid_shapes, new_shapes, ratios
+    ):
         old_batch = tuple(
             sample.metainfo.get('batch_input_shape', inputs.shape[-2:])
         )
@@ -879,17 +900,17 @@ def rescale_pose(
         valid_shapes.append(
             _valid_shape(None if size is None else (size[1], size[0]), inputs)
         )
-    new_inputs, new_shapes, batch_shape = resize_padded_batch(
-        inputs, valid_shapes, scale, divisor, pad_value
-    )
-    if _is_identity(inputs, valid_shapes, new_shapes, batch_shape):
+    resized = _resize_inputs(inputs, valid_shapes, scale, divisor, pad_value)
+    if resized is None:
         return inputs, data_samples
+    new_inputs, new_shapes, ratios, batch_shape = resized
     if data_samples is None:
         return new_inputs, None
 
     new_samples = []
-    for sample, valid, new in zip(data_samples, valid_shapes, new_shapes):
-        ratio = (new[0] / valid[0], new[1] / valid[1])
+    for sample, valid, new, ratio in zip(
+        data_samples, valid_shapes, new_shapes, ratios
+    ):
         new_sample = _new_sample(sample)
         for key, value in sample.items():
             if key == 'gt_fields':  # replaced by _rescale_pose_targets
