@@ -15,7 +15,14 @@ machine noise hits both alike; the script reports medians and ratios:
   OS on free (``MALLOC_MMAP_THRESHOLD_``, set by re-executing itself), so
   each step's peak is its own.
 
+On a GPU (``--device cuda``) times are taken between
+``torch.cuda.synchronize()`` calls and the peak is the growth of
+``torch.cuda.max_memory_allocated()`` over the allocation before the step;
+``--amp`` steps through MMEngine's ``AmpOptimWrapper`` (float16, dynamic
+loss scale), which needs a GPU.
+
     python benchmarks/step_cost.py [--steps 5] [--batch 8] [--threads 2]
+        [--device cpu|cuda] [--amp]
 
 The last line is ``step_time_ratio=X predicted_ratio=Y peak_mem_ratio=Z``.
 """
@@ -56,11 +63,17 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument(
+        '--amp', action='store_true', help='AmpOptimWrapper (GPU only)'
+    )
     args = parser.parse_args()
+    if args.amp and args.device != 'cuda':
+        parser.error('--amp needs --device cuda (AmpOptimWrapper needs a GPU)')
 
     import torch
     from mmengine.config import Config
-    from mmengine.optim import OptimWrapper
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
     from mmengine.registry import init_default_scope
     from mmpretrain.structures import DataSample
     from torch.utils.flop_counter import FlopCounterMode
@@ -82,10 +95,36 @@ def main() -> None:
         'CT': MODELS.build(dict(model_cfg, num_subnets=0)),
         'ST++': MODELS.build(model_cfg),
     }
+    cuda = args.device == 'cuda'
+    if cuda:
+        models = {k: m.cuda() for k, m in models.items()}
+    wrapper = AmpOptimWrapper if args.amp else OptimWrapper
     optims = {
-        k: OptimWrapper(torch.optim.SGD(m.parameters(), lr=1e-4))
+        k: wrapper(optimizer=torch.optim.SGD(m.parameters(), lr=1e-4))
         for k, m in models.items()
     }
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def memory_now() -> int:
+        """Bytes: process resident set (CPU) or allocated (GPU)."""
+        if cuda:
+            return torch.cuda.memory_allocated()
+        return _rss_kb('VmRSS') * 1024
+
+    def reset_peak() -> None:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            _reset_peak()
+
+    def peak() -> int:
+        if cuda:
+            return torch.cuda.max_memory_allocated()
+        return _rss_kb('VmHWM') * 1024
+
     g = torch.Generator().manual_seed(0)
     data = dict(
         inputs=[
@@ -123,16 +162,18 @@ def main() -> None:
             flops[name].append(counter.get_total_flops())
             for p in models[name].parameters():
                 p.grad = None
-            before = _rss_kb('VmRSS')
-            _reset_peak()
+            sync()
+            before = memory_now()
+            reset_peak()
             start = time.perf_counter()
             step(name, it)  # the same passes as counted above
+            sync()
             times[name].append(time.perf_counter() - start)
-            peaks[name].append(_rss_kb('VmHWM') - before)
+            peaks[name].append(peak() - before)
             print(
-                f'step {it} {name:5s} {times[name][-1]:7.2f} s '
+                f'step {it} {name:5s} {times[name][-1]:7.3f} s '
                 f'{flops[name][-1] / 1e9:8.1f} GFLOP '
-                f'peak +{peaks[name][-1] / 1024:7.1f} MiB',
+                f'peak +{peaks[name][-1] / 2**20:7.1f} MiB',
                 flush=True,
             )
 
@@ -143,9 +184,10 @@ def main() -> None:
     mem_ratio = max(peaks['ST++']) / max(peaks['CT'])
     print(
         f'ResNet-50 {args.size}px batch {args.batch}, {args.steps} '
-        f'interleaved steps, {args.threads} threads; median CT '
-        f'{statistics.median(times["CT"]):.2f} s, ST++ '
-        f'{statistics.median(times["ST++"]):.2f} s'
+        f'interleaved steps, {args.device}'
+        f'{" AMP" if args.amp else ""}, {args.threads} threads; median CT '
+        f'{statistics.median(times["CT"]):.3f} s, ST++ '
+        f'{statistics.median(times["ST++"]):.3f} s'
     )
     print(
         f'step_time_ratio={step_ratio:.3f} predicted_ratio={predicted:.3f} '
