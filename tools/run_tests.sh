@@ -2,7 +2,7 @@
 # The project's test command (README, .ci/run):
 #   1. set up or verify the CPU stack and the Fashion-MNIST files
 #      (tools/setup_env.sh --data; seconds when the venv is up to date),
-#   2. lint with ruff (configured in pyproject.toml),
+#   2. lint and check formatting with ruff (configured in pyproject.toml),
 #   3. run the whole test suite with the venv's pytest.
 #
 #   bash tools/run_tests.sh [extra pytest arguments, e.g. -k resume]
@@ -22,8 +22,9 @@ trap 'rc=$?; log "finished with exit code $rc"' EXIT
 log "setup: bash tools/setup_env.sh --data"
 bash tools/setup_env.sh --data
 
-log "lint: ruff check ."
+log "lint: ruff check . && ruff format --check ."
 "$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 
 log "tests: python -m pytest tests -q $*"
 rc=0

@@ -1,8 +1,9 @@
 """Train an mmst or upstream (mmpretrain / mmdet / mmseg / mmpose) config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+    [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 """
+
 import argparse
 import os
 import os.path as osp
@@ -25,24 +26,30 @@ def parse_args() -> argparse.Namespace:
         type=str,
         const='auto',
         help='resume from this checkpoint, or (no value) from the latest '
-        'checkpoint in the work directory')
+        'checkpoint in the work directory',
+    )
     parser.add_argument(
-        '--amp', action='store_true', help='mixed-precision training')
+        '--amp', action='store_true', help='mixed-precision training'
+    )
     parser.add_argument(
         '--no-validate',
         action='store_true',
-        help='do not evaluate checkpoints during training')
+        help='do not evaluate checkpoints during training',
+    )
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
-        help='scale the learning rate by the actual total batch size')
+        help='scale the learning rate by the actual total batch size',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override config settings, key=value (lists: key="[a,b]")')
+        help='override config settings, key=value (lists: key="[a,b]")',
+    )
     parser.add_argument(
-        '--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+        '--launcher', choices=LAUNCHERS, default='none', help='job launcher'
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -54,8 +61,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
+        )
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -66,8 +74,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume, cfg.load_from = True, args.resume
     if args.auto_scale_lr:
         if not cfg.get('auto_scale_lr'):
-            raise ValueError('--auto-scale-lr needs auto_scale_lr='
-                             'dict(base_batch_size=...) in the config')
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr='
+                'dict(base_batch_size=...) in the config'
+            )
         cfg.auto_scale_lr.enable = True
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -80,8 +90,11 @@ def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     prepare_config(cfg, args.launcher)
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    runner = (
+        Runner.from_cfg(cfg)
+        if 'runner_type' not in cfg
+        else RUNNERS.build(cfg)
+    )
     runner.train()
     maybe_destroy_process_group(args.launcher)
 

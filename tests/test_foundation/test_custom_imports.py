@@ -4,6 +4,7 @@
 Every check runs in a fresh interpreter, so mmst is imported by the config
 (not by the test process) and hidden libraries really are absent.
 """
+
 import os
 import subprocess
 import sys
@@ -70,18 +71,22 @@ IMPORT_WITHOUT = textwrap.dedent("""
 """)
 
 
-def _run_python(code: str, *args: str,
-                cwd: Path) -> subprocess.CompletedProcess:
+def _run_python(
+    code: str, *args: str, cwd: Path
+) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (str(REPO), env.get('PYTHONPATH')) if p)
+        p for p in (str(REPO), env.get('PYTHONPATH')) if p
+    )
     env.setdefault('OMP_NUM_THREADS', '1')
-    return subprocess.run([sys.executable, '-c', code, *args],
-                          cwd=str(cwd),
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, '-c', code, *args],
+        cwd=str(cwd),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize('library', TASK_LIBRARIES)
@@ -98,7 +103,8 @@ def test_build_mmst_component_from_library_config(library, tmp_path):
             loss_weight=0.5,
             normalize='layernorm',
             amplitude=1.0)
-        """))
+        """)
+    )
 
     proc = _run_python(BUILD_FROM_CONFIG, library, str(cfg_path), cwd=tmp_path)
 
@@ -115,7 +121,8 @@ def test_custom_import_failure_is_reported(tmp_path):
         custom_imports = dict(
             imports=['mmst_does_not_exist'], allow_failed_imports=False)
         model = dict(type='mmst.KLDivergenceLoss')
-        """))
+        """)
+    )
 
     proc = _run_python(BUILD_FROM_CONFIG, 'mmdet', str(cfg_path), cwd=tmp_path)
 
@@ -124,8 +131,10 @@ def test_custom_import_failure_is_reported(tmp_path):
 
 
 @pytest.mark.parametrize(
-    'hidden', [('mmseg', 'mmpose', 'mmpretrain'), TASK_LIBRARIES],
-    ids=['without-mmseg-mmpose-mmpretrain', 'without-all-task-libraries'])
+    'hidden',
+    [('mmseg', 'mmpose', 'mmpretrain'), TASK_LIBRARIES],
+    ids=['without-mmseg-mmpose-mmpretrain', 'without-all-task-libraries'],
+)
 def test_import_mmst_without_task_libraries(hidden, tmp_path):
     proc = _run_python(IMPORT_WITHOUT, *hidden, cwd=tmp_path)
 

@@ -4,6 +4,7 @@ The script (``scripts/ddp_train.py``) starts the gloo process group itself
 before building the Runner (MMEngine's ``init_dist`` calls
 ``torch.cuda.set_device``) and wraps the model with ``device_ids=None``.
 """
+
 import os
 import socket
 import subprocess
@@ -30,13 +31,19 @@ def test_two_rank_ddp_training(tmp_path):
         OMP_NUM_THREADS='1',
         GLOO_SOCKET_IFNAME=env.get('GLOO_SOCKET_IFNAME', 'lo'),
         PYTHONPATH=os.pathsep.join(
-            p for p in (str(REPO), env.get('PYTHONPATH')) if p))
+            p for p in (str(REPO), env.get('PYTHONPATH')) if p
+        ),
+    )
     cmd = [
-        sys.executable, '-m', 'torch.distributed.run', '--nnodes=1',
-        '--nproc_per_node=2', '--master_addr=127.0.0.1',
+        sys.executable,
+        '-m',
+        'torch.distributed.run',
+        '--nnodes=1',
+        '--nproc_per_node=2',
+        '--master_addr=127.0.0.1',
         f'--master_port={_free_port()}',
         str(SCRIPT),
-        str(tmp_path)
+        str(tmp_path),
     ]
     proc = subprocess.run(
         cmd,
@@ -44,10 +51,12 @@ def test_two_rank_ddp_training(tmp_path):
         cwd=str(tmp_path),
         capture_output=True,
         text=True,
-        timeout=300)
+        timeout=300,
+    )
     assert proc.returncode == 0, (
         f'torchrun failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n'
-        f'{proc.stderr[-8000:]}')
+        f'{proc.stderr[-8000:]}'
+    )
 
     results = [
         torch.load(tmp_path / f'rank{rank}.pth', weights_only=True)

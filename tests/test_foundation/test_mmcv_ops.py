@@ -1,4 +1,5 @@
 """mmcv's compiled ops run on the CPU and agree with torchvision's."""
+
 import pytest
 import torch
 import torchvision
@@ -48,8 +49,13 @@ def test_nms_matches_torchvision(iou_thr):
 
 
 def test_nms_suppresses_overlaps():
-    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 11., 11.],
-                          [20., 20., 30., 30.]])
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 10.0],
+            [1.0, 1.0, 11.0, 11.0],
+            [20.0, 20.0, 30.0, 30.0],
+        ]
+    )
     scores = torch.tensor([0.9, 0.8, 0.7])
     _, keep = mmcv_ops.nms(boxes, scores, iou_threshold=0.5)
     assert keep.tolist() == [0, 2]
@@ -59,7 +65,7 @@ def test_batched_nms_matches_torchvision():
     boxes = _rand_boxes(300, seed=2)
     gen = torch.Generator().manual_seed(3)
     scores = torch.rand(300, generator=gen)
-    labels = torch.randint(0, 5, (300, ), generator=gen)
+    labels = torch.randint(0, 5, (300,), generator=gen)
     nms_cfg = dict(type='nms', iou_threshold=0.5)
 
     dets, keep = mmcv_ops.batched_nms(boxes, scores, labels, nms_cfg)
@@ -75,11 +81,12 @@ def test_batched_nms_matches_torchvision():
 def test_batched_nms_class_agnostic():
     boxes = _rand_boxes(100, seed=4)
     scores = torch.rand(100, generator=torch.Generator().manual_seed(5))
-    labels = torch.randint(0, 3, (100, ))
+    labels = torch.randint(0, 3, (100,))
     nms_cfg = dict(type='nms', iou_threshold=0.5)
 
     _, keep = mmcv_ops.batched_nms(
-        boxes, scores, labels, nms_cfg, class_agnostic=True)
+        boxes, scores, labels, nms_cfg, class_agnostic=True
+    )
 
     expected = torchvision.ops.nms(boxes, scores, 0.5)
     assert keep.tolist() == expected.tolist()
@@ -101,7 +108,8 @@ def test_roi_align_matches_torchvision(aligned, sampling_ratio):
         spatial_scale=spatial_scale,
         sampling_ratio=sampling_ratio,
         pool_mode='avg',
-        aligned=aligned)
+        aligned=aligned,
+    )
     out = roi_align(feats_mm, rois)
 
     feats_tv = feats.clone().requires_grad_()
@@ -111,7 +119,8 @@ def test_roi_align_matches_torchvision(aligned, sampling_ratio):
         output_size=(7, 7),
         spatial_scale=spatial_scale,
         sampling_ratio=sampling_ratio,
-        aligned=aligned)
+        aligned=aligned,
+    )
 
     assert out.shape == (12, 8, 7, 7)
     assert out.abs().sum() > 0
@@ -122,4 +131,5 @@ def test_roi_align_matches_torchvision(aligned, sampling_ratio):
     (out * weights).sum().backward()
     (expected * weights).sum().backward()
     torch.testing.assert_close(
-        feats_mm.grad, feats_tv.grad, rtol=1e-4, atol=1e-5)
+        feats_mm.grad, feats_tv.grad, rtol=1e-4, atol=1e-5
+    )

@@ -6,6 +6,7 @@ calls ``torch.load(filename, map_location=...)`` without ``weights_only``.
 :mod:`mmst.engine.safe_globals`), so resuming works without
 ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``.
 """
+
 import contextlib
 import os
 import os.path as osp
@@ -34,13 +35,14 @@ class ToyRegressor(BaseModel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
 
-    def forward(self,
-                inputs: torch.Tensor,
-                targets: Optional[torch.Tensor] = None,
-                mode: str = 'tensor'):
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        targets: Optional[torch.Tensor] = None,
+        mode: str = 'tensor',
+    ):
         """Run the network.
 
         Args:
@@ -72,8 +74,9 @@ class ToyDataset(Dataset):
         gen = torch.Generator().manual_seed(0)
         self.x = torch.randn(32, 4, generator=gen)
         self.y = self.x.sum(dim=1, keepdim=True)
-        self._metainfo = metainfo if metainfo is not None else dict(
-            classes=('sum', ))
+        self._metainfo = (
+            metainfo if metainfo is not None else dict(classes=('sum',))
+        )
 
     @property
     def metainfo(self) -> dict:
@@ -130,15 +133,18 @@ def _dataloader(shuffle: bool, metainfo: Optional[dict] = None) -> dict:
         batch_size=4,
         num_workers=0,
         sampler=dict(type='DefaultSampler', shuffle=shuffle, seed=0),
-        collate_fn=dict(type='default_collate'))
+        collate_fn=dict(type='default_collate'),
+    )
 
 
-def _build_runner(work_dir: str,
-                  name: str,
-                  max_epochs: int,
-                  resume: bool = False,
-                  metainfo: Optional[dict] = None,
-                  interrupt_after: Optional[int] = None) -> Runner:
+def _build_runner(
+    work_dir: str,
+    name: str,
+    max_epochs: int,
+    resume: bool = False,
+    metainfo: Optional[dict] = None,
+    interrupt_after: Optional[int] = None,
+) -> Runner:
     """A real Runner: SGD with momentum, an iteration-based warm-up and an
     epoch-based step schedule, validation with ``save_best`` every epoch and
     a checkpoint every epoch.
@@ -163,38 +169,38 @@ def _build_runner(work_dir: str,
         val_evaluator=[ToyMSE()],
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
         val_cfg=dict(),
-        optim_wrapper=dict(
-            optimizer=dict(type='SGD', lr=0.02, momentum=0.9)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9)),
         param_scheduler=[
             dict(
                 type='LinearLR',
                 start_factor=0.1,
                 by_epoch=False,
                 begin=0,
-                end=6),
+                end=6,
+            ),
             dict(
-                type='MultiStepLR',
-                by_epoch=True,
-                milestones=[2, 3],
-                gamma=0.5),
+                type='MultiStepLR', by_epoch=True, milestones=[2, 3], gamma=0.5
+            ),
         ],
         default_hooks=dict(
             checkpoint=dict(
                 type='CheckpointHook',
                 interval=1,
                 save_best='toy/mse',
-                rule='less'),
-            logger=dict(type='LoggerHook', interval=4)),
+                rule='less',
+            ),
+            logger=dict(type='LoggerHook', interval=4),
+        ),
         custom_hooks=custom_hooks,
         randomness=dict(seed=0),
         resume=resume,
-        log_level='WARNING')
+        log_level='WARNING',
+    )
 
 
 def _params(runner: Runner) -> Dict[str, torch.Tensor]:
     return {
-        k: v.detach().clone()
-        for k, v in runner.model.state_dict().items()
+        k: v.detach().clone() for k, v in runner.model.state_dict().items()
     }
 
 
@@ -252,8 +258,11 @@ def test_other_numpy_major_version_names_load(tmp_path):
     from mmst.engine.safe_globals import _reconstruct
 
     here = _reconstruct.__module__.encode()
-    other = (b'numpy._core.multiarray'
-             if here == b'numpy.core.multiarray' else b'numpy.core.multiarray')
+    other = (
+        b'numpy._core.multiarray'
+        if here == b'numpy.core.multiarray'
+        else b'numpy.core.multiarray'
+    )
     path = tmp_path / 'numpy_names.pth'
     values = dict(array=np.arange(4, dtype=np.float32), scalar=np.float64(2.5))
     # the legacy (non-zip) format is one plain pickle stream, so the module
@@ -270,8 +279,9 @@ def test_other_numpy_major_version_names_load(tmp_path):
     assert loaded['scalar'] == values['scalar']
 
 
-def test_resume_matches_uninterrupted_run(tmp_path, no_weights_only_override,
-                                          torch_load_calls):
+def test_resume_matches_uninterrupted_run(
+    tmp_path, no_weights_only_override, torch_load_calls
+):
     assert NO_WEIGHTS_ONLY_ENV not in os.environ
 
     # uninterrupted: 4 epochs
@@ -292,10 +302,12 @@ def test_resume_matches_uninterrupted_run(tmp_path, no_weights_only_override,
     # that needs the allow-list (guards against a trivially loadable file)
     with _without_safe_globals():
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
-            ckpt_path)
+            ckpt_path
+        )
     assert 'mmengine.logging.history_buffer.HistoryBuffer' in unsafe
-    assert isinstance(ckpt['message_hub']['runtime_info']['best_score'],
-                      np.floating)
+    assert isinstance(
+        ckpt['message_hub']['runtime_info']['best_score'], np.floating
+    )
     assert ckpt['optimizer']['state'], 'no momentum buffers saved'
 
     # MMEngine's own resume path loads weights-only: without the allow-list
@@ -321,10 +333,12 @@ def test_resume_matches_uninterrupted_run(tmp_path, no_weights_only_override,
     assert resumed_params.keys() == full_params.keys()
     for key, value in full_params.items():
         torch.testing.assert_close(
-            resumed_params[key], value, rtol=0, atol=0, msg=key)
+            resumed_params[key], value, rtol=0, atol=0, msg=key
+        )
     # training went on after the checkpoint
-    assert not torch.equal(resumed_params['net.0.weight'],
-                           ckpt['state_dict']['net.0.weight'])
+    assert not torch.equal(
+        resumed_params['net.0.weight'], ckpt['state_dict']['net.0.weight']
+    )
 
 
 def test_weights_only_load_needs_the_allow_list(tmp_path):
@@ -344,41 +358,47 @@ def test_weights_only_load_needs_the_allow_list(tmp_path):
 
 def _mmdet_metainfo() -> dict:
     from mmdet.datasets import CocoDataset
+
     return CocoDataset.METAINFO
 
 
 def _mmseg_metainfo() -> dict:
     from mmseg.datasets import CityscapesDataset
+
     return CityscapesDataset.METAINFO
 
 
 def _mmpretrain_metainfo() -> dict:
     from mmpretrain.datasets import ImageNet
+
     return ImageNet.METAINFO
 
 
 def _mmpose_metainfo() -> dict:
     from mmpose.datasets import CocoDataset
+
     # parses configs/_base_/datasets/coco.py into numpy arrays (uint8
     # colours, float32 sigmas and joint weights)
     return CocoDataset._load_metainfo(CocoDataset.METAINFO)
 
 
-@pytest.mark.parametrize('get_metainfo', [
-    _mmdet_metainfo, _mmseg_metainfo, _mmpretrain_metainfo, _mmpose_metainfo
-],
-                         ids=['mmdet', 'mmseg', 'mmpretrain', 'mmpose'])
-def test_task_library_dataset_meta_loads(tmp_path, get_metainfo,
-                                         no_weights_only_override):
+@pytest.mark.parametrize(
+    'get_metainfo',
+    [_mmdet_metainfo, _mmseg_metainfo, _mmpretrain_metainfo, _mmpose_metainfo],
+    ids=['mmdet', 'mmseg', 'mmpretrain', 'mmpose'],
+)
+def test_task_library_dataset_meta_loads(
+    tmp_path, get_metainfo, no_weights_only_override
+):
     """Runner checkpoints carry the training set's metainfo; those of the
     four task libraries' datasets load weights-only too."""
     metainfo = get_metainfo()
     runner = _build_runner(
-        str(tmp_path), f'meta_{tmp_path.name}', 1, metainfo=metainfo)
+        str(tmp_path), f'meta_{tmp_path.name}', 1, metainfo=metainfo
+    )
     runner.train()
     ckpt_path = str(tmp_path / 'epoch_1.pth')
 
     ckpt = _load_weights_only(ckpt_path)
 
-    assert pickle.dumps(ckpt['meta']['dataset_meta']) == pickle.dumps(
-        metainfo)
+    assert pickle.dumps(ckpt['meta']['dataset_meta']) == pickle.dumps(metainfo)

@@ -6,6 +6,7 @@ Models are real size (ResNet-50 backbones) but nothing is downloaded:
 initialised. Inputs are small random images, batched by each model's own
 data preprocessor, with the data samples its heads expect.
 """
+
 import math
 from pathlib import Path
 from typing import List
@@ -110,22 +111,25 @@ def _predict(model: torch.nn.Module, data: dict) -> list:
     return results
 
 
-def _rand_images(num: int, height: int, width: int,
-                 seed: int) -> List[torch.Tensor]:
+def _rand_images(
+    num: int, height: int, width: int, seed: int
+) -> List[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     return [
         torch.randint(0, 256, (3, height, width), generator=gen).to(
-            torch.uint8) for _ in range(num)
+            torch.uint8
+        )
+        for _ in range(num)
     ]
 
 
-def _rand_xyxy(rng: np.random.RandomState, num: int, width: float,
-               height: float) -> np.ndarray:
+def _rand_xyxy(
+    rng: np.random.RandomState, num: int, width: float, height: float
+) -> np.ndarray:
     x1 = rng.uniform(0, width * 0.6, num)
     y1 = rng.uniform(0, height * 0.6, num)
     x2 = np.minimum(x1 + rng.uniform(width * 0.15, width * 0.4, num), width)
-    y2 = np.minimum(y1 + rng.uniform(height * 0.15, height * 0.4, num),
-                    height)
+    y2 = np.minimum(y1 + rng.uniform(height * 0.15, height * 0.4, num), height)
     return np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
 
 
@@ -134,7 +138,8 @@ def test_mmdet_faster_rcnn(tmp_path):
     from mmdet.structures import DetDataSample
 
     cfg = _upstream_config(
-        'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', tmp_path)
+        'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', tmp_path
+    )
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
     model = _build('mmdet', cfg.model)
@@ -149,17 +154,22 @@ def test_mmdet_faster_rcnn(tmp_path):
                 img_id=idx,
                 img_shape=(height, width),
                 ori_shape=(height, width),
-                scale_factor=(1.0, 1.0)))
+                scale_factor=(1.0, 1.0),
+            )
+        )
         sample.gt_instances = InstanceData(
             bboxes=torch.from_numpy(_rand_xyxy(rng, 3, width, height)),
-            labels=torch.from_numpy(rng.randint(0, num_classes, 3)))
+            labels=torch.from_numpy(rng.randint(0, num_classes, 3)),
+        )
         samples.append(sample)
     data = dict(
-        inputs=_rand_images(2, height, width, seed=0), data_samples=samples)
+        inputs=_rand_images(2, height, width, seed=0), data_samples=samples
+    )
 
     log_vars = _check_loss(model, data)
-    assert {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls',
-            'loss_bbox'} <= set(log_vars)
+    assert {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox'} <= set(
+        log_vars
+    )
 
     results = _predict(model, data)
     for result in results:
@@ -168,8 +178,8 @@ def test_mmdet_faster_rcnn(tmp_path):
         num = len(pred)
         assert num <= cfg.model.test_cfg.rcnn.max_per_img
         assert pred.bboxes.shape == (num, 4)
-        assert pred.scores.shape == (num, )
-        assert pred.labels.shape == (num, )
+        assert pred.scores.shape == (num,)
+        assert pred.labels.shape == (num,)
         if num:
             assert pred.labels.min() >= 0
             assert pred.labels.max() < num_classes
@@ -185,7 +195,8 @@ def test_mmseg_sem_fpn(tmp_path):
     from mmseg.structures import SegDataSample
 
     cfg = _upstream_config(
-        'mmseg::sem_fpn/fpn_r50_4xb2-80k_cityscapes-512x1024.py', tmp_path)
+        'mmseg::sem_fpn/fpn_r50_4xb2-80k_cityscapes-512x1024.py', tmp_path
+    )
     cfg.model.pretrained = None
     cfg.model.backbone.init_cfg = None
     # Train-time padding target: the config's 512x1024 crop is shrunk to
@@ -195,21 +206,23 @@ def test_mmseg_sem_fpn(tmp_path):
     torch.manual_seed(0)
     model = _build('mmseg', cfg.model)
     assert not any(
-        isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+        isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules()
+    )
     num_classes = cfg.model.decode_head.num_classes
 
     gen = torch.Generator().manual_seed(1)
     samples = []
     for _ in range(2):
         sample = SegDataSample(
-            metainfo=dict(
-                img_shape=(height, width), ori_shape=(height, width)))
+            metainfo=dict(img_shape=(height, width), ori_shape=(height, width))
+        )
         seg = torch.randint(0, num_classes, (1, height, width), generator=gen)
         seg[:, :8] = 255  # the ignore index
         sample.gt_sem_seg = PixelData(data=seg)
         samples.append(sample)
     data = dict(
-        inputs=_rand_images(2, height, width, seed=1), data_samples=samples)
+        inputs=_rand_images(2, height, width, seed=1), data_samples=samples
+    )
 
     log_vars = _check_loss(model, data)
     assert 'decode.loss_ce' in log_vars
@@ -230,8 +243,9 @@ def test_mmseg_sem_fpn(tmp_path):
 def test_mmpretrain_resnet50(tmp_path):
     from mmpretrain.structures import DataSample
 
-    cfg = _upstream_config('mmpretrain::resnet/resnet50_8xb32_in1k.py',
-                           tmp_path)
+    cfg = _upstream_config(
+        'mmpretrain::resnet/resnet50_8xb32_in1k.py', tmp_path
+    )
     model_cfg = cfg.model
     # what MMEngine's Runner does with a top-level data_preprocessor
     model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
@@ -254,10 +268,11 @@ def test_mmpretrain_resnet50(tmp_path):
     results = _predict(model, data)
     for result, sample in zip(results, samples):
         assert isinstance(result, DataSample)
-        assert result.pred_score.shape == (num_classes, )
+        assert result.pred_score.shape == (num_classes,)
         torch.testing.assert_close(
-            result.pred_score.sum(), torch.tensor(1.0), rtol=0, atol=1e-4)
-        assert result.pred_label.shape == (1, )
+            result.pred_score.sum(), torch.tensor(1.0), rtol=0, atol=1e-4
+        )
+        assert result.pred_label.shape == (1,)
         assert result.pred_label.item() == result.pred_score.argmax().item()
         assert torch.equal(result.gt_label, sample.gt_label)
 
@@ -270,7 +285,9 @@ def test_mmpose_topdown_heatmap(tmp_path):
 
     cfg = _upstream_config(
         'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-        'td-hm_res50_8xb64-210e_coco-256x192.py', tmp_path)
+        'td-hm_res50_8xb64-210e_coco-256x192.py',
+        tmp_path,
+    )
     cfg.model.backbone.init_cfg = None
     assert cfg.model.test_cfg.flip_test  # exercises the flip path
     torch.manual_seed(0)
@@ -288,8 +305,9 @@ def test_mmpose_topdown_heatmap(tmp_path):
         # a top-down input: one person crop already warped to input_size
         bboxes = np.array([[0, 0, input_w, input_h]], dtype=np.float32)
         centers, scales = bbox_xyxy2cs(bboxes, padding=1.0)
-        keypoints = rng.uniform([8, 8], [input_w - 8, input_h - 8],
-                                (1, num_keypoints, 2)).astype(np.float32)
+        keypoints = rng.uniform(
+            [8, 8], [input_w - 8, input_h - 8], (1, num_keypoints, 2)
+        ).astype(np.float32)
         visible = np.ones((1, num_keypoints), dtype=np.float32)
         visible[0, -2:] = 0  # two unlabelled keypoints
         encoded = codec.encode(keypoints, visible)
@@ -303,24 +321,32 @@ def test_mmpose_topdown_heatmap(tmp_path):
                 input_size=(input_w, input_h),
                 input_center=centers,
                 input_scale=scales,
-                flip_indices=flip_indices))
+                flip_indices=flip_indices,
+            )
+        )
         sample.gt_instances = InstanceData(
             bboxes=bboxes,
             bbox_centers=centers,
             bbox_scales=scales,
             bbox_scores=np.ones(1, dtype=np.float32),
             keypoints=keypoints,
-            keypoints_visible=visible)
+            keypoints_visible=visible,
+        )
         sample.gt_instance_labels = InstanceData(
-            keypoint_weights=torch.from_numpy(encoded['keypoint_weights']))
+            keypoint_weights=torch.from_numpy(encoded['keypoint_weights'])
+        )
         sample.gt_fields = PixelData(
-            heatmaps=torch.from_numpy(encoded['heatmaps']))
-        assert sample.gt_fields.heatmaps.shape == (num_keypoints, heatmap_h,
-                                                    heatmap_w)
+            heatmaps=torch.from_numpy(encoded['heatmaps'])
+        )
+        assert sample.gt_fields.heatmaps.shape == (
+            num_keypoints,
+            heatmap_h,
+            heatmap_w,
+        )
         samples.append(sample)
     data = dict(
-        inputs=_rand_images(2, input_h, input_w, seed=3),
-        data_samples=samples)
+        inputs=_rand_images(2, input_h, input_w, seed=3), data_samples=samples
+    )
 
     log_vars = _check_loss(model, data)
     assert 'loss_kpt' in log_vars

@@ -7,6 +7,7 @@ channel ``c`` only, so a shape's pixels in any (resized) input are the
 pixels of channel ``c`` above the normalised mid-grey. Samples are built by
 the libraries' own transforms and data preprocessors.
 """
+
 import copy
 
 import numpy as np
@@ -32,12 +33,16 @@ def _rect(x1, y1, x2, y2):
 
 def _ellipse(cx, cy, ax, ay, n=32):
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return np.stack([cx + ax * np.cos(t), cy + ay * np.sin(t)],
-                    axis=1).reshape(-1).tolist()
+    return (
+        np.stack([cx + ax * np.cos(t), cy + ay * np.sin(t)], axis=1)
+        .reshape(-1)
+        .tolist()
+    )
 
 
 def _raster(polygon, h, w):
     from mmdet.structures.mask import PolygonMasks
+
     return PolygonMasks([[np.array(polygon)]], h, w).to_ndarray()[0]
 
 
@@ -56,8 +61,9 @@ def _covers(cover, obj):
     """Every pixel of ``obj`` lies within one pixel of ``cover``."""
     cover = torch.as_tensor(np.asarray(cover)).bool()
     obj = torch.as_tensor(np.asarray(obj)).bool()
-    return bool((obj & ~_dilate(cover)[:obj.shape[0], :obj.shape[1]]).sum()
-                == 0)
+    return bool(
+        (obj & ~_dilate(cover)[: obj.shape[0], : obj.shape[1]]).sum() == 0
+    )
 
 
 def _check_box(box, obj):
@@ -81,11 +87,13 @@ def _snapshot(samples):
 
 def _assert_same(samples, before):
     from mmdet.structures.mask import BitmapMasks, PolygonMasks
+
     for s, b in zip(samples, before):
         assert s.metainfo.keys() == b.metainfo.keys()
         for key in b.metainfo_keys():
-            assert np.array_equal(np.asarray(s.metainfo[key]),
-                                  np.asarray(b.metainfo[key])), key
+            assert np.array_equal(
+                np.asarray(s.metainfo[key]), np.asarray(b.metainfo[key])
+            ), key
         for key, value in b.items():
             for field, ref in value.items():
                 got = getattr(s, key).get(field)
@@ -93,8 +101,9 @@ def _assert_same(samples, before):
                     assert np.array_equal(got.masks, ref.masks)
                 elif isinstance(ref, PolygonMasks):
                     for pg, pr in zip(got.masks, ref.masks):
-                        assert all(np.array_equal(a, c)
-                                   for a, c in zip(pg, pr))
+                        assert all(
+                            np.array_equal(a, c) for a, c in zip(pg, pr)
+                        )
                 elif isinstance(ref, torch.Tensor):
                     assert torch.equal(got, ref), (key, field)
 
@@ -104,10 +113,22 @@ def _assert_same(samples, before):
 
 DET_IMAGES = [
     # (h, w), objects: (polygon, label), the last object is ignored
-    ((70, 100), [(_rect(8, 10, 40, 50), 0), (_ellipse(70, 30, 20, 14), 1),
-                 (_rect(55, 52, 95, 66), 2)]),
-    ((96, 64), [(_ellipse(30, 25, 22, 15), 3), (_rect(5, 50, 30, 90), 4),
-                (_ellipse(50, 75, 9, 16), 5)]),
+    (
+        (70, 100),
+        [
+            (_rect(8, 10, 40, 50), 0),
+            (_ellipse(70, 30, 20, 14), 1),
+            (_rect(55, 52, 95, 66), 2),
+        ],
+    ),
+    (
+        (96, 64),
+        [
+            (_ellipse(30, 25, 22, 15), 3),
+            (_rect(5, 50, 30, 90), 4),
+            (_ellipse(50, 75, 9, 16), 5),
+        ],
+    ),
 ]
 
 
@@ -122,7 +143,8 @@ def _det_batch(poly2mask=True, pad_mask=True, images=DET_IMAGES):
 
     load_img = LoadImageFromNDArray()
     load_ann = LoadAnnotations(
-        with_bbox=True, with_mask=True, poly2mask=poly2mask)
+        with_bbox=True, with_mask=True, poly2mask=poly2mask
+    )
     pack = PackDetInputs()
     data = dict(inputs=[], data_samples=[])
     for (h, w), objects in images:
@@ -139,7 +161,9 @@ def _det_batch(poly2mask=True, pad_mask=True, images=DET_IMAGES):
                     bbox=[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],
                     bbox_label=label,
                     mask=[polygon],
-                    ignore_flag=int(c == 2)))
+                    ignore_flag=int(c == 2),
+                )
+            )
         results = load_ann(load_img(dict(img=img, instances=instances)))
         results['gt_seg_map'] = seg
         results['scale_factor'] = (1.25, 0.8)  # as if resized before
@@ -147,15 +171,20 @@ def _det_batch(poly2mask=True, pad_mask=True, images=DET_IMAGES):
         data['inputs'].append(packed['inputs'])
         data['data_samples'].append(packed['data_samples'])
     preprocessor = DetDataPreprocessor(
-        mean=MEAN, std=STD, pad_size_divisor=DIVISOR, pad_mask=pad_mask,
-        pad_seg=True, seg_pad_value=255)
+        mean=MEAN,
+        std=STD,
+        pad_size_divisor=DIVISOR,
+        pad_mask=pad_mask,
+        pad_seg=True,
+        seg_pad_value=255,
+    )
     out = preprocessor(data, training=True)
     return out['inputs'], out['data_samples']
 
 
-def _check_det(inputs, samples, new_inputs, new_samples, scale,
-               pad_mask=True):
+def _check_det(inputs, samples, new_inputs, new_samples, scale, pad_mask=True):
     from mmdet.structures.mask import BitmapMasks
+
     batch = tuple(new_inputs.shape[-2:])
     assert batch[0] % DIVISOR == 0 and batch[1] % DIVISOR == 0
     assert new_inputs.shape[:2] == inputs.shape[:2]
@@ -164,21 +193,27 @@ def _check_det(inputs, samples, new_inputs, new_samples, scale,
         assert tuple(new.img_shape) == shape
         assert tuple(new.batch_input_shape) == batch
         assert tuple(new.pad_shape) == tuple(
-            -(-v // DIVISOR) * DIVISOR for v in shape)
+            -(-v // DIVISOR) * DIVISOR for v in shape
+        )
         assert tuple(new.ori_shape) == tuple(old.ori_shape)
         r_h, r_w = shape[0] / old.img_shape[0], shape[1] / old.img_shape[1]
         np.testing.assert_allclose(
             new.scale_factor,
-            (old.scale_factor[0] * r_w, old.scale_factor[1] * r_h))
+            (old.scale_factor[0] * r_w, old.scale_factor[1] * r_h),
+        )
         # padding carries pad_value (0)
-        assert torch.all(new_inputs[i, :, shape[0]:, :] == 0)
-        assert torch.all(new_inputs[i, :, :, shape[1]:] == 0)
+        assert torch.all(new_inputs[i, :, shape[0] :, :] == 0)
+        assert torch.all(new_inputs[i, :, :, shape[1] :] == 0)
         groups = [(new.gt_instances, [0, 1]), (new.ignored_instances, [2])]
         for inst, channels in groups:
             assert torch.equal(
                 inst.labels,
-                (old.gt_instances if channels[0] == 0 else
-                 old.ignored_instances).labels)
+                (
+                    old.gt_instances
+                    if channels[0] == 0
+                    else old.ignored_instances
+                ).labels,
+            )
             for k, c in enumerate(channels):
                 obj = _object(new_inputs, i, c, shape)
                 _check_box(inst.bboxes[k], obj)
@@ -190,22 +225,22 @@ def _check_det(inputs, samples, new_inputs, new_samples, scale,
                     assert (masks.height, masks.width) == expect
                     assert masks.masks.shape[1:] == expect
                     mask = masks.masks[k]
-                    assert mask[shape[0]:].sum() == 0
-                    assert mask[:, shape[1]:].sum() == 0
+                    assert mask[shape[0] :].sum() == 0
+                    assert mask[:, shape[1] :].sum() == 0
                 else:
                     mask = masks[[k]].to_ndarray()[0]
-                mask = mask[:shape[0], :shape[1]]
+                mask = mask[: shape[0], : shape[1]]
                 assert _covers(mask, obj) and _covers(obj, mask)
             assert inst.bboxes[:, 0::2].max() <= shape[1]
             assert inst.bboxes[:, 1::2].max() <= shape[0]
         sem = new.gt_sem_seg.sem_seg
         assert tuple(sem.shape[-2:]) == batch
         assert sem.dtype == old.gt_sem_seg.sem_seg.dtype
-        assert torch.all(sem[:, shape[0]:, :] == 255)
-        assert torch.all(sem[:, :, shape[1]:] == 255)
+        assert torch.all(sem[:, shape[0] :, :] == 255)
+        assert torch.all(sem[:, :, shape[1] :] == 255)
         for c in range(3):
             obj = _object(new_inputs, i, c, shape)
-            label = (sem[0, :shape[0], :shape[1]] == c + 1)
+            label = sem[0, : shape[0], : shape[1]] == c + 1
             assert _covers(label, obj) and _covers(obj, label)
 
 
@@ -215,7 +250,8 @@ def test_detection_rescale_properties(scale, poly2mask):
     inputs, samples = _det_batch(poly2mask=poly2mask)
     inputs_before, samples_before = inputs.clone(), _snapshot(samples)
     new_inputs, new_samples = get_rescaler('detection')(
-        inputs, samples, scale, DIVISOR, 0.)
+        inputs, samples, scale, DIVISOR, 0.0
+    )
     _check_det(inputs, samples, new_inputs, new_samples, scale)
     assert torch.equal(inputs, inputs_before)
     _assert_same(samples, samples_before)
@@ -228,30 +264,33 @@ def test_detection_rescale_properties(scale, poly2mask):
 def test_detection_masks_not_padded_keep_image_shape():
     inputs, samples = _det_batch(pad_mask=False)
     new_inputs, new_samples = get_rescaler('detection')(
-        inputs, samples, 0.6, DIVISOR, 0.)
-    _check_det(inputs, samples, new_inputs, new_samples, 0.6,
-               pad_mask=False)
+        inputs, samples, 0.6, DIVISOR, 0.0
+    )
+    _check_det(inputs, samples, new_inputs, new_samples, 0.6, pad_mask=False)
 
 
 def test_detection_upscale_and_no_samples():
     inputs, samples = _det_batch()
     new_inputs, new_samples = get_rescaler('detection')(
-        inputs, samples, 1.3, DIVISOR, 0.)
+        inputs, samples, 1.3, DIVISOR, 0.0
+    )
     _check_det(inputs, samples, new_inputs, new_samples, 1.3)
-    only, none = get_rescaler('detection')(inputs, None, 0.5, DIVISOR, 0.)
+    only, none = get_rescaler('detection')(inputs, None, 0.5, DIVISOR, 0.0)
     assert none is None and only.shape[-2:] == (64, 64)
     with pytest.raises(ValueError, match='scale'):
-        get_rescaler('detection')(inputs, samples, 0., DIVISOR, 0.)
+        get_rescaler('detection')(inputs, samples, 0.0, DIVISOR, 0.0)
 
 
 def test_detection_image_without_objects():
     inputs, samples = _det_batch(images=[((50, 60), []), DET_IMAGES[0]])
     new_inputs, new_samples = get_rescaler('detection')(
-        inputs, samples, 0.5, DIVISOR, 0.)
+        inputs, samples, 0.5, DIVISOR, 0.0
+    )
     empty = new_samples[0]
     assert empty.gt_instances.bboxes.shape == (0, 4)
-    assert empty.gt_instances.masks.masks.shape == (0, ) + tuple(
-        new_inputs.shape[-2:])
+    assert empty.gt_instances.masks.masks.shape == (0,) + tuple(
+        new_inputs.shape[-2:]
+    )
     assert tuple(empty.img_shape) == (25, 30)
     assert len(new_samples[1].gt_instances) == 2
 
@@ -260,10 +299,18 @@ def test_detection_image_without_objects():
 
 
 SEG_IMAGES = [
-    ((64, 90), [_rect(4, 6, 30, 40), _ellipse(60, 30, 20, 16),
-                _rect(35, 48, 85, 60)]),
-    ((80, 48), [_ellipse(24, 20, 18, 12), _rect(4, 40, 20, 76),
-                _ellipse(36, 60, 8, 14)]),
+    (
+        (64, 90),
+        [_rect(4, 6, 30, 40), _ellipse(60, 30, 20, 16), _rect(35, 48, 85, 60)],
+    ),
+    (
+        (80, 48),
+        [
+            _ellipse(24, 20, 18, 12),
+            _rect(4, 40, 20, 76),
+            _ellipse(36, 60, 8, 14),
+        ],
+    ),
 ]
 
 
@@ -282,13 +329,19 @@ def _seg_batch():
             img[mask, c] = 255
             seg[mask] = c + 1
         packed = pack(
-            dict(img=img, gt_seg_map=seg, img_shape=(h, w),
-                 ori_shape=(h, w), scale_factor=(1., 1.)))
+            dict(
+                img=img,
+                gt_seg_map=seg,
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                scale_factor=(1.0, 1.0),
+            )
+        )
         data['inputs'].append(packed['inputs'])
         data['data_samples'].append(packed['data_samples'])
     preprocessor = SegDataPreProcessor(
-        mean=MEAN, std=STD, size_divisor=DIVISOR, pad_val=0,
-        seg_pad_val=255)
+        mean=MEAN, std=STD, size_divisor=DIVISOR, pad_val=0, seg_pad_val=255
+    )
     out = preprocessor(data, training=True)
     return out['inputs'], out['data_samples']
 
@@ -299,25 +352,30 @@ def test_segmentation_rescale_properties(scale):
     inputs_before = inputs.clone()
     before = [copy.deepcopy(s) for s in samples]
     new_inputs, new_samples = get_rescaler('segmentation')(
-        inputs, samples, scale, DIVISOR, 0.)
+        inputs, samples, scale, DIVISOR, 0.0
+    )
     batch = tuple(new_inputs.shape[-2:])
     assert batch[0] % DIVISOR == 0 and batch[1] % DIVISOR == 0
     for i, (old, new) in enumerate(zip(samples, new_samples)):
         shape = _expected_shape(old.img_shape, scale)
         assert tuple(new.img_shape) == shape
         assert tuple(new.pad_shape) == batch
-        assert tuple(new.padding_size) == (0, batch[1] - shape[1], 0,
-                                           batch[0] - shape[0])
+        assert tuple(new.padding_size) == (
+            0,
+            batch[1] - shape[1],
+            0,
+            batch[0] - shape[0],
+        )
         r_h, r_w = shape[0] / old.img_shape[0], shape[1] / old.img_shape[1]
         np.testing.assert_allclose(new.scale_factor, (r_w, r_h))
         sem = new.gt_sem_seg.data
-        assert tuple(sem.shape) == (1, ) + batch
-        assert torch.all(sem[:, shape[0]:] == 255)
-        assert torch.all(sem[:, :, shape[1]:] == 255)
+        assert tuple(sem.shape) == (1,) + batch
+        assert torch.all(sem[:, shape[0] :] == 255)
+        assert torch.all(sem[:, :, shape[1] :] == 255)
         for c in range(3):
             obj = _object(new_inputs, i, c, shape)
             assert obj.any()
-            label = sem[0, :shape[0], :shape[1]] == c + 1
+            label = sem[0, : shape[0], : shape[1]] == c + 1
             assert _covers(label, obj) and _covers(obj, label)
     assert torch.equal(inputs, inputs_before)
     for s, b in zip(samples, before):
@@ -334,20 +392,34 @@ POSE_INPUT = (96, 128)  # (w, h)
 POSE_HEATMAP = (24, 32)
 POSE_IMAGES = [
     # original image (h, w), person box, shapes as (cx, cy, ax, ay)
-    ((150, 120), [10, 12, 110, 140], [(40, 45, 16, 20), (80, 60, 14, 14),
-                                      (58, 110, 24, 14)]),
-    ((120, 200), [60, 5, 150, 115], [(85, 30, 12, 12), (125, 45, 12, 16),
-                                     (105, 90, 20, 10)]),
+    (
+        (150, 120),
+        [10, 12, 110, 140],
+        [(40, 45, 16, 20), (80, 60, 14, 14), (58, 110, 24, 14)],
+    ),
+    (
+        (120, 200),
+        [60, 5, 150, 115],
+        [(85, 30, 12, 12), (125, 45, 12, 16), (105, 90, 20, 10)],
+    ),
 ]
 
 
 def _pose_codec():
-    return dict(type='MSRAHeatmap', input_size=POSE_INPUT,
-                heatmap_size=POSE_HEATMAP, sigma=2)
+    return dict(
+        type='MSRAHeatmap',
+        input_size=POSE_INPUT,
+        heatmap_size=POSE_HEATMAP,
+        sigma=2,
+    )
 
 
-def _pose_batch(pack_transformed=True, codec=None, input_size=POSE_INPUT,
-                images=POSE_IMAGES):
+def _pose_batch(
+    pack_transformed=True,
+    codec=None,
+    input_size=POSE_INPUT,
+    images=POSE_IMAGES,
+):
     pytest.importorskip('mmpose')
     from mmpose.datasets.transforms import (
         GenerateTarget,
@@ -370,7 +442,7 @@ def _pose_batch(pack_transformed=True, codec=None, input_size=POSE_INPUT,
         img = np.zeros((h, w, 3), np.uint8)
         yy, xx = np.mgrid[:h, :w]
         for c, (cx, cy, ax, ay) in enumerate(shapes):
-            inside = (((xx - cx) / ax)**2 + ((yy - cy) / ay)**2) <= 1
+            inside = (((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2) <= 1
             img[inside, c] = 255
         results = dict(
             img=img,
@@ -378,7 +450,10 @@ def _pose_batch(pack_transformed=True, codec=None, input_size=POSE_INPUT,
             bbox_score=np.ones(1, np.float32),
             keypoints=np.array([[s[:2] for s in shapes]], np.float32),
             keypoints_visible=np.ones((1, len(shapes)), np.float32),
-            id=0, img_id=0, category_id=1)
+            id=0,
+            img_id=0,
+            category_id=1,
+        )
         for transform in pipeline:
             results = transform(results)
         data['inputs'].append(results['inputs'])
@@ -399,8 +474,10 @@ def _on_object(obj, x, y, tol):
     """The object has a pixel within ``tol`` pixels of (x, y)."""
     h, w = obj.shape
     xi, yi = int(round(float(x))), int(round(float(y)))
-    window = obj[max(yi - tol, 0):min(yi + tol + 1, h),
-                 max(xi - tol, 0):min(xi + tol + 1, w)]
+    window = obj[
+        max(yi - tol, 0) : min(yi + tol + 1, h),
+        max(xi - tol, 0) : min(xi + tol + 1, w),
+    ]
     return bool(window.any())
 
 
@@ -408,13 +485,20 @@ def _on_object(obj, x, y, tol):
 @pytest.mark.parametrize('mode', ['transformed', 'peaks', 'resample'])
 def test_pose_rescale_properties(scale, mode):
     from mmpose.codecs import MSRAHeatmap
+
     inputs, samples = _pose_batch(pack_transformed=mode == 'transformed')
     inputs_before = inputs.clone()
     before = [copy.deepcopy(s) for s in samples]
-    codec = None if mode == 'resample' else MSRAHeatmap(
-        **{k: v for k, v in _pose_codec().items() if k != 'type'})
+    codec = (
+        None
+        if mode == 'resample'
+        else MSRAHeatmap(
+            **{k: v for k, v in _pose_codec().items() if k != 'type'}
+        )
+    )
     new_inputs, new_samples = get_rescaler('pose')(
-        inputs, samples, scale, 1, 0., codec=codec)
+        inputs, samples, scale, 1, 0.0, codec=codec
+    )
     batch = tuple(new_inputs.shape[-2:])
     assert batch[0] % 32 == 0 and batch[1] % 32 == 0
     stride = POSE_INPUT[0] // POSE_HEATMAP[0]
@@ -425,12 +509,16 @@ def test_pose_rescale_properties(scale, mode):
         assert tuple(new.img_shape) == tuple(old.img_shape)
         np.testing.assert_array_equal(new.input_center, old.input_center)
         heatmaps = new.gt_fields.heatmaps
-        assert tuple(heatmaps.shape) == (3, batch[0] // stride,
-                                         batch[1] // stride)
+        assert tuple(heatmaps.shape) == (
+            3,
+            batch[0] // stride,
+            batch[1] // stride,
+        )
         weights = new.gt_instance_labels.keypoint_weights
         assert weights.shape == (1, 3) and torch.all(weights == 1)
-        np.testing.assert_array_equal(new.gt_instances.keypoints,
-                                      old.gt_instances.keypoints)
+        np.testing.assert_array_equal(
+            new.gt_instances.keypoints, old.gt_instances.keypoints
+        )
         if mode == 'transformed':
             kpts = new.gt_instances.transformed_keypoints[0]
             for c in range(3):
@@ -453,36 +541,42 @@ def test_pose_rescale_properties(scale, mode):
     assert torch.equal(inputs, inputs_before)
     for s, b in zip(samples, before):
         assert torch.equal(s.gt_fields.heatmaps, b.gt_fields.heatmaps)
-        assert torch.equal(s.gt_instance_labels.keypoint_weights,
-                           b.gt_instance_labels.keypoint_weights)
+        assert torch.equal(
+            s.gt_instance_labels.keypoint_weights,
+            b.gt_instance_labels.keypoint_weights,
+        )
         assert tuple(s.input_size) == tuple(b.input_size)
         if 'transformed_keypoints' in b.gt_instances:
             np.testing.assert_array_equal(
                 s.gt_instances.transformed_keypoints,
-                b.gt_instances.transformed_keypoints)
+                b.gt_instances.transformed_keypoints,
+            )
 
 
 def test_pose_peak_recovery_matches_packed_keypoints():
     """Without packed input-space keypoints the codec path recovers them
     from the old targets and draws the same new targets."""
     from mmpose.codecs import MSRAHeatmap
+
     codec = dict(_pose_codec(), unbiased=True)
     args = {k: v for k, v in codec.items() if k != 'type'}
     with_kpts = _pose_batch(True, codec=codec)
     without = _pose_batch(False, codec=codec)
-    a = get_rescaler('pose')(*with_kpts, 0.55, 1, 0.,
-                             codec=MSRAHeatmap(**args))[1]
-    b = get_rescaler('pose')(*without, 0.55, 1, 0., codec=codec)[1]
+    a = get_rescaler('pose')(
+        *with_kpts, 0.55, 1, 0.0, codec=MSRAHeatmap(**args)
+    )[1]
+    b = get_rescaler('pose')(*without, 0.55, 1, 0.0, codec=codec)[1]
     for sa, sb in zip(a, b):
         torch.testing.assert_close(
-            sa.gt_fields.heatmaps, sb.gt_fields.heatmaps, atol=0.02,
-            rtol=0)
+            sa.gt_fields.heatmaps, sb.gt_fields.heatmaps, atol=0.02, rtol=0
+        )
 
 
 def test_heatmap_peaks_are_subpixel():
     from mmst.subnet.rescale_downstream import heatmap_peaks
+
     heatmaps = torch.zeros(2, 8, 8)
-    heatmaps[0, 3, 5] = 1.
+    heatmaps[0, 3, 5] = 1.0
     heatmaps[0, 3, 4] = heatmaps[0, 3, 6] = 0.5
     heatmaps[0, 2, 5] = 0.5
     heatmaps[0, 4, 5] = 0.25  # peak pulled up in y
@@ -499,8 +593,10 @@ def _build(scope, cfg):
     import importlib
 
     from mmengine.registry import DefaultScope
+
     importlib.import_module(f'{scope}.utils').register_all_modules(
-        init_default_scope=False)
+        init_default_scope=False
+    )
     registry = importlib.import_module(f'{scope}.registry').MODELS
     with DefaultScope.overwrite_default_scope(scope):
         model = registry.build(cfg)
@@ -509,7 +605,7 @@ def _build(scope, cfg):
 
 
 def _finite(losses):
-    total = 0.
+    total = 0.0
     for name, value in losses.items():
         if 'loss' not in name:
             continue
@@ -522,6 +618,7 @@ def _finite(losses):
 
 def _tiny_det(config):
     from mmengine.hub import get_config
+
     cfg = get_config(config).model
     cfg.backbone.depth = 18
     cfg.backbone.init_cfg = None
@@ -537,8 +634,11 @@ def test_mask_rcnn_loss_on_rescaled_batch():
     preprocessor = model.data_preprocessor
     for poly2mask in (True, False):  # BitmapMasks, PolygonMasks
         inputs, samples = get_rescaler('detection')(
-            *_det_batch(poly2mask=poly2mask), 0.7,
-            preprocessor.pad_size_divisor, preprocessor.pad_value)
+            *_det_batch(poly2mask=poly2mask),
+            0.7,
+            preprocessor.pad_size_divisor,
+            preprocessor.pad_value,
+        )
         losses = model.loss(inputs, samples)
         assert {'loss_rpn_cls', 'loss_bbox', 'loss_mask'} <= set(losses)
         _finite(losses)
@@ -553,9 +653,11 @@ def test_panoptic_fpn_loss_on_rescaled_batch():
     for s in samples:  # thing labels < 80, stuff 80..132, ignore 255
         sem = s.gt_sem_seg.sem_seg
         s.gt_sem_seg.sem_seg = torch.where(
-            sem == 0, torch.full_like(sem, 90),
-            torch.where(sem == 255, sem, sem - 1))
-    inputs, samples = get_rescaler('detection')(inputs, samples, 0.5, 32, 0.)
+            sem == 0,
+            torch.full_like(sem, 90),
+            torch.where(sem == 255, sem, sem - 1),
+        )
+    inputs, samples = get_rescaler('detection')(inputs, samples, 0.5, 32, 0.0)
     losses = model.loss(inputs, samples)
     assert 'loss_seg' in losses and 'loss_mask' in losses
     _finite(losses)
@@ -564,9 +666,11 @@ def test_panoptic_fpn_loss_on_rescaled_batch():
 def test_semantic_fpn_loss_on_rescaled_batch():
     pytest.importorskip('mmseg')
     from mmengine.hub import get_config
+
     torch.manual_seed(0)
     cfg = get_config(
-        'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py').model
+        'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
+    ).model
     cfg.pretrained = None
     cfg.backbone.depth = 18
     cfg.backbone.norm_cfg = dict(type='BN', requires_grad=True)
@@ -576,8 +680,9 @@ def test_semantic_fpn_loss_on_rescaled_batch():
     cfg.data_preprocessor = None
     model = _build('mmseg', cfg)
     inputs, samples = _seg_batch()
-    inputs, samples = get_rescaler('segmentation')(inputs, samples, 0.6, 32,
-                                                   0.)
+    inputs, samples = get_rescaler('segmentation')(
+        inputs, samples, 0.6, 32, 0.0
+    )
     losses = model.loss(inputs, samples)
     assert 'decode.loss_ce' in losses
     _finite(losses).backward()
@@ -586,9 +691,12 @@ def test_semantic_fpn_loss_on_rescaled_batch():
 def test_simplebaseline_loss_on_rescaled_batch():
     pytest.importorskip('mmpose')
     from mmengine.hub import get_config
+
     torch.manual_seed(0)
-    cfg = get_config('mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-                          'td-hm_res50_8xb64-210e_coco-256x192.py').model
+    cfg = get_config(
+        'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
+        'td-hm_res50_8xb64-210e_coco-256x192.py'
+    ).model
     cfg.backbone.depth = 18
     cfg.backbone.init_cfg = None
     cfg.head.in_channels = 512
@@ -598,7 +706,8 @@ def test_simplebaseline_loss_on_rescaled_batch():
     inputs, samples = _pose_batch(pack_transformed=False)
     for scale in (0.43, 0.8):
         new_inputs, new_samples = get_rescaler('pose')(
-            inputs, samples, scale, 1, 0., codec=model.head.decoder)
+            inputs, samples, scale, 1, 0.0, codec=model.head.decoder
+        )
         losses = model.loss(new_inputs, new_samples)
         assert set(losses) == {'loss_kpt', 'acc_pose'}
         _finite(losses).backward()

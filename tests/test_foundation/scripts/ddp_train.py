@@ -7,6 +7,7 @@ Launched by ``tests/test_foundation/test_distributed_runner.py`` as::
 Each rank writes ``OUT_DIR/rank{RANK}.pth`` with its flattened parameters
 before wrapping, after wrapping (DDP broadcasts rank 0's) and after training.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -29,10 +30,12 @@ class ToyClassifier(BaseModel):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
 
-    def forward(self,
-                inputs: torch.Tensor,
-                labels: Optional[torch.Tensor] = None,
-                mode: str = 'tensor'):
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        labels: Optional[torch.Tensor] = None,
+        mode: str = 'tensor',
+    ):
         logits = self.net(inputs)
         if mode == 'loss':
             return dict(loss=F.cross_entropy(logits, labels))
@@ -84,23 +87,28 @@ def main() -> None:
         # device_ids=None wins.
         cfg=dict(
             model_wrapper_cfg=dict(
-                type='MMDistributedDataParallel', device_ids=None)),
+                type='MMDistributedDataParallel', device_ids=None
+            )
+        ),
         train_dataloader=dict(
             dataset=ToyDataset(),
             batch_size=4,
             num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=True, seed=0),
-            collate_fn=dict(type='default_collate')),
+            collate_fn=dict(type='default_collate'),
+        ),
         train_cfg=dict(by_epoch=False, max_iters=8),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
         param_scheduler=dict(
-            type='LinearLR', start_factor=0.5, by_epoch=False, end=4),
+            type='LinearLR', start_factor=0.5, by_epoch=False, end=4
+        ),
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=8,
-                            by_epoch=False),
-            logger=dict(type='LoggerHook', interval=4)),
+            checkpoint=dict(type='CheckpointHook', interval=8, by_epoch=False),
+            logger=dict(type='LoggerHook', interval=4),
+        ),
         randomness=dict(seed=0),
-        log_level='WARNING')
+        log_level='WARNING',
+    )
 
     wrapped = runner.model
     assert isinstance(wrapped, MMDistributedDataParallel), type(wrapped)
@@ -119,8 +127,10 @@ def main() -> None:
             init=init,
             after_wrap=after_wrap,
             final=flat_params(wrapped.module),
-            iters=runner.iter),
-        osp.join(args.out_dir, f'rank{rank}.pth'))
+            iters=runner.iter,
+        ),
+        osp.join(args.out_dir, f'rank{rank}.pth'),
+    )
     dist.destroy_process_group()
 
 
