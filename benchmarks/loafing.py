@@ -2,8 +2,8 @@
 with the authors' shared BN statistics and no re-estimation), main network
 and sub-networks (each with its own re-estimated BN statistics).
 
-    python benchmarks/loafing.py [--seeds 0 1 2] [--epochs 2]
-        [--train-images 10000] [--methods CT ST ST++ ST++shared]
+    python benchmarks/loafing.py [--seeds 0 1 2] [--epochs 1]
+        [--train-images 60000] [--methods CT ST ST++ ST++shared]
 
 Each (method, seed) is one run of tools/embedded_default.py's training;
 prints a mean +- std table (Markdown) and writes all numbers to
@@ -23,6 +23,9 @@ HERE = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(HERE, 'tools'))
 from embedded_default import METHODS, format_table, run_method  # noqa: E402
 
+# run settings recorded with every result ('?' in older result files)
+SETTINGS = ('epochs', 'train_images', 'bn_recal_images')
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -33,8 +36,8 @@ def main() -> None:
         choices=sorted(METHODS),
         default=['CT', 'ST', 'ST++', 'ST++shared'],
     )
-    p.add_argument('--epochs', type=int, default=2)
-    p.add_argument('--train-images', type=int, default=10000)
+    p.add_argument('--epochs', type=int, default=1)
+    p.add_argument('--train-images', type=int, default=60000)
     p.add_argument('--bn-recal-images', type=int, default=2000)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument(
@@ -69,7 +72,12 @@ def main() -> None:
             run_args.work_dir = osp.join(args.work_dir, f'seed{seed}')
             r = run_method(name, run_args)
             results.setdefault(name, []).append(
-                dict(seed=seed, seconds=r['seconds'], **r['metrics'])
+                dict(
+                    seed=seed,
+                    seconds=r['seconds'],
+                    **{k: getattr(args, k) for k in SETTINGS},
+                    **r['metrics'],
+                )
             )
             with open(out, 'w') as f:  # keep partial results
                 json.dump(results, f, indent=2)
@@ -89,15 +97,21 @@ def main() -> None:
             )
             for k in keys
         }
+    runs = [r for v in results.values() for r in v]
+    setting = {
+        k: sorted({r.get(k, '?') for r in runs}, key=str) for k in SETTINGS
+    }
+    epochs, images, recal = ('/'.join(map(str, setting[k])) for k in SETTINGS)
     print(
-        f'\nFashion-MNIST test top-1 (%), ResNet-20, {args.epochs} epochs '
-        f'on {args.train_images} training images, seeds {args.seeds}; '
+        f'\nFashion-MNIST test top-1 (%), ResNet-20, {epochs} epoch(s) '
+        f'on {images} training images, seeds {args.seeds}; '
         f'sub-networks with BN statistics re-estimated on '
-        f'{args.bn_recal_images} training images (ST++shared: main '
+        f'{recal} training images (ST++shared: main '
         'network with the shared statistics, not re-estimated):\n'
     )
     print(format_table(summary, '{}'))
-    print(f'\nall runs: {out}')
+    if not args.summarize:
+        print(f'\nall runs: {out}')
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@
 network's test accuracy and the loafing table (sub-networks, each with its
 own re-estimated BN statistics) for both.
 
-    python tools/embedded_default.py [--epochs 2] [--train-images 10000]
+    python tools/embedded_default.py [--epochs 1] [--train-images 60000]
 """
 
 import argparse
@@ -46,12 +46,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         '--methods', nargs='+', default=['CT', 'ST++'], choices=sorted(METHODS)
     )
-    p.add_argument('--epochs', type=int, default=2)
+    p.add_argument('--epochs', type=int, default=1)
     p.add_argument(
         '--train-images',
         type=int,
-        default=10000,
-        help='first N training images (60000: all)',
+        default=60000,
+        help='first N training images (default: all 60000)',
     )
     p.add_argument('--bn-recal-images', type=int, default=2000)
     p.add_argument('--seed', type=int, default=0)
@@ -146,7 +146,8 @@ def main() -> None:
     )
     print(
         f'\nFashion-MNIST test accuracy (%), ResNet-20, {args.epochs} '
-        f'epochs on {args.train_images} training images; sub-networks '
+        f'epoch{"s" if args.epochs != 1 else ""} on {args.train_images} '
+        'training images; sub-networks '
         f'keep the first k blocks of each stage, BN statistics '
         f're-estimated on {args.bn_recal_images} training images each:\n'
     )
