@@ -1,6 +1,7 @@
 """Tiny models and batches shared by the core tests."""
 
 import torch
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import init_default_scope
 from mmpretrain.structures import DataSample
 
@@ -41,6 +42,29 @@ def tiny_classifier_cfg(
             loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         ),
     )
+
+
+class GradientRecorder:
+    """Mixin for a real optimizer wrapper: keeps the unscaled gradients it
+    steps with as ``recorded`` (``id(param)`` -> gradient or None)."""
+
+    def step(self, **kwargs):
+        scaler = getattr(self, 'loss_scaler', None)  # AmpOptimWrapper's
+        scale = scaler.get_scale() if scaler is not None else 1.0
+        self.recorded = {
+            id(p): None if p.grad is None else p.grad.detach().float() / scale
+            for g in self.optimizer.param_groups
+            for p in g['params']
+        }
+        super().step(**kwargs)
+
+
+class RecordingOptimWrapper(GradientRecorder, OptimWrapper):
+    pass
+
+
+class RecordingAmpOptimWrapper(GradientRecorder, AmpOptimWrapper):
+    pass
 
 
 def st_cfg(**kwargs) -> dict:

@@ -8,19 +8,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 
-from .common import batch, build, st_cfg
-
-
-class RecordingOptimWrapper(OptimWrapper):
-    """A real OptimWrapper that keeps the gradients it steps with."""
-
-    def step(self, **kwargs):
-        self.recorded = {
-            id(p): p.grad.clone() if p.grad is not None else None
-            for g in self.optimizer.param_groups
-            for p in g['params']
-        }
-        super().step(**kwargs)
+from .common import RecordingOptimWrapper, batch, build, st_cfg
 
 
 def layernorm(z):

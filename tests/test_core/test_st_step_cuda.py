@@ -8,39 +8,19 @@ import copy
 
 import pytest
 import torch
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.optim import AmpOptimWrapper
 
-from .common import batch, build, st_cfg
+from .common import (
+    RecordingAmpOptimWrapper,
+    RecordingOptimWrapper,
+    batch,
+    build,
+    st_cfg,
+)
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason='AmpOptimWrapper needs a GPU'
 )
-
-
-class RecordingOptimWrapper(OptimWrapper):
-    """A real OptimWrapper that keeps the gradients it steps with."""
-
-    def step(self, **kwargs):
-        self.recorded = [
-            p.grad.detach().float().clone()
-            for g in self.optimizer.param_groups
-            for p in g['params']
-        ]
-        super().step(**kwargs)
-
-
-class RecordingAmpOptimWrapper(AmpOptimWrapper):
-    """A real AmpOptimWrapper that keeps the unscaled gradients it steps
-    with (recorded before its own unscale / clip / step)."""
-
-    def step(self, **kwargs):
-        scale = self.loss_scaler.get_scale()
-        self.recorded = [
-            p.grad.detach().float() / scale
-            for g in self.optimizer.param_groups
-            for p in g['params']
-        ]
-        super().step(**kwargs)
 
 
 def stpp_model(**kwargs):
@@ -80,8 +60,9 @@ def test_amp_step_matches_fp32_step():
         float(v['loss'].detach()) for v in (log_amp, log_fp32)
     )
     assert abs(loss_amp - loss_fp32) < 5e-2
-    flat_amp = torch.cat([g.flatten() for g in amp.recorded])
-    flat_fp32 = torch.cat([g.flatten() for g in fp32.recorded])
+    # parameters in the same order in both (deep copy)
+    flat_amp = torch.cat([g.flatten() for g in amp.recorded.values()])
+    flat_fp32 = torch.cat([g.flatten() for g in fp32.recorded.values()])
     cos = torch.nn.functional.cosine_similarity(flat_amp, flat_fp32, dim=0)
     assert cos > 0.99, f'AMP gradients differ from fp32 (cos {cos:.4f})'
     assert abs(flat_amp.norm() / flat_fp32.norm() - 1) < 0.05
