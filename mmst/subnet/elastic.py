@@ -113,6 +113,12 @@ class ElasticDepth:
     ) -> None:
         self.stages = find_stages(backbone, stages)
         self.backbone_name = type(backbone).__name__
+        # ResNet-family ``frozen_stages=k`` freezes exactly the first k of
+        # these stages; other backbones count their own units (ViT layers,
+        # MobileNetV3 layers), which are not mmst's stages.
+        self.stages_are_res_layers = stages is None and isinstance(
+            getattr(backbone, 'res_layers', None), (list, tuple)
+        )
 
     @property
     def stage_depths(self) -> List[int]:

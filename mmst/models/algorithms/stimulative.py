@@ -6,7 +6,9 @@ from contextlib import contextmanager, nullcontext
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from mmengine.dist import broadcast_object_list
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
@@ -27,6 +29,8 @@ from .tasks import TaskAdapter, infer_task
 
 BN_STATS_MODES = ('main', 'shared')
 SUBNET_LOSSES = ('kl', 'task')
+# Message-hub key of the rank-independent seed of the sub-network sequence.
+SEQUENCE_SEED_KEY = 'mmst_subnet_seed'
 
 
 @contextmanager
@@ -158,6 +162,7 @@ class StimulativeTraining(BaseModel):
             logit_amplitude,
             normalize_main_logits,
         )
+        self.task.check_architecture(architecture)
         subnet_loss = subnet_loss or ('kl' if self.task.has_logits else 'task')
         if subnet_loss not in SUBNET_LOSSES:
             raise ValueError(
@@ -205,7 +210,11 @@ class StimulativeTraining(BaseModel):
             cfg.get('depths', 'default'),
             cfg.get('mode', 'ordered'),
         )
-        frozen = min(_frozen_stage_count(backbone), len(stage_depths))
+        frozen = (
+            min(_frozen_stage_count(backbone), len(stage_depths))
+            if self.elastic.stages_are_res_layers
+            else 0
+        )
         explicit = not isinstance(cfg.get('depths', 'default'), str)
         for i in range(frozen):
             n = stage_depths[i]
@@ -219,6 +228,15 @@ class StimulativeTraining(BaseModel):
                 # A preset never samples frozen stages shorter (their
                 # parameters receive no gradient).
                 space.depth_choices[i] = [n]
+        if self.num_subnets and space.members() == [space.full()]:
+            raise ValueError(
+                f'space.depths={cfg.get("depths", "default")!r} leaves one '
+                f'sub-network, the full network (stage depths '
+                f'{stage_depths}, frozen_stages={frozen}): '
+                f'num_subnets={self.num_subnets} would repeat the main pass; '
+                'allowed: a space with a member shallower than the full '
+                'network, or num_subnets=0 (conventional training)'
+            )
         return space
 
     @staticmethod
@@ -250,9 +268,33 @@ class StimulativeTraining(BaseModel):
         with self.elastic.activate(subnet):
             yield
 
+    def _sequence_seed(self, hub: MessageHub) -> Optional[int]:
+        """The seed of the sub-network / input-size sequence: ``seed`` when
+        given, else the runner's seed as rank 0 has it.
+
+        With ``randomness=dict(diff_rank_seed=True)`` the runner's seed is
+        ``seed + rank``; the sequence must not be (every rank has to run
+        the same sub-network at the same step), so rank 0's value is
+        broadcast once and kept in the message hub, whose runtime info
+        checkpoints carry: a resumed run continues the same sequence.
+        """
+        if self.seed is not None:
+            return self.seed
+        seed = hub.get_info(SEQUENCE_SEED_KEY)
+        if seed is None:
+            seed = hub.get_info('seed')
+            if seed is None:  # outside a runner
+                return None
+            if dist.is_available() and dist.is_initialized():
+                shared = [seed]
+                broadcast_object_list(shared, src=0)
+                seed = shared[0]
+            hub.update_info(SEQUENCE_SEED_KEY, seed)
+        return seed
+
     def _rng(self, pass_index: int) -> random.Random:
         hub = MessageHub.get_current_instance()
-        seed = self.seed if self.seed is not None else hub.get_info('seed')
+        seed = self._sequence_seed(hub)
         iteration = hub.get_info('iter')
         if iteration is None:  # outside a runner: count the steps here
             iteration = getattr(self, '_local_iter', 0)
@@ -335,25 +377,28 @@ class StimulativeTraining(BaseModel):
         subnet_loss_sum, size_sum = 0.0, 0
         for i in range(1, self.num_subnets + 1):
             subnet, size = self.sample(i, shorter)
-            with optim_wrapper.optim_context(self), self._subnet_context(
-                subnet
-            ):
-                sub_inputs, sub_samples = self.rescale(
-                    inputs,
-                    samples,
-                    size / shorter,
-                    *rescale_args,
-                    **rescale_kwargs,
-                )
-                sub_losses = self.task.subnet_pass(
-                    self.architecture,
-                    sub_inputs,
-                    sub_samples,
-                    teacher,
-                    self.distill,
-                )
-            sub_loss, _ = self.parse_losses(sub_losses)
-            backward(sub_loss)
+            with self._subnet_context(subnet):
+                with optim_wrapper.optim_context(self):
+                    sub_inputs, sub_samples = self.rescale(
+                        inputs,
+                        samples,
+                        size / shorter,
+                        *rescale_args,
+                        **rescale_kwargs,
+                    )
+                    sub_losses = self.task.subnet_pass(
+                        self.architecture,
+                        sub_inputs,
+                        sub_samples,
+                        teacher,
+                        self.distill,
+                    )
+                sub_loss, _ = self.parse_losses(sub_losses)
+                # Backward inside the sub-network context: activation
+                # checkpointing (``with_cp=True``) re-runs the kept blocks'
+                # forward here, and must see the same frozen BN statistics
+                # and skipped blocks as the forward did.
+                backward(sub_loss)
             subnet_loss_sum += sub_loss.item()
             size_sum += size
             depth_sums = [

@@ -59,6 +59,54 @@ class TaskAdapter:
         self.amplitude = amplitude
         self.normalize_main = normalize_main
 
+    def check_architecture(self, arch: nn.Module) -> None:
+        """Refuse, at build time, a model whose losses the passes would
+        compute wrongly.
+
+        Classification passes compute the head's logits themselves (to
+        normalise them and to keep the teacher) and then call the head's
+        ``_get_loss``: that is the head's own loss only for heads that keep
+        mmpretrain ``ClsHead``'s ``loss`` and ``_get_loss`` (``ClsHead``,
+        ``LinearClsHead``, ``StackedLinearClsHead``,
+        ``VisionTransformerClsHead`` ...). A head that overrides them
+        (margin heads such as ``ArcFaceClsHead``, multi-label heads,
+        ``ConformerHead`` with its tuple of logits) would silently lose its
+        logic.
+
+        Raises:
+            TypeError: The head is not one mmst can drive.
+        """
+        if self.task != 'classification':
+            return
+        from mmpretrain.models.heads import ClsHead
+
+        head = getattr(arch, 'head', None)
+        cls = type(head)
+        if not (
+            isinstance(head, ClsHead)
+            and cls.loss is ClsHead.loss
+            and cls._get_loss is ClsHead._get_loss
+        ):
+            overridden = [
+                m
+                for m in ('loss', '_get_loss')
+                if isinstance(head, ClsHead)
+                and getattr(cls, m) is not getattr(ClsHead, m)
+            ]
+            why = (
+                f'it overrides {" and ".join(overridden)}'
+                if overridden
+                else 'it is not an mmpretrain ClsHead'
+            )
+            raise TypeError(
+                f'model.architecture.head: {cls.__name__} cannot be trained '
+                f'by StimulativeTraining ({why}): ST computes the logits '
+                "itself and applies the head's ClsHead loss to them; "
+                'allowed: heads that keep ClsHead.loss and ClsHead._get_loss'
+                ' (ClsHead, LinearClsHead, StackedLinearClsHead, '
+                'VisionTransformerClsHead, ...)'
+            )
+
     def rescale_args(self, arch: nn.Module) -> Tuple[tuple, dict]:
         """Positional (size divisor, pad value) and task-specific keyword
         arguments of the task's rescaler, read from the model."""
@@ -86,8 +134,20 @@ class TaskAdapter:
     def has_logits(self) -> bool:
         return self.task == 'classification'
 
-    def _logits(self, arch: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _raw_logits(arch: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        """The head's logits, (B, num_classes)."""
         logits = arch.head(arch.extract_feat(inputs))
+        if not isinstance(logits, torch.Tensor):
+            raise TypeError(
+                f'model.architecture.head: {type(arch.head).__name__} '
+                f'returned {type(logits).__name__} in training; '
+                'StimulativeTraining needs one tensor of class logits'
+            )
+        return logits
+
+    def _logits(self, arch: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        logits = self._raw_logits(arch, inputs)
         return normalize_logits(logits, self.normalize, self.amplitude)
 
     def main_pass(
@@ -100,7 +160,7 @@ class TaskAdapter:
         normalised) where the task has logits."""
         if not self.has_logits:
             return arch.loss(inputs, data_samples), None
-        raw = arch.head(arch.extract_feat(inputs))
+        raw = self._raw_logits(arch, inputs)
         logits = normalize_logits(raw, self.normalize, self.amplitude)
         # The head's own loss config (label smoothing, mixup targets, ...).
         losses = arch.head._get_loss(
@@ -125,5 +185,5 @@ class TaskAdapter:
                 self._logits(arch, inputs), data_samples
             )
         # The raw logits: the loss normalises them itself.
-        logits = arch.head(arch.extract_feat(inputs))
+        logits = self._raw_logits(arch, inputs)
         return {'loss_kl': distill(logits, teacher)}
