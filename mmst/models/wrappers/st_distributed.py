@@ -1,15 +1,61 @@
 """Distributed data parallel for ST: the training step of the single-process
 path, with gradients averaged across ranks once per optimizer step."""
 
+import inspect
+import logging
 from typing import Dict, List, Union
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import OptimWrapper
 from torch.nn.modules.batchnorm import SyncBatchNorm
 
 from mmst.registry import MODEL_WRAPPERS
+
+# Keys of MMEngine's DDP config that torch's DDP accepts too.
+_DDP_KEYS = (
+    'broadcast_buffers',
+    'find_unused_parameters',
+    'bucket_cap_mb',
+    'gradient_as_bucket_view',
+    'static_graph',
+    'device_ids',
+    'output_device',
+)
+
+
+def takes_sync_gradients(module: nn.Module) -> bool:
+    """Whether ``module.train_step`` accepts ``sync_gradients`` (the ST
+    step's hook for averaging gradients once per optimizer step)."""
+    step = getattr(module, 'train_step', None)
+    if step is None:
+        return False
+    try:
+        return 'sync_gradients' in inspect.signature(step).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def plain_ddp(module: nn.Module, **kwargs) -> MMDistributedDataParallel:
+    """MMEngine's data-parallel wrapper for a model without the ST step,
+    with the device ids MMEngine's Runner would give it (the module's GPU,
+    or None on CPU, which torch's DDP requires there)."""
+    cfg = {k: v for k, v in kwargs.items() if k in _DDP_KEYS}
+    param = next(module.parameters(), None)
+    on_gpu = param is not None and param.device.type == 'cuda'
+    cfg['device_ids'] = [param.device.index] if on_gpu else None
+    if not on_gpu:
+        cfg.pop('output_device', None)
+    print_log(
+        f'{type(module).__name__} has no ST step: data-parallel training '
+        'with MMDistributedDataParallel',
+        'current',
+        logging.INFO,
+    )
+    return MMDistributedDataParallel(module=module, **cfg)
 
 
 @MODEL_WRAPPERS.register_module()
@@ -35,6 +81,12 @@ class STDistributedDataParallel(nn.Module):
     buffers (BN running statistics) are broadcast again before every step
     when ``broadcast_buffers`` is True, as DDP does.
 
+    A module whose ``train_step`` takes no ``sync_gradients`` (a plain
+    upstream model, e.g. the CT baseline of an ST config) is wrapped in
+    MMEngine's ``MMDistributedDataParallel`` instead (the constructor
+    returns that wrapper), so any config that sets this wrapper trains
+    under any launcher whatever its model.
+
     Args:
         module (nn.Module): The ST model (or any BaseModel whose
             ``train_step`` takes ``sync_gradients``).
@@ -45,6 +97,16 @@ class STDistributedDataParallel(nn.Module):
             MMEngine's DDP config keys (``find_unused_parameters``,
             ``device_ids`` ...), which this wrapper does not need.
     """
+
+    def __new__(cls, module: nn.Module, *args, **kwargs):
+        # A model without the ST step (a CT baseline, a plain detector) in
+        # a config that includes configs/_base_/st_runtime.py trains as
+        # MMEngine would train it without mmst: MMDistributedDataParallel.
+        if cls is STDistributedDataParallel and not takes_sync_gradients(
+            module
+        ):
+            return plain_ddp(module, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
