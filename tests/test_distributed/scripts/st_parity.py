@@ -190,6 +190,66 @@ def train(
     )
 
 
+class GradientCollector(torch.optim.Optimizer):
+    """An optimizer whose step stores the gradients instead of updating:
+    it lets the model's own ``train_step`` compute one shard's gradients
+    of an optimizer step (accumulation included)."""
+
+    def __init__(self, params) -> None:
+        super().__init__(list(params), {})
+        self.grads: List[Optional[torch.Tensor]] = []
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.grads = [
+            None if p.grad is None else p.grad.clone()
+            for group in self.param_groups
+            for p in group['params']
+        ]
+
+
+def train_shard_order(
+    model: nn.Module, iters: int, accum: int, ranks: int
+) -> Dict:
+    """Single-process training that sums the shards' gradients in the
+    order data parallel training does: each shard's gradient of an
+    optimizer step is computed by the model's own ``train_step`` (its
+    N + 1 passes accumulated, as on a rank), then the shards' gradients are
+    summed in float32 and divided by the number of shards (what a 2-rank
+    all-reduce and the wrapper's division compute), then one SGD step.
+    Every operation is the ranks' own, in the same order and shapes, so a
+    correct wrapper equals this bit for bit."""
+    init = flat_params(model)
+    params = list(model.parameters())
+    optim_wrapper = optim_for(model, 1)
+    collectors = [
+        OptimWrapper(GradientCollector(params), accumulative_counts=accum)
+        for _ in range(ranks)
+    ]
+    hub = MessageHub.get_current_instance()
+    for first in range(0, iters, accum):
+        window = range(first, min(first + accum, iters))
+        for rank, collector in enumerate(collectors):
+            for i in window:
+                hub.update_info('iter', i)
+                model.train_step(
+                    shard(global_batch(i, ranks), rank), collector
+                )
+        with torch.no_grad():
+            for j, p in enumerate(params):
+                grads = [c.optimizer.grads[j] for c in collectors]
+                if all(g is None for g in grads):
+                    p.grad = None
+                    continue
+                total = torch.zeros_like(p)
+                for g in grads:
+                    total += g if g is not None else torch.zeros_like(p)
+                p.grad = total.div_(ranks)
+        optim_wrapper.step()
+        optim_wrapper.zero_grad()
+    return dict(init=init, final=flat_params(model))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument('out_dir')
@@ -213,6 +273,9 @@ def main() -> None:
         ref_file = osp.join(args.out_dir, f'ref_accum{accum}.pth')
         if rank == 0 and not osp.exists(ref_file):
             ref = train(build_model(0), args.iters, accum, None, ranks)
+            ref['shard_order'] = train_shard_order(
+                build_model(0), args.iters, accum, ranks
+            )
             torch.save(dict(ref, accum=accum), ref_file)
         dist.barrier()
     dist.destroy_process_group()
