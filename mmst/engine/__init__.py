@@ -1,6 +1,14 @@
-from .bn_recal import preserved_bn_stats, recalibrate_bn
+from .bn_recal import (
+    DEFAULT_RECAL_SEED,
+    RecalLoader,
+    build_recal_loader,
+    preserved_bn_stats,
+    recalibrate_bn,
+    seeded_rng,
+)
 from .safe_globals import allow_mmengine_checkpoint_globals
 from .subnet_eval import (
+    SharedBNRecalHook,
     SubnetValLoop,
     elastic_of,
     evaluate_subnet,
@@ -11,8 +19,13 @@ from .subnet_eval import (
 allow_mmengine_checkpoint_globals()
 
 __all__ = [
+    'DEFAULT_RECAL_SEED',
+    'RecalLoader',
+    'build_recal_loader',
     'preserved_bn_stats',
     'recalibrate_bn',
+    'seeded_rng',
+    'SharedBNRecalHook',
     'SubnetValLoop',
     'evaluate_subnet',
     'elastic_of',

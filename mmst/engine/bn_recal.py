@@ -1,13 +1,37 @@
 """Re-estimation of BatchNorm running statistics, for the full network
 (when sub-network passes shared them) and for each evaluated sub-network
-(whose statistics differ from the full network's)."""
+(whose statistics differ from the full network's).
 
+Three pieces, used by :class:`mmst.engine.SubnetValLoop` and by the analysis
+tools alike:
+
+- :func:`build_recal_loader`: the images, a seeded copy of the config's
+  ``train_dataloader`` that yields the same images with the same
+  augmentations every time and leaves the global random generators (and the
+  training loop's own loader) as they were;
+- :func:`recalibrate_bn`: the statistics, the exact mean and unbiased
+  variance of every BN layer's input over those images, summed over all
+  ranks of a distributed run;
+- :func:`preserved_bn_stats`: puts the model's own statistics back after a
+  sub-network was evaluated.
+"""
+
+import copy
+import math
+import random
 from contextlib import contextmanager
-from typing import Dict, Iterable, Iterator, List
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
+from mmengine.dataset import DefaultSampler
+from mmengine.dist import all_reduce, get_world_size
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader
+
+#: Seed of the re-estimation images and augmentations unless told otherwise.
+DEFAULT_RECAL_SEED = 0
 
 
 def _active_bns(model: nn.Module) -> List[_BatchNorm]:
@@ -40,46 +64,309 @@ def preserved_bn_stats(model: nn.Module) -> Iterator[None]:
                 m._buffers[k].copy_(v)
 
 
+# -- the images ------------------------------------------------------------
+@contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """Seed ``random``, ``numpy`` and ``torch`` (CPU and, when initialised,
+    CUDA) with ``seed`` for the duration, and put their previous states back
+    on exit, so that whatever runs inside is repeatable and the caller's
+    random sequence (e.g. training's augmentations) is not perturbed."""
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    torch_state = torch.get_rng_state()
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    cuda_states = torch.cuda.get_rng_state_all() if cuda else None
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def _batch_len(data) -> int:
+    """Number of samples in a collated batch (``dict(inputs=...)`` or a
+    tuple whose first element holds the inputs)."""
+    inputs = data['inputs'] if isinstance(data, dict) else data[0]
+    return len(inputs)
+
+
+class RecalLoader:
+    """A dataloader that yields the same images, with the same random
+    augmentations, every time it is iterated: the sampler is seeded (and
+    stays at epoch 0), and the global random generators are seeded with
+    ``seed`` while it is iterated and restored when the iteration ends or
+    is closed (:func:`seeded_rng`).
+
+    Args:
+        dataloader (DataLoader): Built with a seeded sampler and
+            ``persistent_workers=False`` (see :func:`build_recal_loader`).
+        seed (int): Seed of ``random``, ``numpy`` and ``torch``.
+
+    Attributes:
+        last_count (int): Images yielded by the latest iteration (this
+            process).
+    """
+
+    def __init__(self, dataloader: DataLoader, seed: int) -> None:
+        self.dataloader = dataloader
+        self.dataset = dataloader.dataset
+        self.seed = seed
+        self.last_count = 0
+
+    @property
+    def batch_size(self) -> Optional[int]:
+        return self.dataloader.batch_size
+
+    def __len__(self) -> int:
+        return len(self.dataloader)
+
+    def __iter__(self):
+        with seeded_rng(self.seed):
+            self.last_count = 0
+            for data in self.dataloader:
+                self.last_count += _batch_len(data)
+                yield data
+
+
+def build_recal_loader(
+    loader_cfg: dict, seed: int = DEFAULT_RECAL_SEED
+) -> RecalLoader:
+    """The BN re-estimation loader: a copy of ``loader_cfg`` (normally the
+    config's ``train_dataloader``: its dataset, pipeline, batch size and
+    workers) with the sampler replaced by
+    ``DefaultSampler(shuffle=True, seed=seed)``, a configured
+    ``batch_sampler`` dropped (plain batches of ``batch_size``) and
+    ``persistent_workers=False``, wrapped in :class:`RecalLoader`.
+
+    In a distributed run each rank gets its shard of the shuffled dataset.
+    The loader is independent of the training loop's: its iteration never
+    touches training's sampler or iterator (an ``InfiniteSampler`` in
+    particular), and building or iterating it leaves the global random
+    generators as they were. Build it once and reuse it (every iteration
+    yields the same images).
+
+    Args:
+        loader_cfg (dict): A dataloader config (as in an MMEngine config);
+            not modified.
+        seed (int): Seed of the sampler and of the augmentations.
+
+    Returns:
+        RecalLoader: The seeded loader.
+
+    Raises:
+        TypeError: ``loader_cfg`` is not a dict.
+        ValueError: ``loader_cfg`` has no ``batch_size``.
+    """
+    from mmengine.runner import Runner  # mmengine.runner imports engine
+
+    if not isinstance(loader_cfg, dict):
+        raise TypeError(
+            'the BN re-estimation loader is built from a dataloader config '
+            f'(train_dataloader); got {type(loader_cfg).__name__}; allowed: '
+            'a dict'
+        )
+    cfg = copy.deepcopy(dict(loader_cfg))
+    if not cfg.get('batch_size'):
+        raise ValueError(
+            f'train_dataloader.batch_size={cfg.get("batch_size")!r} is '
+            'invalid for BN re-estimation; allowed: a positive integer '
+            '(a batch_sampler is replaced by plain batches of batch_size)'
+        )
+    cfg['sampler'] = dict(type=DefaultSampler, shuffle=True, seed=seed)
+    cfg.pop('batch_sampler', None)
+    cfg['persistent_workers'] = False
+    with seeded_rng(seed):
+        dataloader = Runner.build_dataloader(cfg, seed=seed)
+    return RecalLoader(dataloader, seed)
+
+
+# -- the statistics --------------------------------------------------------
+def _loader_capacity(dataloader) -> Tuple[int, int, int]:
+    """(batch size, batches, images) of one pass of ``dataloader`` in this
+    process."""
+    inner = getattr(dataloader, 'dataloader', dataloader)  # RecalLoader
+    batch_size = getattr(inner, 'batch_size', None)
+    if batch_size is None:
+        batch_sampler = getattr(inner, 'batch_sampler', None)
+        batch_size = getattr(batch_sampler, 'batch_size', None)
+    if not batch_size or not hasattr(dataloader, '__len__'):
+        raise TypeError(
+            'BN re-estimation needs a dataloader with a batch_size and a '
+            f'length (every rank runs the same number of batches); got '
+            f'{type(dataloader).__name__}'
+        )
+    batches = len(dataloader)
+    images = batches * batch_size
+    sampler = getattr(inner, 'sampler', None)
+    if not getattr(inner, 'drop_last', False) and hasattr(sampler, '__len__'):
+        images = min(images, len(sampler))
+    return batch_size, batches, images
+
+
+def _sum_hook(acc: Dict[str, torch.Tensor]):
+    def hook(module: nn.Module, args) -> None:
+        x = args[0].detach()
+        dims = [0] + list(range(2, x.dim()))
+        x = x.to(torch.float64)
+        acc['s1'] += x.sum(dims)
+        acc['s2'] += (x * x).sum(dims)
+        acc['n'] += x.numel() // x.shape[1]
+
+    return hook
+
+
 @torch.no_grad()
 def recalibrate_bn(
     model: nn.Module, dataloader: Iterable, num_images: int
 ) -> int:
-    """Re-estimate the running statistics of ``model``'s BN layers as the
-    exact average over about ``num_images`` images of ``dataloader``
-    (whole batches), with everything else in eval mode.
+    """Re-estimate the running statistics of ``model``'s BN layers on
+    ``num_images`` images (in total over all ranks) of ``dataloader``.
+
+    Each BN layer that ``model.train()`` sets to training mode (so
+    ``norm_eval`` / frozen stages are respected) normalises with batch
+    statistics as in training, while a forward pre-hook sums its input per
+    channel in float64: ``S1 = sum(x)``, ``S2 = sum(x ** 2)`` and the
+    element count ``N``. The sums of all ranks are added
+    (``all_reduce``, gloo or nccl), then ``running_mean = S1 / N`` and
+    ``running_var = (S2 - S1 ** 2 / N) / (N - 1)`` (unbiased): the exact
+    statistics of the union of the batches of all ranks, identical on every
+    rank and equal (up to summation order) to one process fed the same
+    batches. Everything else runs in eval mode; ``momentum`` and
+    ``num_batches_tracked`` are left as they were, as are the statistics of
+    BN layers the forward does not reach (blocks a sub-network skips).
+
+    Every rank runs the same number of batches (SyncBN has collectives in
+    its forward): ``ceil(num_images / (world_size * batch_size))``, decided
+    before the first batch. The run is refused when the loader of some rank
+    cannot provide that many images.
 
     Args:
         model (nn.Module): An upstream model (BaseModel with a data
-            preprocessor); an elastic context may be active.
-        dataloader (Iterable): Usually the training dataloader.
-        num_images (int): Images to use (at least one batch).
+            preprocessor, run with ``mode='tensor'``); an elastic context
+            may be active.
+        dataloader (Iterable): This rank's loader, with ``batch_size`` and
+            ``__len__``: normally a :class:`RecalLoader`
+            (:func:`build_recal_loader`), which makes the images and their
+            augmentations repeatable.
+        num_images (int): Images in total over all ranks (rounded up to
+            whole batches on every rank).
 
     Returns:
-        int: The number of images used.
+        int: The number of images used, in total over all ranks.
+
+    Raises:
+        ValueError: ``num_images`` is not positive, or exceeds the images
+            the loaders provide (the message names ``bn_recal_images``, the
+            number asked and the number available).
+        TypeError: ``dataloader`` has no ``batch_size`` or length.
     """
     if num_images <= 0:
         raise ValueError(
             f'bn_recal_images={num_images!r} is invalid; '
             'allowed: a positive number of images'
         )
+    world_size = get_world_size()
+    batch_size, batches, images = _loader_capacity(dataloader)
     bns = _active_bns(model)
+    device = next((m.running_mean.device for m in bns), torch.device('cpu'))
+    # The smallest loader decides for all ranks, so all raise or none does.
+    capacity = torch.tensor([batches, images], dtype=torch.float64)
+    capacity = capacity.to(device)
+    if world_size > 1:
+        all_reduce(capacity, op='min')
+    min_batches, min_images = (int(v) for v in capacity.tolist())
+    available = min_images * world_size
+    dataset = getattr(dataloader, 'dataset', None)
+    dataset_size = len(dataset) if hasattr(dataset, '__len__') else '?'
+    per_rank = math.ceil(num_images / (world_size * batch_size))
+    if num_images > available or per_rank > min_batches:
+        raise ValueError(
+            f'bn_recal_images={num_images} is more than the training '
+            f'images available for BN re-estimation: {available} '
+            f'({min_images} per rank x {world_size} rank(s), '
+            f'{min_batches} batches of {batch_size}; the dataset has '
+            f'{dataset_size} images); allowed: '
+            f'bn_recal_images <= {available}'
+        )
+
+    accs = [
+        dict(
+            s1=torch.zeros(m.num_features, dtype=torch.float64, device=device),
+            s2=torch.zeros(m.num_features, dtype=torch.float64, device=device),
+            n=torch.zeros(1, dtype=torch.float64, device=device),
+        )
+        for m in bns
+    ]
     was_training = model.training
     model.eval()
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average = exact mean
+    saved = [
+        (
+            m.momentum,
+            None
+            if m.num_batches_tracked is None
+            else m.num_batches_tracked.clone(),
+        )
+        for m in bns
+    ]
+    handles = []
+    for m, acc in zip(bns, accs):
+        m.momentum = 0.0  # batch statistics, running ones left alone
         m.train()
+        handles.append(m.register_forward_pre_hook(_sum_hook(acc)))
     seen = 0
+    iterator = iter(dataloader)
     try:
-        for data in dataloader:
+        for _ in range(per_rank):
+            data = next(iterator, None)
+            if data is None:
+                break
             data = model.data_preprocessor(data, False)
             model(data['inputs'], data.get('data_samples'), mode='tensor')
             seen += data['inputs'].shape[0]
-            if seen >= num_images:
-                break
     finally:
-        for m, momentum in zip(bns, momenta):
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            close()  # a RecalLoader restores the random generators here
+        del iterator
+        for h in handles:
+            h.remove()
+        for m, (momentum, tracked) in zip(bns, saved):
             m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
         model.train(was_training)
-    return seen
+
+    flat = torch.cat(
+        [torch.tensor([seen], dtype=torch.float64, device=device)]
+        + [torch.cat([a['s1'], a['s2'], a['n']]) for a in accs]
+    )
+    if world_size > 1:
+        all_reduce(flat, op='sum')
+    total = int(flat[0].item())
+    if total < num_images:
+        raise ValueError(
+            f'bn_recal_images={num_images} images were asked for BN '
+            f're-estimation, but the loaders yielded only {total} in '
+            f'{per_rank} batch(es) per rank; the BN statistics are '
+            'unchanged'
+        )
+    offset = 1
+    for m in bns:
+        c = m.num_features
+        s1 = flat[offset : offset + c]
+        s2 = flat[offset + c : offset + 2 * c]
+        n = flat[offset + 2 * c].item()
+        offset += 2 * c + 1
+        if n == 0:
+            continue  # not reached by this network
+        mean = s1 / n
+        var = ((s2 - s1 * mean) / max(n - 1, 1)).clamp_(min=0)
+        m.running_mean.copy_(mean)
+        m.running_var.copy_(var)
+    return total

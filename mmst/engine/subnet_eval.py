@@ -6,9 +6,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from mmengine.dist import get_world_size
 from mmengine.evaluator import Evaluator
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmengine.runner import ValLoop
+from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop, ValLoop
 from mmengine.runner.amp import autocast
 
 from mmst.models.algorithms.stimulative import unwrap_st
@@ -16,7 +19,13 @@ from mmst.registry import LOOPS
 from mmst.subnet import ElasticDepth, SubnetSpace, format_subnet
 from mmst.subnet.space import Subnet
 
-from .bn_recal import preserved_bn_stats, recalibrate_bn
+from .bn_recal import (
+    DEFAULT_RECAL_SEED,
+    RecalLoader,
+    build_recal_loader,
+    preserved_bn_stats,
+    recalibrate_bn,
+)
 
 SubnetSpec = Union[str, Sequence[int]]
 NAMED_SUBNETS = ('smallest', 'largest', 'full', 'all')
@@ -87,18 +96,39 @@ def evaluate_subnet(
 ) -> Dict[str, float]:
     """Metrics of ``model`` run as ``subnet`` (None: the full network),
     with BN statistics re-estimated for it on ``bn_recal_images`` images of
-    ``recal_loader`` first (0: the stored statistics). The model's own BN
-    statistics are restored afterwards."""
+    ``recal_loader`` first (0: the stored statistics; see
+    :func:`recalibrate_bn`: the count is the total over all ranks). The
+    model's own BN statistics are restored afterwards.
+
+    Raises:
+        ValueError: ``bn_recal_images > 0`` without ``recal_loader``, or
+            more images asked than ``recal_loader`` provides.
+    """
     arch = unwrap_st(model)
     with preserved_bn_stats(arch), elastic.activate(subnet):
         if bn_recal_images:
             if recal_loader is None:
                 raise ValueError(
-                    'BN re-estimation needs a dataloader of '
-                    'training images (train_dataloader)'
+                    f'bn_recal_images={bn_recal_images} needs a dataloader '
+                    'of training images (recal_loader, see '
+                    'mmst.engine.build_recal_loader); got None'
                 )
             recalibrate_bn(arch, recal_loader, bn_recal_images)
         return evaluate_model(model, dataloader, evaluator, fp16)
+
+
+def _state_fingerprint(model: nn.Module) -> torch.Tensor:
+    """float64 sums of every parameter and BN running statistic of
+    ``model``: changes when the weights or the statistics change."""
+    sums = [p.detach().double().sum() for p in model.parameters()]
+    sums += [
+        b.detach().double().sum()
+        for name, b in model.named_buffers()
+        if name.endswith(('running_mean', 'running_var'))
+    ]
+    if not sums:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.stack(sums).cpu()
 
 
 @LOOPS.register_module()
@@ -111,6 +141,24 @@ class SubnetValLoop(ValLoop):
     the main network's statistics the numbers would measure BN mismatch,
     not loafing); the main network's statistics are left as they were.
 
+    The re-estimation images come from the config's ``train_dataloader``
+    (dataset, pipeline, batch size), through a loader of their own built
+    once at first use (:func:`mmst.engine.build_recal_loader`, seeded with
+    ``recal_seed``): the same images with the same augmentations at every
+    validation, the training loop's loader and random sequence untouched,
+    and no training loop needed (``runner.val()``). In a distributed run
+    ``bn_recal_images`` is the total over all ranks and every rank ends
+    with the same statistics.
+
+    When the ST model's ``bn_stats='shared'`` (the authors' recipe), the
+    main network's statistics are re-estimated too, permanently, on
+    ``bn_recal_images`` images (2000 when 0). The loop then registers a
+    :class:`SharedBNRecalHook`, which re-estimates them also right before a
+    ``CheckpointHook`` saves, so that ``epoch_N.pth`` / ``iter_N.pth`` hold
+    the statistics the validation at that point uses (``tools/test.py`` on
+    the checkpoint reproduces the logged metric); the validation that
+    follows finds them current and does not repeat the work.
+
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): Validation dataloader.
@@ -119,15 +167,20 @@ class SubnetValLoop(ValLoop):
             ``'largest'``, ``'full'``, ``'all'`` or depth lists, resolved
             in the ST model's space (a plain model: the default space of
             its backbone). Defaults to ``('smallest', 'largest')``.
-        bn_recal_images (int): Training images for each sub-network's BN
-            statistics; 0 evaluates with the main network's statistics
-            (shows BN mismatch). Defaults to 2000.
+        bn_recal_images (int): Training images (in total over all ranks)
+            for each sub-network's BN statistics; 0 evaluates with the main
+            network's statistics (shows BN mismatch). Defaults to 2000.
         recal_main (bool, optional): Re-estimate the main network's BN
-            statistics (permanently) before validating it: needed when the
-            ST model's ``bn_stats='shared'`` (the authors' recipe). None:
-            exactly in that case.
+            statistics (permanently) before validating it and before saving
+            checkpoints: needed when the ST model's ``bn_stats='shared'``.
+            None: exactly in that case.
         fp16 (bool): Validate under autocast. Defaults to False.
+        recal_seed (int): Seed of the re-estimation images and
+            augmentations. Defaults to 0 (as ``loafing.py --seed``).
     """
+
+    #: Images for the main network's statistics when bn_recal_images=0.
+    MAIN_RECAL_IMAGES = 2000
 
     def __init__(
         self,
@@ -138,49 +191,136 @@ class SubnetValLoop(ValLoop):
         bn_recal_images: int = 2000,
         recal_main: Optional[bool] = None,
         fp16: bool = False,
+        recal_seed: int = DEFAULT_RECAL_SEED,
     ) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
-        if bn_recal_images < 0:
+        if not isinstance(bn_recal_images, int) or bn_recal_images < 0:
             raise ValueError(
                 f'bn_recal_images={bn_recal_images!r} is '
                 'invalid; allowed: an integer >= 0'
             )
+        if not isinstance(recal_seed, int):
+            raise ValueError(
+                f'recal_seed={recal_seed!r} is invalid; allowed: an integer'
+            )
         self.subnet_specs = list(subnets)
         self.bn_recal_images = bn_recal_images
-        self.recal_main = recal_main
+        self.recal_seed = recal_seed
+        module = getattr(runner.model, 'module', runner.model)
+        if recal_main is None:
+            recal_main = getattr(module, 'bn_stats', 'main') == 'shared'
+        self.recal_main = bool(recal_main)
+        self._recal_loader: Optional[RecalLoader] = None
+        # (training iterations done, _state_fingerprint) right after the
+        # latest main-network re-estimation.
+        self._main_recal_iter: Optional[int] = None
+        self._main_recal_state: Optional[torch.Tensor] = None
         # Validate the specs now, not at the first validation.
         resolve_subnets(self.subnet_specs, elastic_of(runner.model)[1])
+        if self.recal_main and not any(
+            isinstance(h, SharedBNRecalHook) and h.loop is self
+            for h in runner.hooks
+        ):
+            runner.register_hook(SharedBNRecalHook(self))
 
-    def _recal_loader(self):
-        loader = self.runner.train_dataloader
-        if loader is None:
-            raise ValueError(
-                'SubnetValLoop re-estimates BN statistics on '
-                'training images: set train_dataloader, or '
-                'bn_recal_images=0'
+    @property
+    def main_recal_images(self) -> int:
+        """Images for the main network's statistics."""
+        return self.bn_recal_images or self.MAIN_RECAL_IMAGES
+
+    def recal_loader(self) -> RecalLoader:
+        """The re-estimation loader, built from the config's
+        ``train_dataloader`` at the first call and cached.
+
+        Raises:
+            ValueError: The config has no ``train_dataloader``.
+        """
+        if self._recal_loader is None:
+            loader_cfg = self.runner.cfg.get('train_dataloader')
+            if not loader_cfg and isinstance(
+                self.runner._train_dataloader, dict
+            ):
+                loader_cfg = self.runner._train_dataloader
+            if not loader_cfg:
+                needs = []
+                if self.bn_recal_images:
+                    needs.append(
+                        f'bn_recal_images={self.bn_recal_images} '
+                        "(each sub-network's statistics)"
+                    )
+                if self.recal_main:
+                    needs.append(
+                        "recal_main (the main network's statistics, "
+                        "bn_stats='shared')"
+                    )
+                avoid = 'bn_recal_images=0' + (
+                    ' and recal_main=False' if self.recal_main else ''
+                )
+                raise ValueError(
+                    'SubnetValLoop re-estimates BN statistics on training '
+                    f'images ({" and ".join(needs)}), but the config has '
+                    'no train_dataloader; set train_dataloader (its '
+                    'dataset, pipeline and batch_size are used), or set '
+                    f'val_cfg {avoid} to validate without re-estimation'
+                )
+            self._recal_loader = build_recal_loader(
+                loader_cfg, self.recal_seed
             )
-        return loader
+        return self._recal_loader
+
+    def _trained_iters(self) -> Optional[int]:
+        """Training iterations done, None without a training loop (the
+        runner's ``iter`` would build one)."""
+        loop = self.runner._train_loop
+        return loop.iter if isinstance(loop, BaseLoop) else None
+
+    def main_stats_current(self, trained_iters: Optional[int]) -> bool:
+        """Whether the main network's statistics are those the latest
+        re-estimation wrote, at ``trained_iters`` training iterations, with
+        the same weights."""
+        if trained_iters is None or trained_iters != self._main_recal_iter:
+            return False
+        state = _state_fingerprint(unwrap_st(self.runner.model))
+        return torch.equal(state, self._main_recal_state)
+
+    def recalibrate_main(
+        self, trained_iters: Optional[int], purpose: str
+    ) -> bool:
+        """Re-estimate the main network's BN statistics (permanently),
+        unless they are current (:meth:`main_stats_current`). Re-estimation
+        is deterministic (same images, same augmentations), so skipping it
+        gives the statistics it would give. Call it on every rank.
+
+        Args:
+            trained_iters (int, optional): Training iterations done (None:
+                outside training; always re-estimates).
+            purpose (str): For the log line.
+
+        Returns:
+            bool: Whether it re-estimated.
+        """
+        if self.main_stats_current(trained_iters):
+            return False
+        arch = unwrap_st(self.runner.model)
+        used = recalibrate_bn(
+            arch, self.recal_loader(), self.main_recal_images
+        )
+        self._main_recal_iter = trained_iters
+        self._main_recal_state = _state_fingerprint(arch)
+        print_log(
+            f're-estimated the main network BN statistics on {used} '
+            f'training images {purpose}',
+            'current',
+            logging.INFO,
+        )
+        return True
 
     def run(self) -> dict:
         self.runner.call_hook('before_val')
         self.runner.call_hook('before_val_epoch')
         model = self.runner.model
-        module = getattr(model, 'module', model)
-        recal_main = self.recal_main
-        if recal_main is None:
-            recal_main = getattr(module, 'bn_stats', 'main') == 'shared'
-        if recal_main:
-            used = recalibrate_bn(
-                unwrap_st(model),
-                self._recal_loader(),
-                self.bn_recal_images or 2000,
-            )
-            print_log(
-                f're-estimated the main network BN statistics on '
-                f'{used} training images',
-                'current',
-                logging.INFO,
-            )
+        if self.recal_main:
+            self.recalibrate_main(self._trained_iters(), 'for validation')
         model.eval()
         self.val_loss.clear()
         for idx, data_batch in enumerate(self.dataloader):
@@ -194,9 +334,12 @@ class SubnetValLoop(ValLoop):
     def evaluate_subnets(self) -> Dict[str, float]:
         model = self.runner.model
         elastic, space = elastic_of(model)
-        loader = self._recal_loader() if self.bn_recal_images else None
+        subnets = resolve_subnets(self.subnet_specs, space)
+        loader = (
+            self.recal_loader() if self.bn_recal_images and subnets else None
+        )
         results: Dict[str, float] = {}
-        for subnet in resolve_subnets(self.subnet_specs, space):
+        for subnet in subnets:
             metrics = evaluate_subnet(
                 model,
                 subnet,
@@ -210,3 +353,93 @@ class SubnetValLoop(ValLoop):
             name = f'subnet{format_subnet(subnet)}'
             results.update({f'{name}/{k}': v for k, v in metrics.items()})
         return results
+
+
+class SharedBNRecalHook(Hook):
+    """Makes checkpoints carry validated BN statistics when the ST model's
+    ``bn_stats='shared'``; registered by :class:`SubnetValLoop` itself
+    (a config needs nothing).
+
+    MMEngine's ``CheckpointHook`` saves in ``after_train_epoch`` /
+    ``after_train_iter``, before the validation that re-estimates the main
+    network's statistics; and ``Runner.save_checkpoint`` (with its
+    ``before_save_checkpoint`` hooks) runs on rank 0 only, where the
+    all-ranks re-estimation cannot run. So this hook (priority ``LOW``,
+    before ``CheckpointHook``'s ``VERY_LOW``) re-estimates on every rank in
+    ``after_train_epoch`` / ``after_train_iter`` whenever a
+    ``CheckpointHook`` is about to save, and checks in
+    ``before_save_checkpoint`` that the statistics being saved are current.
+    A checkpoint saved at any other point (e.g. by another hook) gets them
+    re-estimated there in a single-process run; in a distributed run a
+    warning says that its BN statistics were not re-estimated.
+
+    Args:
+        loop (SubnetValLoop): The loop that re-estimates.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, loop: SubnetValLoop) -> None:
+        self.loop = loop
+
+    @staticmethod
+    def _checkpoint_due(runner, by_epoch: bool) -> bool:
+        """Whether a ``CheckpointHook`` saves in this
+        ``after_train_epoch`` (``by_epoch``) / ``after_train_iter``."""
+        for hook in runner.hooks:
+            if not isinstance(hook, CheckpointHook):
+                continue
+            if hook.by_epoch != by_epoch:
+                continue
+            if by_epoch:
+                due = hook.every_n_epochs(
+                    runner, hook.interval, hook.save_begin
+                ) or (hook.save_last and hook.is_last_train_epoch(runner))
+            else:
+                due = hook.every_n_train_iters(
+                    runner, hook.interval, hook.save_begin
+                ) or (hook.save_last and hook.is_last_train_iter(runner))
+            if due:
+                return True
+        return False
+
+    def after_train_iter(
+        self, runner, batch_idx: int, data_batch=None, outputs=None
+    ) -> None:
+        if self._checkpoint_due(runner, by_epoch=False):
+            self.loop.recalibrate_main(
+                runner.iter + 1, 'before saving the checkpoint'
+            )
+
+    def after_train_epoch(self, runner) -> None:
+        if self._checkpoint_due(runner, by_epoch=True):
+            self.loop.recalibrate_main(
+                runner.iter, 'before saving the checkpoint'
+            )
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        trained_iters = checkpoint.get('meta', {}).get('iter')
+        if self.loop.main_stats_current(trained_iters):
+            return
+        if get_world_size() > 1:
+            print_log(
+                f'the checkpoint at iteration {trained_iters} holds BN '
+                'statistics that were not re-estimated for its weights '
+                "(bn_stats='shared'): only checkpoints saved by "
+                'CheckpointHook, or after a validation, are re-estimated '
+                'on all ranks; re-estimate before testing it (e.g. '
+                'runner.val() with this SubnetValLoop)',
+                'current',
+                logging.WARNING,
+            )
+            return
+        self.loop.recalibrate_main(
+            trained_iters, 'before saving the checkpoint'
+        )
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        fresh = model.state_dict()
+        state = checkpoint['state_dict']
+        for key in state:
+            if key.endswith(('running_mean', 'running_var')) and key in fresh:
+                state[key] = fresh[key].detach().cpu()

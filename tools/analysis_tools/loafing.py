@@ -17,8 +17,10 @@ The main network is evaluated with its stored BN statistics (the number
 ``tools/test.py`` gives); every sub-network, the full-depth member of the
 space included, with BN statistics re-estimated for it on
 ``--bn-recal-images`` training images (the same images, with the same
-augmentations, for every sub-network: the training dataloader is re-seeded
-with ``--seed``). ``tools/model_converters/extract_subnet.py`` re-estimates
+augmentations, for every sub-network: a loader of its own built from the
+config's ``train_dataloader`` and seeded with ``--seed``, see
+:func:`mmst.engine.build_recal_loader`; ``SubnetValLoop`` uses the same
+one). ``tools/model_converters/extract_subnet.py`` re-estimates
 exactly the same statistics, so its standalone sub-network reproduces the
 number in this table.
 
@@ -34,24 +36,27 @@ import json
 import logging
 import os
 import os.path as osp
-import random
 import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
-from torch.utils.data import DataLoader
 
 from mmst.apis import prepare_config
-from mmst.engine import elastic_of, evaluate_subnet, resolve_subnets
+from mmst.engine import (
+    RecalLoader,
+    elastic_of,
+    evaluate_subnet,
+    resolve_subnets,
+)
+from mmst.engine import build_recal_loader as engine_recal_loader
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.subnet import ElasticDepth, SubnetSpace, format_subnet
 from mmst.subnet.space import PRESETS, Subnet
@@ -198,51 +203,22 @@ def model_space(
     return elastic, space
 
 
-class SeededLoader:
-    """A dataloader that yields the same images, with the same random
-    augmentations, every time it is iterated: the global random generators
-    are re-seeded first and the sampler is seeded (epoch 0).
+def build_recal_loader(cfg: Config, seed: int = 0) -> RecalLoader:
+    """The BN re-estimation loader of ``cfg``: its ``train_dataloader``
+    made repeatable and independent of training
+    (:func:`mmst.engine.build_recal_loader`, the loader
+    ``SubnetValLoop`` uses too).
 
-    Args:
-        dataloader (DataLoader): Built with a seeded sampler and
-            ``persistent_workers=False``.
-        seed (int): Seed of ``random``, ``numpy`` and ``torch``.
+    Raises:
+        ValueError: ``cfg`` has no ``train_dataloader``.
     """
-
-    def __init__(self, dataloader: DataLoader, seed: int) -> None:
-        self.dataloader = dataloader
-        self.dataset = dataloader.dataset
-        self.seed = seed
-        self.last_count = 0
-
-    def __len__(self) -> int:
-        return len(self.dataloader)
-
-    def __iter__(self):
-        random.seed(self.seed)
-        np.random.seed(self.seed)
-        torch.manual_seed(self.seed)
-        self.last_count = 0
-        for data in self.dataloader:
-            inputs = data['inputs'] if isinstance(data, dict) else data[0]
-            self.last_count += len(inputs)
-            yield data
-
-
-def build_recal_loader(cfg: Config, seed: int = 0) -> SeededLoader:
-    """The training dataloader of ``cfg``, made repeatable (see
-    :class:`SeededLoader`), for BN re-estimation."""
-    loader_cfg = copy.deepcopy(cfg.get('train_dataloader'))
+    loader_cfg = cfg.get('train_dataloader')
     if not loader_cfg:
         raise ValueError(
             'BN re-estimation needs train_dataloader in the config (or '
             'pass --no-bn-recal / --bn-recal-images 0)'
         )
-    loader_cfg['persistent_workers'] = False
-    sampler = loader_cfg.get('sampler')
-    if isinstance(sampler, dict):
-        sampler['seed'] = seed
-    return SeededLoader(Runner.build_dataloader(loader_cfg, seed=seed), seed)
+    return engine_recal_loader(loader_cfg, seed)
 
 
 def build_evaluation(runner: Runner, cfg: Config, split: str = 'val'):
