@@ -1,7 +1,8 @@
 # ST++ A1 (80.50%): KL without logit magnitude (LayerNorm logits, also for
 # the main CE), 6 sub-networks per iteration from space3 (InterSSR), random
 # smaller inputs (integers in [floor(0.43 * 200), 200] = [86, 200]), train
-# crop 200, val 240 -> 224.
+# crop 200, val 240 -> 224. Initialisation and augmentation as the CT
+# config (no zero-init residual, no lighting).
 _base_ = ['./resnet50_ct_in1k.py']
 
 train_crop = 200
@@ -10,13 +11,6 @@ train_pipeline = [
     dict(type='RandomResizedCrop', scale=train_crop),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
-    dict(
-        type='Lighting',
-        eigval=_base_.EIGVAL,
-        eigvec=_base_.EIGVEC,
-        alphastd=0.1,
-        to_rgb=False,
-    ),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
