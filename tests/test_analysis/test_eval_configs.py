@@ -1,7 +1,7 @@
 """The ImageNet evaluation configs of released weights: the test transform
-is the authors' torchvision one (Resize(240 or 256) of the shorter side
-with PIL, CenterCrop(224)) pixel for pixel, and the docs name files that
-exist."""
+is the authors' torchvision one (PIL decoding without EXIF orientation,
+Resize(240 or 256) of the shorter side with PIL, CenterCrop(224)) pixel for
+pixel, and the docs name files that exist."""
 
 import re
 from pathlib import Path
@@ -54,6 +54,42 @@ def test_test_pipeline_is_torchvision(short, tmp_path):
         theirs = np.asarray(reference(Image.open(path).convert('RGB')))
         assert ours.shape == (224, 224, 3)
         np.testing.assert_array_equal(ours[..., ::-1], theirs)
+
+
+@pytest.mark.parametrize('short', sorted(CONFIGS))
+def test_decoding_ignores_exif_orientation(short, tmp_path):
+    """A JPEG whose EXIF orientation tag says "rotate 90 degrees": the
+    authors' loader (PIL ``Image.open(...).convert('RGB')``) ignores the
+    tag, and so must the configs' pipelines (test and BN re-estimation),
+    so that converted weights see the pixels they were validated on."""
+    import mmcv
+    from mmcv.transforms import Compose
+    from mmengine.registry import init_default_scope
+    from mmpretrain.utils import register_all_modules
+    from PIL import Image
+
+    register_all_modules(init_default_scope=False)
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(str(CONFIGS[short]))
+    path = tmp_path / 'exif6.jpg'
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (300, 450, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+    assert Image.open(path).getexif()[0x0112] == 6
+    raw = np.asarray(Image.open(path).convert('RGB'))[..., ::-1]  # BGR
+    assert raw.shape == (300, 450, 3)
+    # mmcv's default colour decoding would transpose it
+    rotated = mmcv.imfrombytes(path.read_bytes(), backend='pillow')
+    assert rotated.shape == (450, 300, 3)
+    for loader in (cfg.test_dataloader, cfg.train_dataloader):
+        load = loader.dataset.pipeline[0]
+        assert load.type == 'LoadImageFromFile'
+        assert load.imdecode_backend == 'pillow'
+        assert load.color_type == 'color_ignore_orientation'
+        img = Compose([load])(dict(img_path=str(path)))['img']
+        np.testing.assert_array_equal(img, raw)
 
 
 def test_docs_name_existing_files():

@@ -1,12 +1,17 @@
 # Evaluation of a ResNet-50 (e.g. the authors' released ST weights, after
 # tools/model_converters/st_to_mmpretrain.py) on ImageNet val with the
 # standard test transform: shorter side resized to 256, CenterCrop 224.
-# Decoding and resizing use Pillow, as the authors' torchvision pipeline;
-# mmpretrain::resnet/resnet50_8xb32_in1k.py itself is the OpenCV variant.
+# Decoding (EXIF orientation ignored) and resizing use Pillow, as the
+# authors' torchvision pipeline; mmpretrain::resnet/resnet50_8xb32_in1k.py
+# itself is the OpenCV variant.
 _base_ = ['./resnet50_stpp_eval_in1k.py']
 
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(
+        type='LoadImageFromFile',
+        imdecode_backend='pillow',
+        color_type='color_ignore_orientation',
+    ),
     dict(
         type='ResizeEdge',
         scale=256,
@@ -23,7 +28,11 @@ test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 # BN re-estimation of sub-networks (loafing.py, extract_subnet.py): the
 # NeurIPS ST recipe trained on 224 px crops.
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(
+        type='LoadImageFromFile',
+        imdecode_backend='pillow',
+        color_type='color_ignore_orientation',
+    ),
     dict(
         type='RandomResizedCrop',
         scale=224,

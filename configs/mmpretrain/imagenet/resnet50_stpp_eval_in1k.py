@@ -5,13 +5,19 @@
 # shorter side (bilinear, PIL), CenterCrop(224). Here: ResizeEdge to 240 and
 # CenterCrop 224, decoding and resizing with Pillow as torchvision does
 # (mmpretrain's default is OpenCV; the difference is about 0.1% top-1).
+# Decoding ignores the EXIF orientation tag, as torchvision's PIL loader
+# does (mmcv's default 'color' would rotate those images).
 # Model, dataset (data/imagenet) and metric (top-1 / top-5) are those of
 # mmpretrain's ResNet-50 config.
 _base_ = ['mmpretrain::resnet/resnet50_8xb32_in1k.py']
 custom_imports = dict(imports=['mmst'], allow_failed_imports=False)
 
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(
+        type='LoadImageFromFile',
+        imdecode_backend='pillow',
+        color_type='color_ignore_orientation',
+    ),
     dict(
         type='ResizeEdge',
         scale=240,
@@ -29,7 +35,11 @@ test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 # (tools/analysis_tools/loafing.py, extract_subnet.py): ST++ (A1) trained on
 # 200 px crops.
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow'),
+    dict(
+        type='LoadImageFromFile',
+        imdecode_backend='pillow',
+        color_type='color_ignore_orientation',
+    ),
     dict(
         type='RandomResizedCrop',
         scale=200,
