@@ -1,3 +1,9 @@
+from .inference import is_st_model, plain_config
 from .launch import prepare_config, register_scope_modules
 
-__all__ = ['prepare_config', 'register_scope_modules']
+__all__ = [
+    'is_st_model',
+    'plain_config',
+    'prepare_config',
+    'register_scope_modules',
+]
