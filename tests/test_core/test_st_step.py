@@ -6,7 +6,16 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
+
+from tests.tolerance import (
+    assert_far_below,
+    assert_within,
+    clipped_update_bounds,
+    max_abs,
+    sum_bound,
+)
 
 from .common import RecordingOptimWrapper, batch, build, st_cfg
 
@@ -30,20 +39,40 @@ def manual_forward(arch, x, depths):
 
 def reference_gradients(arch, inputs, labels, passes):
     """CE(norm(z), y) + sum_i KL(softmax(t) || softmax(norm(s_i))),
-    each sub-network on the input resized once from the original batch."""
+    each sub-network on the input resized once from the original batch.
+
+    Returns the gradients of the total, and those of each pass's loss
+    (None where a pass leaves a parameter unused)."""
     z = layernorm(manual_forward(arch, inputs, [2, 2, 2]))
     total = F.cross_entropy(z, labels)
+    losses = [total]
     t = z.detach()
     for depths, size in passes:
         x = F.interpolate(
             inputs, size=(size, size), mode='bilinear', align_corners=False
         )
         s = layernorm(manual_forward(arch, x, depths))
-        total = total + F.kl_div(
-            F.log_softmax(s, -1), F.softmax(t, -1), reduction='batchmean'
+        losses.append(
+            F.kl_div(
+                F.log_softmax(s, -1), F.softmax(t, -1), reduction='batchmean'
+            )
         )
+        total = total + losses[-1]
     params = [p for p in arch.parameters() if p.requires_grad]
-    return dict(zip(map(id, params), torch.autograd.grad(total, params)))
+    ids = list(map(id, params))
+    grads = torch.autograd.grad(total, params, retain_graph=True)
+    per_pass = [
+        dict(
+            zip(
+                ids,
+                torch.autograd.grad(
+                    loss, params, retain_graph=True, allow_unused=True
+                ),
+            )
+        )
+        for loss in losses
+    ]
+    return dict(zip(ids, grads)), per_pass
 
 
 @pytest.mark.parametrize('bn_stats', ['main', 'shared'])
@@ -75,11 +104,21 @@ def test_stpp_step_matches_method(bn_stats):
 
     pre = reference.data_preprocessor(data, True)
     labels = torch.stack([s.gt_label for s in pre['data_samples']]).view(-1)
-    expected = reference_gradients(reference, pre['inputs'], labels, passes)
-    got = [optim.recorded[id(p)] for p in model.architecture.parameters()]
-    want = [expected[id(p)] for p in reference.parameters()]
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=0, atol=1e-6)
+    expected, per_pass = reference_gradients(
+        reference, pre['inputs'], labels, passes
+    )
+    # The step runs each pass with the same kernels on the same shapes as
+    # the reference, but adds the N + 1 pass gradients g_j in another order
+    # than autograd does: each sum within gamma_N sum_j |g_j| of the exact.
+    tols = []
+    for p, q in zip(model.architecture.parameters(), reference.parameters()):
+        terms = [g[id(q)] for g in per_pass if g[id(q)] is not None]
+        tol = 2 * sum_bound(len(terms), sum(g.double().abs() for g in terms))
+        assert_within(optim.recorded[id(p)], expected[id(q)], tol)
+        tols.append(float(tol.max()))
+    # ... far below what a step that lost one sub-network pass would show
+    last = [g for g in per_pass[-1].values() if g is not None]
+    assert_far_below(max(tols), max_abs(*last))
     assert set(log_vars) >= {
         'loss',
         'loss_main',
@@ -102,10 +141,12 @@ def test_n0_is_conventional_training():
     model.train_step(data, optim)
     plain_optim = OptimWrapper(torch.optim.SGD(plain.parameters(), lr=0.1))
     plain.train_step(data, plain_optim)
+    # Exact: with N = 0 the step runs the architecture's own loss, one
+    # backward and one SGD step, the same operations as its train_step.
     for a, b in zip(
         model.architecture.state_dict().values(), plain.state_dict().values()
     ):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_accumulation_counts_iterations():
@@ -121,7 +162,9 @@ def test_accumulation_counts_iterations():
     model.train_step(batch(seed=1), optim)
     assert optim.inner_count == 1
     after_one = model.architecture.backbone.conv1.weight.detach().clone()
-    torch.testing.assert_close(after_one, before['backbone.conv1.weight'])
+    torch.testing.assert_close(  # not stepped: unchanged, exactly
+        after_one, before['backbone.conv1.weight'], rtol=0, atol=0
+    )
     model.train_step(batch(seed=2), optim)
     assert optim.inner_count == 2
     assert not torch.equal(
@@ -167,5 +210,19 @@ def test_gradient_clipping_applies_to_the_summed_gradients():
             for p, b in zip(model.parameters(), before)
         ]
     )
-    # lr 1: the update is the clipped gradient of all N + 1 passes
-    assert 0 < update.norm() <= 1e-3 * (1 + 1e-4)
+    # lr 1: the update is the clipped gradient of all N + 1 passes, of norm
+    # 1e-3 up to float32 rounding (see clipped_update_bounds) ...
+    grad_norm = (
+        MessageHub.get_current_instance().get_scalar('train/grad_norm')
+    ).current()
+    param_norm = float(
+        torch.cat([p.detach().flatten() for p in model.parameters()])
+        .double()
+        .norm()
+    )
+    _, upper = clipped_update_bounds(
+        1e-3, grad_norm, update.numel(), param_norm
+    )
+    assert 0 < update.norm() <= upper
+    # ... far below the excess of the unclipped gradient
+    assert_far_below(upper - 1e-3, grad_norm - 1e-3)

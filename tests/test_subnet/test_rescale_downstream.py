@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mmst.subnet.rescale import get_rescaler
+from tests.tolerance import U32, assert_far_below, assert_within, max_abs
 
 MEAN = [123.675, 116.28, 103.53]
 STD = [58.395, 57.12, 57.375]
@@ -197,7 +198,8 @@ def _check_det(inputs, samples, new_inputs, new_samples, scale, pad_mask=True):
         )
         assert tuple(new.ori_shape) == tuple(old.ori_shape)
         r_h, r_w = shape[0] / old.img_shape[0], shape[1] / old.img_shape[1]
-        np.testing.assert_allclose(
+        # exact: the same two float64 operations (a ratio of sizes, a product)
+        np.testing.assert_array_equal(
             new.scale_factor,
             (old.scale_factor[0] * r_w, old.scale_factor[1] * r_h),
         )
@@ -367,7 +369,8 @@ def test_segmentation_rescale_properties(scale):
             batch[0] - shape[0],
         )
         r_h, r_w = shape[0] / old.img_shape[0], shape[1] / old.img_shape[1]
-        np.testing.assert_allclose(new.scale_factor, (r_w, r_h))
+        # exact: 1.0 times the same float64 ratio of sizes
+        np.testing.assert_array_equal(new.scale_factor, (r_w, r_h))
         sem = new.gt_sem_seg.data
         assert tuple(sem.shape) == (1,) + batch
         assert torch.all(sem[:, shape[0] :] == 255)
@@ -553,10 +556,44 @@ def test_pose_rescale_properties(scale, mode):
             )
 
 
-def test_pose_peak_recovery_matches_packed_keypoints():
+def _peak_recovery_tolerance(old, new, sigma: float) -> float:
+    """Bound on how far the unbiased (exact Gaussian) targets drawn from
+    packed keypoints and from keypoints recovered from the old targets
+    differ, for one sample: rounding only (float32 heatmaps, keypoints).
+
+    - Peak fit (``heatmap_peaks``): log values of float32 Gaussians are off
+      by <= 16u (exp and log within 4 ulp each, the argument's roundings);
+      the parabola's offset ``(L- - L+) / 2D`` (``D = -1 / sigma^2``,
+      ``|offset| <= 1/2``) moves by <= 3 sigma^2 times that, + 10u for its
+      own float32 arithmetic: ``fit`` old heatmap pixels.
+    - Keypoints: ``fit * old stride * r`` input pixels, + float32 rounding of
+      both sides' keypoints and their division by the new stride (4u |kp|).
+    - Targets: a Gaussian of peak 1 moves by <= e^-1/2 / sigma per pixel its
+      centre moves along each axis; evaluating it rounds <= 10u, twice.
+    """
+    old_wh = np.asarray(old.input_size, np.float64)
+    new_wh = np.asarray(new.input_size, np.float64)
+    old_stride = old_wh / np.asarray(old.gt_fields.heatmaps.shape[:0:-1])
+    new_stride = np.asarray(new.batch_input_shape[::-1], np.float64) / (
+        np.asarray(new.gt_fields.heatmaps.shape[:0:-1])
+    )
+    ratio = new_wh / old_wh  # (r_w, r_h)
+    largest_keypoint = max_abs(
+        torch.as_tensor(np.asarray(new.gt_instances.transformed_keypoints))
+    )
+    fit = 3 * sigma**2 * 16 * U32 + 10 * U32
+    centre = (fit * old_stride * ratio + 4 * U32 * largest_keypoint) / (
+        new_stride
+    )
+    return float(np.exp(-0.5) / sigma * centre.sum() + 2 * 10 * U32)
+
+
+def test_pose_peak_recovery_matches_packed_keypoints(monkeypatch):
     """Without packed input-space keypoints the codec path recovers them
     from the old targets and draws the same new targets."""
     from mmpose.codecs import MSRAHeatmap
+
+    from mmst.subnet import rescale_downstream
 
     codec = dict(_pose_codec(), unbiased=True)
     args = {k: v for k, v in codec.items() if k != 'type'}
@@ -566,10 +603,25 @@ def test_pose_peak_recovery_matches_packed_keypoints():
         *with_kpts, 0.55, 1, 0.0, codec=MSRAHeatmap(**args)
     )[1]
     b = get_rescaler('pose')(*without, 0.55, 1, 0.0, codec=codec)[1]
-    for sa, sb in zip(a, b):
-        torch.testing.assert_close(
-            sa.gt_fields.heatmaps, sb.gt_fields.heatmaps, atol=0.02, rtol=0
-        )
+    tols = [
+        _peak_recovery_tolerance(old, new, codec['sigma'])
+        for old, new in zip(with_kpts[1], a)
+    ]
+    for sa, sb, tol in zip(a, b, tols):
+        assert_within(sa.gt_fields.heatmaps, sb.gt_fields.heatmaps, tol)
+
+    # A real defect is far above it: whole-pixel peaks (no sub-pixel fit).
+    fit = rescale_downstream.heatmap_peaks
+
+    def whole_pixel_peaks(heatmaps):
+        peaks, values = fit(heatmaps)
+        return np.round(peaks), values
+
+    monkeypatch.setattr(rescale_downstream, 'heatmap_peaks', whole_pixel_peaks)
+    c = get_rescaler('pose')(*without, 0.55, 1, 0.0, codec=codec)[1]
+    for sa, sc, tol in zip(a, c, tols):
+        bug = max_abs(sa.gt_fields.heatmaps - sc.gt_fields.heatmaps)
+        assert_far_below(tol, bug)
 
 
 def test_heatmap_peaks_are_subpixel():
