@@ -3,9 +3,13 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
         [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
 
-``--out`` dumps the predictions (MMEngine's ``DumpResults`` metric appended
-to ``test_evaluator``); ``--show-dir`` turns on the task library's
-visualization hook (see :func:`enable_show_dir`).
+The model tested is the plain upstream one (:func:`mmst.apis.plain_config`,
+applied after ``--cfg-options``): an ST config's ``architecture`` with the
+ST checkpoint's plain keys loaded, mmst's loops replaced by MMEngine's, so
+testing needs none of mmst's training parts. ``--out`` dumps the predictions
+(MMEngine's ``DumpResults`` metric appended to ``test_evaluator``);
+``--show-dir`` turns on the task library's visualization hook (see
+:func:`enable_show_dir`).
 """
 
 import argparse
@@ -16,7 +20,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmst.apis import prepare_config
+from mmst.apis import plain_config, prepare_config
 from mmst.apis.launch import LAUNCHERS, maybe_destroy_process_group
 
 # default_hooks.visualization per library: (switch, output-folder key); a
@@ -129,6 +133,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = plain_config(cfg)
     prepare_config(cfg, args.launcher)
     runner = (
         Runner.from_cfg(cfg)
