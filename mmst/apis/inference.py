@@ -64,9 +64,10 @@ def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
     Everything else stays, ``custom_imports`` included: it imports mmst,
     which only registers modules, and a plain model may use them (e.g.
     ``mmst.ElasticResNet_CIFAR`` in the Fashion-MNIST configs). A config
-    without mmst parts comes back unchanged (so the function is
-    idempotent). ST checkpoints hold the architecture's plain keys and load
-    into the returned config's model as they are.
+    without mmst parts comes back unchanged but for the data preprocessor
+    (which upstream APIs such as ``init_detector`` would otherwise ignore);
+    the function is idempotent. ST checkpoints hold the architecture's
+    plain keys and load into the returned config's model as they are.
 
     Args:
         cfg_or_path (str | PathLike | Config): A config file (read with
