@@ -2,7 +2,7 @@
 
 import pytest
 
-from ..test_distributed.common import require_fashion_mnist
+from ..test_distributed.common import FMNIST_ROOT
 from ..test_downstream.data import make_cityscapes, make_coco
 from ..test_matrix.data import FOLDER_SIZES, make_folder_dataset
 
@@ -19,7 +19,7 @@ def api_data(tmp_path_factory) -> dict:
         imagenet=make_folder_dataset(
             tmp / 'imagenet', FOLDER_SIZES['imagenet']
         ),
-        fashion_mnist=require_fashion_mnist(),
+        fashion_mnist=FMNIST_ROOT,
     )
 
 

@@ -1,0 +1,202 @@
+"""The config matrix (issue #11): every config under ``configs/`` builds
+and trains, and per library each model kind trains, resumes, tests and
+serves the library's inference API under a 2-process torchrun.
+
+Configs are discovered from the folder; ``data.CONFIG_KINDS`` gives each
+its data kind, and :func:`test_every_config_is_listed` checks that list
+against the folder, so a config can be neither added without coverage nor
+dropped from it silently.
+"""
+
+import functools
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from mmst.apis import is_st_model, prepare_config
+
+from ..test_apis.common import (
+    api_predictions,
+    assert_loaded,
+    assert_same_predictions,
+    last_checkpoint,
+    st_predictions,
+    train_in_process,
+)
+from ..test_distributed.common import REPO, run, torchrun
+from .data import (
+    CONFIG_KINDS,
+    CONFIG_ROOT,
+    DIST_CELLS,
+    cpu_norms,
+    discover_configs,
+    is_eval_only,
+    library,
+    matrix_config,
+)
+
+TRAIN = REPO / 'tools' / 'train.py'
+TEST = REPO / 'tools' / 'test.py'
+
+CONFIGS = discover_configs()
+
+
+def test_every_config_is_listed():
+    missing = sorted(set(CONFIGS) - set(CONFIG_KINDS))
+    stale = sorted(set(CONFIG_KINDS) - set(CONFIGS))
+    assert not missing and not stale, (
+        f'tests/test_matrix/data.py CONFIG_KINDS differs from configs/: '
+        f'not listed {missing}, listed but absent {stale}'
+    )
+    assert len(CONFIGS) >= 40, CONFIGS  # the discovery itself works
+
+
+@functools.lru_cache(maxsize=None)
+def _model_kind(rel: str) -> tuple:
+    """(library, whether the config's model is an ST model)."""
+    model = Config.fromfile(str(CONFIG_ROOT / rel)).model
+    return library(rel), is_st_model(model)
+
+
+def test_torchrun_cells_cover_every_model_kind():
+    """Per library, the torchrun cells include a plain-model config and an
+    ST-model config whenever the library ships one (model type read from
+    the configs)."""
+    shipped = {
+        _model_kind(rel)
+        for rel, kind in CONFIG_KINDS.items()
+        if not is_eval_only(kind)
+    }
+    cells = {_model_kind(rel) for rel in DIST_CELLS.values()}
+    assert cells == shipped, (sorted(shipped - cells), sorted(cells - shipped))
+    for cell, rel in DIST_CELLS.items():
+        assert cell.split('-')[0] == library(rel), (cell, rel)
+
+
+@pytest.mark.parametrize('rel', CONFIGS)
+def test_config_trains_single_process(rel, matrix_data, tmp_path):
+    """Runner.from_cfg builds the shrunk config and trains 2 iterations
+    (the validation loop and evaluator are built, not run); eval-only
+    configs build and test."""
+    assert rel in CONFIG_KINDS, f'{rel}: add it to CONFIG_KINDS'
+    cfg = matrix_config(rel, matrix_data)
+    if is_eval_only(CONFIG_KINDS[rel]):
+        cfg.work_dir = str(tmp_path / 'test')
+        cfg.experiment_name = f'{tmp_path.name}_test'
+        prepare_config(cfg)
+        metrics = Runner.from_cfg(cfg).test()
+        assert 'accuracy/top1' in metrics, metrics
+        return
+    cfg.train_cfg.val_begin = 10**6  # build the val loop, never run it
+    runner = train_in_process(cfg, tmp_path / 'train', validate=True)
+    assert runner.iter == 2, runner.iter
+    scalars = runner.message_hub.log_scalars
+    loss = scalars['train/loss'].current()
+    assert math.isfinite(loss), loss
+    if is_st_model(cfg.model):
+        assert 'train/loss_subnet' in scalars, sorted(scalars)
+    assert last_checkpoint(tmp_path / 'train').name in (
+        'epoch_1.pth',
+        'iter_2.pth',
+    )
+
+
+# ------------------------------------------------------- torchrun cells ---
+
+
+def _test_metrics(work_dir: Path) -> dict:
+    """The metrics tools/test.py wrote (``<timestamp>/<timestamp>.json``)."""
+    files = [
+        f
+        for f in work_dir.glob('*/*.json')
+        if f.stem == f.parent.name and f.stem[:8].isdigit()
+    ]
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def run_test_tool(cfg_file: Path, checkpoint: Path, work_dir: Path) -> None:
+    """``python tools/test.py CONFIG CHECKPOINT --work-dir DIR``, run as
+    ``main()`` in this process (the libraries are imported already)."""
+    spec = importlib.util.spec_from_file_location('mmst_tools_test', TEST)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    argv = [str(TEST), str(cfg_file), str(checkpoint)]
+    with mock.patch.object(sys, 'argv', argv + ['--work-dir', str(work_dir)]):
+        tool.main()
+
+
+def _train(cfg_file: Path, work_dir: Path, tmp: Path, *options: str) -> str:
+    """tools/train.py under torchrun (2 gloo processes); its output."""
+    args = [str(cfg_file), '--work-dir', str(work_dir), '--launcher']
+    args += ['pytorch', *options]
+    proc = run(torchrun(TRAIN, args), cwd=tmp, timeout=300)
+    log = proc.stdout + proc.stderr
+    for rank in range(2):
+        assert f'initialised gloo process group: rank {rank} of 2' in log
+    return log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('cell', list(DIST_CELLS))
+def test_torchrun_train_resume_test_infer(cell, matrix_data, tmp_path):
+    """One config of each model kind per library under torchrun (2 gloo
+    processes, tools/train.py --launcher pytorch): 2 iterations (global
+    batch 2: 1 per rank, iteration-based loops 2 per rank), then resumed
+    from that checkpoint for 2 more with validation; tools/test.py on the
+    last checkpoint tests the plain model and reports finite metrics; the
+    library's inference API on it predicts what the config's own model
+    predicts."""
+    library = cell.split('-')[0]
+    rel = DIST_CELLS[cell]
+    cfg = cpu_norms(matrix_config(rel, matrix_data, num_subnets=2))
+    loop = cfg.train_cfg
+    by_iter = loop.get('type') == 'IterBasedTrainLoop'
+    if by_iter:
+        train_line, resumed = 'Iter(train) [2/2]', 'resumed epoch: 0, iter: 2'
+        extra, final = ['train_cfg.max_iters=4'], 'iter_4.pth'
+    else:  # 4 training samples / (2 ranks x 1) = 2 iterations per epoch
+        cfg.train_dataloader.batch_size = 1
+        train_line = 'Epoch(train) [1][2/2]'
+        resumed = 'resumed epoch: 1, iter: 2'
+        extra, final = ['train_cfg.max_epochs=2'], 'epoch_2.pth'
+    cfg_file = tmp_path / f'{cell}.py'
+    cfg.dump(str(cfg_file))
+    work = tmp_path / 'train'
+
+    log = _train(cfg_file, work, tmp_path, '--no-validate')
+    assert train_line in log, log[-3000:]
+    if is_st_model(cfg.model):
+        assert 'loss_subnet' in log, log[-3000:]
+    first = last_checkpoint(work)
+    assert first.name in ('epoch_1.pth', 'iter_2.pth'), first
+
+    log = _train(cfg_file, work, tmp_path, '--resume', '--cfg-options', *extra)
+    assert resumed in log, log[-3000:]
+    assert ('Iter(val)' if by_iter else 'Epoch(val)') in log, log[-3000:]
+    checkpoint = last_checkpoint(work)
+    assert checkpoint.name == final, checkpoint
+    meta = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    assert meta['meta']['iter'] == 4, meta['meta']
+
+    tested = tmp_path / 'test'
+    run_test_tool(cfg_file, checkpoint, tested)
+    metrics = _test_metrics(tested)
+    assert metrics and all(
+        math.isfinite(v) for v in metrics.values() if isinstance(v, float)
+    ), metrics
+    dumped = Config.fromfile(str(tested / cfg_file.name))
+    assert not is_st_model(dumped.model), dumped.model.type
+
+    expected, infos = st_predictions(cfg, checkpoint)
+    model, actual = api_predictions(library, cfg, checkpoint, infos)
+    assert_loaded(model, checkpoint)
+    assert_same_predictions(library, expected, actual)
