@@ -221,7 +221,7 @@ def point_classifier_at_data(cfg: Config, kind: str, root: Path) -> Config:
             dataset.data_root = str(root)
             dataset.indices = TRAIN_IMAGES
         elif kind == 'cifar':
-            split = 'train' if dataset.get('split') == 'train' else 'val'
+            split = {'train': 'train', 'test': 'val'}[dataset.split]
             pipeline = dataset.pipeline
             if pipeline[0]['type'] != 'LoadImageFromFile':
                 pipeline = [dict(type='LoadImageFromFile'), *pipeline]

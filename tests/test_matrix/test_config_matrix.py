@@ -12,6 +12,7 @@ import functools
 import importlib.util
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from unittest import mock
@@ -130,7 +131,9 @@ def run_test_tool(cfg_file: Path, checkpoint: Path, work_dir: Path) -> None:
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     argv = [str(TEST), str(cfg_file), str(checkpoint)]
-    with mock.patch.object(sys, 'argv', argv + ['--work-dir', str(work_dir)]):
+    argv += ['--work-dir', str(work_dir)]
+    # main() sets LOCAL_RANK when it is unset: restore the environment
+    with mock.patch.object(sys, 'argv', argv), mock.patch.dict(os.environ):
         tool.main()
 
 
