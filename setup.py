@@ -1,16 +1,75 @@
 """Packaging for mmst, the Stimulative Training plugin for OpenMMLab."""
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+# What OpenMMLab packages ship as ``<package>/.mim``: mim finds a config by
+# name and ``tools/train.py`` / ``tools/test.py`` there (``mim train mmst
+# CONFIG``), and MMEngine resolves ``mmst::PATH`` in ``_base_`` to
+# ``mmst/.mim/configs/PATH`` of the installed package.
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+MIM_IGNORE = shutil.ignore_patterns('__pycache__', '*.pyc')
 
 
 def read_version() -> str:
     text = (HERE / 'mmst' / 'version.py').read_text()
     return re.search(r"__version__ = '([^']+)'", text).group(1)
+
+
+class BuildWithMim(build_py):
+    """``build_py`` that adds ``mmst/.mim``: copies in a wheel (and so in a
+    ``pip install .``); in an editable install (``pip install -e .``),
+    relative links in the source tree (``mmst/.mim/configs ->
+    ../../configs``, git-ignored), so that edits to configs/ show."""
+
+    def run(self):
+        super().run()
+        if self.editable_mode:
+            link_mim_files(HERE / 'mmst' / '.mim')
+        else:
+            copy_mim_files(Path(self.build_lib) / 'mmst' / '.mim')
+
+
+def copy_mim_files(mim: Path):
+    for name in MIM_FILES:
+        src, dst = HERE / name, mim / name
+        if not src.exists():
+            continue
+        if dst.is_symlink() or dst.is_file():
+            dst.unlink()
+        elif dst.is_dir():
+            shutil.rmtree(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=MIM_IGNORE)
+        else:
+            shutil.copyfile(src, dst)
+
+
+def link_mim_files(mim: Path):
+    for name in MIM_FILES:
+        src, dst = HERE / name, mim / name
+        if not src.exists():
+            continue
+        target = os.path.relpath(src, mim)
+        if dst.is_symlink() and os.readlink(dst) == target:
+            continue
+        if dst.is_symlink() or dst.is_file():
+            dst.unlink()
+        elif dst.is_dir():
+            shutil.rmtree(dst)
+        mim.mkdir(parents=True, exist_ok=True)
+        try:
+            dst.symlink_to(target, target_is_directory=src.is_dir())
+        except OSError:  # no symbolic links (Windows without the right)
+            copy_mim_files(mim)
+            return
 
 
 setup(
@@ -37,5 +96,6 @@ setup(
         'pose': ['mmpose>=1.2.0,<1.4.0'],
         'tests': ['pytest', 'ruff'],
     },
+    cmdclass={'build_py': BuildWithMim},
     zip_safe=False,
 )
