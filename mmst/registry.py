@@ -1,7 +1,12 @@
 """mmst's registries: children (scope ``mmst``) of MMEngine's root
 registries, so ``type='mmst.X'`` resolves from an mmdet, mmseg, mmpose or
 mmpretrain config, and mmst's own components build the upstream models they
-wrap in the caller's default scope."""
+wrap in the caller's default scope.
+
+``TASKS`` (mmst's own root, scope ``mmst``) holds what is task-specific in
+an ST step, one ``mmst.models.tasks.BaseTask`` per kind of upstream model;
+another package adds a task with ``TASKS.register_module()`` or a child
+registry ``Registry('task', parent=TASKS, scope=...)``."""
 
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
@@ -10,7 +15,14 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-__all__ = ['MODELS', 'MODEL_WRAPPERS', 'HOOKS', 'LOOPS', 'TRANSFORMS']
+__all__ = [
+    'MODELS',
+    'MODEL_WRAPPERS',
+    'HOOKS',
+    'LOOPS',
+    'TRANSFORMS',
+    'TASKS',
+]
 
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmst', locations=['mmst.models']
@@ -33,3 +45,4 @@ TRANSFORMS = Registry(
     scope='mmst',
     locations=['mmst.datasets'],
 )
+TASKS = Registry('task', scope='mmst', locations=['mmst.models.tasks'])

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmst.subnet.rescale import get_rescaler
+from mmst.models.tasks import get_rescaler
 from tests.tolerance import U32, assert_far_below, assert_within, max_abs
 
 MEAN = [123.675, 116.28, 103.53]
@@ -593,7 +593,7 @@ def test_pose_peak_recovery_matches_packed_keypoints(monkeypatch):
     from the old targets and draws the same new targets."""
     from mmpose.codecs import MSRAHeatmap
 
-    from mmst.subnet import rescale_downstream
+    from mmst.models.tasks import pose as rescale_downstream
 
     codec = dict(_pose_codec(), unbiased=True)
     args = {k: v for k, v in codec.items() if k != 'type'}
@@ -625,7 +625,7 @@ def test_pose_peak_recovery_matches_packed_keypoints(monkeypatch):
 
 
 def test_heatmap_peaks_are_subpixel():
-    from mmst.subnet.rescale_downstream import heatmap_peaks
+    from mmst.models.tasks.heatmaps import heatmap_peaks
 
     heatmaps = torch.zeros(2, 8, 8)
     heatmaps[0, 3, 5] = 1.0

@@ -1,14 +1,13 @@
 from .stimulative import (
     StimulativeTraining,
     freeze_bn_running_stats,
+    one_iteration,
     unwrap_st,
 )
-from .tasks import TaskAdapter, infer_task
 
 __all__ = [
     'StimulativeTraining',
     'freeze_bn_running_stats',
+    'one_iteration',
     'unwrap_st',
-    'TaskAdapter',
-    'infer_task',
 ]

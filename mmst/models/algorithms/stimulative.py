@@ -19,13 +19,11 @@ from mmst.subnet import (
     ElasticDepth,
     InputSizeSampler,
     SubnetSpace,
-    get_rescaler,
     subnet_depths,
 )
 from mmst.subnet.space import Subnet
 
-from ..losses.kl_divergence import check_normalize
-from .tasks import TaskAdapter, infer_task
+from ..tasks import build_task
 
 BN_STATS_MODES = ('main', 'shared')
 SUBNET_LOSSES = ('kl', 'task')
@@ -54,6 +52,30 @@ def freeze_bn_running_stats(model: nn.Module) -> Iterator[None]:
 
 def _frozen_stage_count(backbone: nn.Module) -> int:
     return max(int(getattr(backbone, 'frozen_stages', -1) or 0), 0)
+
+
+@contextmanager
+def one_iteration(
+    optim_wrapper: OptimWrapper,
+) -> Iterator[Callable[[torch.Tensor], None]]:
+    """A ``backward(loss)`` for the N + 1 passes of one ST iteration, which
+    all count as ONE iteration of ``optim_wrapper``.
+
+    ``OptimWrapper.backward`` advances the wrapper's iteration counter
+    (``_inner_count``), from which it also derives the loss factor of
+    gradient accumulation (``scale_loss``) and when an accumulation window
+    ends (``should_update``). MMEngine offers no public way to run several
+    backward passes in one iteration, so the counter is held at this
+    iteration's value for every pass and advanced once at the end.
+    """
+    count = optim_wrapper._inner_count
+
+    def backward(loss: torch.Tensor) -> None:
+        optim_wrapper._inner_count = count
+        optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+
+    yield backward
+    optim_wrapper._inner_count = count + 1
 
 
 @MODELS.register_module()
@@ -88,8 +110,10 @@ class StimulativeTraining(BaseModel):
         subnet_loss (str): ``'kl'`` (to the main network's logits;
             classification) or ``'task'`` (ground-truth losses).
             Defaults to ``'kl'`` for classifiers, else ``'task'``.
-        distill (dict): The KL loss, ``mmst.KLDivergenceLoss`` arguments
-            (``temperature``, ``loss_weight``).
+        distill (dict): The sub-network loss of ``subnet_loss='kl'``: any
+            registered loss called as ``loss(student, teacher)`` on the
+            normalised logits; ``type`` defaults to
+            ``'mmst.KLDivergenceLoss'`` (``temperature``, ``loss_weight``).
         logit_norm (str): ``'none' | 'layernorm' | 'l2'``: normalisation of
             the logits of the main CE, the teacher and the students.
         logit_amplitude (float): Scale after normalisation.
@@ -102,7 +126,10 @@ class StimulativeTraining(BaseModel):
             main-network passes only; ``'shared'``: sub-network passes
             update them too (the authors' code; then re-estimate before
             validation, see ``mmst.SubnetValLoop``). Defaults to ``'main'``.
-        task (str, optional): Overrides the task inferred from the model.
+        task (str | dict, optional): The task (``mmst.registry.TASKS``): a
+            registered name (``'classification'``, ``'detection'``,
+            ``'segmentation'``, ``'pose'`` or one registered by another
+            package) or a config dict; None infers it from the model.
         seed (int, optional): Seed of the sub-network / input-size sequence;
             None uses the runner's seed.
         data_preprocessor (dict, optional): Used as the architecture's data
@@ -124,7 +151,7 @@ class StimulativeTraining(BaseModel):
         logit_amplitude: float = 1.0,
         normalize_main_logits: bool = True,
         bn_stats: str = 'main',
-        task: Optional[str] = None,
+        task: Union[None, str, dict] = None,
         seed: Optional[int] = None,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
@@ -156,13 +183,13 @@ class StimulativeTraining(BaseModel):
         self.bn_stats = bn_stats
         self.seed = seed
 
-        self.task = TaskAdapter(
-            task or infer_task(architecture),
-            check_normalize(logit_norm, 'logit_norm'),
-            logit_amplitude,
-            normalize_main_logits,
+        self.task = build_task(
+            task,
+            architecture,
+            logit_norm=logit_norm,
+            logit_amplitude=logit_amplitude,
+            normalize_main_logits=normalize_main_logits,
         )
-        self.task.check_architecture(architecture)
         subnet_loss = subnet_loss or ('kl' if self.task.has_logits else 'task')
         if subnet_loss not in SUBNET_LOSSES:
             raise ValueError(
@@ -172,14 +199,13 @@ class StimulativeTraining(BaseModel):
         if subnet_loss == 'kl' and not self.task.has_logits:
             raise ValueError(
                 f"subnet_loss='kl' needs class logits; the task "
-                f"{self.task.task!r} supports subnet_loss='task'"
+                f"{self.task.name!r} supports subnet_loss='task'"
             )
         self.subnet_loss = subnet_loss
         self.distill = None
         if subnet_loss == 'kl':
-            distill = dict(type='mmst.KLDivergenceLoss', **(distill or {}))
-            distill.setdefault('normalize', logit_norm)
-            distill.setdefault('amplitude', logit_amplitude)
+            distill = dict(distill or {})
+            distill.setdefault('type', 'mmst.KLDivergenceLoss')
             self.distill = MODELS.build(distill)
 
         backbone = architecture.backbone
@@ -190,7 +216,6 @@ class StimulativeTraining(BaseModel):
             if input_resize is not None
             else None
         )
-        self.rescale = get_rescaler(self.task.task)
 
         # Checkpoints carry the architecture's plain keys.
         self._register_state_dict_hook(self._strip_prefix)
@@ -241,21 +266,24 @@ class StimulativeTraining(BaseModel):
 
     @staticmethod
     def _strip_prefix(module, state_dict, prefix, local_metadata):
-        plain = OrderedDict()
+        """State dict hook: the architecture's keys without
+        ``architecture.``; other keys of this module (the shared data
+        preprocessor, the losses) are dropped."""
         arch = prefix + 'architecture.'
+        plain = OrderedDict()
         for key, value in state_dict.items():
             if key.startswith(arch):
                 plain[prefix + key[len(arch) :]] = value
             elif not key.startswith(prefix):
                 plain[key] = value
-            # Other keys under prefix duplicate the architecture's (the
-            # shared data preprocessor) or belong to the losses: dropped.
         state_dict.clear()
         state_dict.update(plain)
         return state_dict
 
     @staticmethod
     def _add_prefix(state_dict, prefix, *args, **kwargs):
+        """Load pre-hook: plain (architecture) keys get ``architecture.``
+        back."""
         arch = prefix + 'architecture.'
         for key in [k for k in state_dict if k.startswith(prefix)]:
             if not key.startswith(arch):
@@ -351,60 +379,45 @@ class StimulativeTraining(BaseModel):
                 'StimulativeTraining needs a single OptimWrapper,'
                 f' got {type(optim_wrapper).__name__}'
             )
-        count_before = optim_wrapper._inner_count
-
-        def backward(loss: torch.Tensor) -> None:
-            # OptimWrapper counts one iteration per backward(); ST has N + 1
-            # backward passes per iteration, so keep its counter (which
-            # also sets the accumulation loss factor) at this iteration's.
-            optim_wrapper._inner_count = count_before
-            optim_wrapper.backward(optim_wrapper.scale_loss(loss))
-
-        with optim_wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            inputs, samples = data['inputs'], data.get('data_samples')
-            main_losses, teacher = self.task.main_pass(
-                self.architecture, inputs, samples
-            )
-        main_loss, log_vars = self.parse_losses(main_losses)
-        backward(main_loss)
-
-        shorter = min(inputs.shape[-2:])
-        rescale_args, rescale_kwargs = self.task.rescale_args(
-            self.architecture
-        )
+        arch = self.architecture
         depth_sums = [0] * len(self.space.stage_depths)
         subnet_loss_sum, size_sum = 0.0, 0
-        for i in range(1, self.num_subnets + 1):
-            subnet, size = self.sample(i, shorter)
-            with self._subnet_context(subnet):
-                with optim_wrapper.optim_context(self):
-                    sub_inputs, sub_samples = self.rescale(
-                        inputs,
-                        samples,
-                        size / shorter,
-                        *rescale_args,
-                        **rescale_kwargs,
-                    )
-                    sub_losses = self.task.subnet_pass(
-                        self.architecture,
-                        sub_inputs,
-                        sub_samples,
-                        teacher,
-                        self.distill,
-                    )
-                sub_loss, _ = self.parse_losses(sub_losses)
-                # Backward inside the sub-network context: activation
-                # checkpointing (``with_cp=True``) re-runs the kept blocks'
-                # forward here, and must see the same frozen BN statistics
-                # and skipped blocks as the forward did.
-                backward(sub_loss)
-            subnet_loss_sum += sub_loss.item()
-            size_sum += size
-            depth_sums = [
-                a + b for a, b in zip(depth_sums, subnet_depths(subnet))
-            ]
-        optim_wrapper._inner_count = count_before + 1
+        with one_iteration(optim_wrapper) as backward:
+            with optim_wrapper.optim_context(self):
+                data = self.data_preprocessor(data, True)
+                inputs, samples = data['inputs'], data.get('data_samples')
+                main_losses, teacher = self.task.main_pass(
+                    arch, inputs, samples
+                )
+            main_loss, log_vars = self.parse_losses(main_losses)
+            backward(main_loss)
+
+            shorter = min(inputs.shape[-2:])
+            for i in range(1, self.num_subnets + 1):
+                subnet, size = self.sample(i, shorter)
+                with self._subnet_context(subnet):
+                    with optim_wrapper.optim_context(self):
+                        sub_inputs, sub_samples = self.task.rescale(
+                            inputs, samples, size / shorter
+                        )
+                        sub_losses = self.task.subnet_pass(
+                            arch,
+                            sub_inputs,
+                            sub_samples,
+                            teacher,
+                            self.distill,
+                        )
+                    sub_loss, _ = self.parse_losses(sub_losses)
+                    # Backward inside the sub-network context: activation
+                    # checkpointing (``with_cp=True``) re-runs the kept
+                    # blocks' forward here, and must see the same frozen BN
+                    # statistics and skipped blocks as the forward did.
+                    backward(sub_loss)
+                subnet_loss_sum += sub_loss.item()
+                size_sum += size
+                depth_sums = [
+                    a + b for a, b in zip(depth_sums, subnet_depths(subnet))
+                ]
         self._local_iter = getattr(self, '_local_iter', 0) + 1
 
         if optim_wrapper.should_update():
