@@ -6,6 +6,7 @@ label smoothing, mixup targets ...) on the normalised logits ``norm(z)``
 ``norm(z).detach()``. A sub-network is trained with the ``distill`` loss
 between ``norm(s)`` and the teacher (:meth:`BaseTask.subnet_pass`), or
 with the head's loss on ``norm(s)`` (``subnet_loss='task'``).
+Normalisation runs in float32.
 """
 
 from typing import Tuple
@@ -99,18 +100,18 @@ class ClassificationTask(BaseTask):
         return logits
 
     def normalize(self, logits: Tensor) -> Tensor:
-        """``norm(logits)`` (``logit_norm``, amplitude)."""
+        """``norm(logits)`` in float32 (``logit_norm``, amplitude)."""
         return normalize_logits(logits, self.logit_norm, self.logit_amplitude)
 
     def logits(self, arch: nn.Module, inputs: Tensor) -> Tensor:
-        """A student's normalised logits ``norm(s)``."""
+        """A student's normalised logits ``norm(s)`` (float32)."""
         return self.normalize(self.raw_logits(arch, inputs))
 
     def main_pass(
         self, arch: nn.Module, inputs: Tensor, samples: Samples
     ) -> Tuple[Losses, Tensor]:
-        """The head's loss and the teacher ``norm(z).detach()``
-        ``(B, num_classes)``."""
+        """The head's loss and the teacher ``norm(z).detach()`` (float32,
+        ``(B, num_classes)``)."""
         raw = self.raw_logits(arch, inputs)
         logits = self.normalize(raw)
         losses = arch.head._get_loss(
