@@ -267,8 +267,9 @@ class StimulativeTraining(BaseModel):
     @staticmethod
     def _strip_prefix(module, state_dict, prefix, local_metadata):
         """State dict hook: the architecture's keys without
-        ``architecture.``; other keys of this module (the shared data
-        preprocessor, the losses) are dropped."""
+        ``architecture.``, in the tensors and in ``_metadata`` (the module
+        versions); other keys of this module (the shared data preprocessor,
+        the losses) are dropped."""
         arch = prefix + 'architecture.'
         plain = OrderedDict()
         for key, value in state_dict.items():
@@ -278,16 +279,40 @@ class StimulativeTraining(BaseModel):
                 plain[key] = value
         state_dict.clear()
         state_dict.update(plain)
+        metadata = getattr(state_dict, '_metadata', None)
+        if metadata is not None:
+            own = prefix[:-1]  # this module's own metadata key
+            entries = list(metadata.items())
+            metadata.clear()
+            for key, value in entries:
+                if key == arch[:-1]:
+                    metadata[own] = value
+                elif key.startswith(arch):
+                    metadata[prefix + key[len(arch) :]] = value
+                elif not (key == own or key.startswith(prefix)):
+                    metadata[key] = value
         return state_dict
 
     @staticmethod
     def _add_prefix(state_dict, prefix, *args, **kwargs):
         """Load pre-hook: plain (architecture) keys get ``architecture.``
-        back."""
+        back, in the tensors and, where the state dict carries it (loading
+        into this module as the root), in ``_metadata``; entries are added,
+        the caller's metadata keeps its own."""
         arch = prefix + 'architecture.'
         for key in [k for k in state_dict if k.startswith(prefix)]:
             if not key.startswith(arch):
                 state_dict[arch + key[len(prefix) :]] = state_dict.pop(key)
+        metadata = getattr(state_dict, '_metadata', None)
+        if metadata is not None:
+            own = prefix[:-1]
+            for key in list(metadata):
+                if key == own and arch[:-1] not in metadata:
+                    metadata[arch[:-1]] = metadata[key]
+                elif key.startswith(prefix) and not key.startswith(arch[:-1]):
+                    metadata.setdefault(
+                        arch + key[len(prefix) :], metadata[key]
+                    )
 
     # -- sub-networks ---------------------------------------------------
     @contextmanager
