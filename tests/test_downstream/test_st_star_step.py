@@ -139,6 +139,52 @@ def test_st_star_step_tiny(framework, tiny_coco, tiny_cityscapes):
     _check_st_step(model, batch, optim_wrapper)
 
 
+def _boxes_at_the_border(batch) -> None:
+    """Give every image ground-truth boxes outside it, starting at its
+    border, straddling it, and one inside."""
+    from mmdet.structures.bbox import HorizontalBoxes
+    from mmengine.structures import InstanceData
+
+    for sample in batch['data_samples']:
+        h, w = sample.img_shape
+        boxes = torch.tensor(
+            [
+                [w + 4, 10, w + 20, 30],  # outside, right
+                [w, 12, w + 8, 40],  # starting at the right border
+                [-10, 5, 0, h / 2],  # ending at the left border
+                [w - 6, 20, w + 6, 44],  # straddling the right border
+                [20, h - 6, 40, h + 6],  # straddling the bottom border
+                [10, 10, 40, 40],  # inside
+            ]
+        ).float()
+        sample.gt_instances = InstanceData(
+            bboxes=HorizontalBoxes(boxes), labels=torch.arange(len(boxes))
+        )
+
+
+@pytest.mark.parametrize('framework', ['faster_rcnn', 'cascade_rcnn', 'fcos'])
+def test_subnet_loss_finite_with_boxes_at_the_border(framework, tiny_coco):
+    """Two-stage, cascade and single-stage heads: with boxes that scaling
+    and clipping to a smaller input make empty, every sub-network's loss is
+    finite like the main network's (the emptied boxes turned the RoI heads'
+    box loss NaN), and so are the weights after the step."""
+    st_path, _, kind = FRAMEWORKS[framework]
+    cfg = tiny_config(st_path, kind, tiny_coco, num_subnets=2)
+    model, batch, optim_wrapper = _build(cfg)
+    _boxes_at_the_border(batch)
+    model.train()
+    with torch.no_grad():
+        shorter = min(
+            model.data_preprocessor(batch, True)['inputs'].shape[-2:]
+        )
+    sizes = [model.sample(i, shorter)[1] for i in (1, 2)]
+    assert min(sizes) < shorter  # a smaller input: boxes get clipped
+    log = model.train_step(batch, optim_wrapper)
+    for key in ('loss', 'loss_main', 'loss_subnet'):
+        assert torch.isfinite(torch.as_tensor(log[key])), (key, log)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 @pytest.mark.slow
 def test_headline_st_star_step_real_size(tiny_coco):
     """configs/faster_rcnn_r50_st.py as shipped (ResNet-50, N=6), only

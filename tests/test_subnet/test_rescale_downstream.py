@@ -297,6 +297,48 @@ def test_detection_image_without_objects():
     assert len(new_samples[1].gt_instances) == 2
 
 
+def test_detection_drops_instances_emptied_by_rescaling():
+    """Boxes outside the image or starting at its border become empty after
+    scaling and clipping: those instances leave every field (boxes,
+    labels, masks) of ``gt_instances`` and ``ignored_instances``; a box
+    straddling the border is clipped and kept with its label and mask."""
+    from mmdet.structures.bbox import HorizontalBoxes
+
+    inputs, samples = _det_batch()
+    rescale = get_rescaler('detection')
+    reference = rescale(inputs, samples, 0.5, DIVISOR, 0.0)[1][0]
+    h, w = samples[0].img_shape
+    gt, ignored = samples[0].gt_instances, samples[0].ignored_instances
+    assert len(gt) == 2 and len(ignored) == 1
+    gt.bboxes = HorizontalBoxes(
+        torch.tensor([[w + 2, 5, w + 12, 20], [w - 6, 5, w + 6, 20]]).float()
+    )  # outside right; straddling the right border
+    ignored.bboxes = HorizontalBoxes(torch.tensor([[-8.0, 4, 0, 16]]))
+    before = _snapshot(samples)
+    new_inputs, new_samples = rescale(inputs, samples, 0.5, DIVISOR, 0.0)
+    _assert_same(samples, before)
+    new = new_samples[0]
+    new_h, new_w = new.img_shape
+    kept = new.gt_instances
+    assert len(kept) == 1 and len(new.ignored_instances) == 0
+    assert kept.labels.tolist() == [gt.labels[1].item()]
+    r_w = new_w / w
+    torch.testing.assert_close(  # exact: a product and a clip
+        kept.bboxes.tensor,
+        torch.tensor([[(w - 6) * r_w, 2.5, new_w, 10.0]]),
+        rtol=0,
+        atol=0,
+    )
+    assert np.array_equal(
+        kept.masks.masks, reference.gt_instances.masks.masks[1:2]
+    )
+    empty = new.ignored_instances
+    assert empty.bboxes.tensor.shape == (0, 4) and len(empty.labels) == 0
+    # (the preprocessor pads gt_instances' masks only)
+    assert empty.masks.masks.shape == (0, new_h, new_w)
+    assert len(new_samples[1].gt_instances) == 2  # the other image: all
+
+
 # ----------------------------------------------------------- segmentation
 
 

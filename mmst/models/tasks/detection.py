@@ -3,7 +3,10 @@
 Both passes are the detector's own ``loss``. For a sub-network's smaller
 input the boxes are scaled and clipped to the new image, instance masks
 resized like the image, label maps (panoptic ``gt_sem_seg``) by nearest
-neighbour.
+neighbour. Instances whose box becomes empty (zero width or height) after
+scaling and clipping are dropped, every field alike: an empty box has no
+regression target (``log(0)``), and a two-stage head's loss would turn NaN
+where the main network's is finite.
 """
 
 import copy
@@ -117,11 +120,22 @@ def rescale_boxes(boxes: Any, r: Resized) -> Any:
     return out
 
 
+def _empty(boxes: Any) -> torch.Tensor:
+    """``(N,)`` bool: boxes of zero (or negative) width or height."""
+    if isinstance(boxes, torch.Tensor):
+        widths = boxes[:, 2] - boxes[:, 0]
+        heights = boxes[:, 3] - boxes[:, 1]
+    else:  # mmdet BaseBoxes
+        widths, heights = boxes.widths, boxes.heights
+    return (widths <= 0) | (heights <= 0)
+
+
 def rescale_instances(
     instances: Any, r: Resized, pad_mask: Optional[bool], mask_pad_value: int
 ) -> Any:
     """A new ``InstanceData``: ``bboxes`` by :func:`rescale_boxes`,
-    ``masks`` by :func:`rescale_masks`, other fields copied."""
+    ``masks`` by :func:`rescale_masks`, other fields copied; instances whose
+    box became empty are dropped from every field."""
     out = type(instances)(metainfo=copy.deepcopy(instances.metainfo))
     for key, value in instances.items():
         if key == 'bboxes':
@@ -131,6 +145,10 @@ def rescale_instances(
         else:
             value = copy.deepcopy(value)
         setattr(out, key, value)
+    if 'bboxes' in instances and len(instances):
+        emptied = _empty(out.bboxes) & ~_empty(instances.bboxes)
+        if emptied.any():
+            out = out[~emptied.cpu()]
     return out
 
 
@@ -142,8 +160,8 @@ class DetectionTask(DenseTask):
     :meth:`rescale` (:class:`DenseTask`) handles every ``InstanceData``
     field of the samples (``gt_instances``, ``ignored_instances``,
     ``proposals`` ...) by :func:`rescale_instances` (boxes scaled and
-    clipped; masks resized, bitmaps thresholded at 0.5, polygons scaled)
-    and every ``PixelData`` field (``gt_sem_seg``
+    clipped; masks resized, bitmaps thresholded at 0.5, polygons scaled;
+    emptied instances dropped) and every ``PixelData`` field (``gt_sem_seg``
     of panoptic models, ``gt_panoptic_seg``) by nearest neighbour.
     Metainfo: ``img_shape``, ``pad_shape`` (the new image rounded up to
     ``size_divisor``, as ``DetDataPreprocessor`` does),
