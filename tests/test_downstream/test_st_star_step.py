@@ -185,6 +185,36 @@ def test_subnet_loss_finite_with_boxes_at_the_border(framework, tiny_coco):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.parametrize('packed', [False, True], ids=['peaks', 'packed'])
+def test_pose_step_uses_exact_keypoints_when_packed(packed, tiny_coco):
+    """The SimpleBaseline2D ST* config with the override docs/downstream.md
+    gives: its sub-networks' targets come from the packed keypoints; as
+    shipped (no packed keypoints) mmst warns once that it falls back to
+    the heatmap peaks."""
+    import warnings
+
+    st_path, _, kind = FRAMEWORKS['simple_baseline']
+    cfg = tiny_config(st_path, kind, tiny_coco, num_subnets=2)
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    assert pipeline[7].type == 'PackPoseInputs'
+    if packed:  # the documented --cfg-options
+        cfg.merge_from_dict(
+            {'train_dataloader.dataset.pipeline.7.pack_transformed': True}
+        )
+    model, batch, optim_wrapper = _build(cfg)
+    samples = batch['data_samples']
+    assert all(
+        ('transformed_keypoints' in s.gt_instances) == packed for s in samples
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        for _ in range(2):
+            log = model.train_step(copy.deepcopy(batch), optim_wrapper)
+    fallback = [w for w in caught if 'pack_transformed=True' in str(w.message)]
+    assert len(fallback) == (0 if packed else 1)
+    assert torch.isfinite(torch.as_tensor(log['loss_subnet']))
+
+
 @pytest.mark.slow
 def test_headline_st_star_step_real_size(tiny_coco):
     """configs/faster_rcnn_r50_st.py as shipped (ResNet-50, N=6), only

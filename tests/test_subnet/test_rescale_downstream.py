@@ -9,13 +9,14 @@ the libraries' own transforms and data preprocessors.
 """
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mmst.models.tasks import get_rescaler
+from mmst.models.tasks import PoseTask, get_rescaler
 from tests.tolerance import U32, assert_far_below, assert_within, max_abs
 
 MEAN = [123.675, 116.28, 103.53]
@@ -664,6 +665,90 @@ def test_pose_peak_recovery_matches_packed_keypoints(monkeypatch):
     for sa, sc, tol in zip(a, c, tols):
         bug = max_abs(sa.gt_fields.heatmaps - sc.gt_fields.heatmaps)
         assert_far_below(tol, bug)
+
+
+# Keypoints near, on and just outside the crop x in [60, 150], y in [0, 120]
+# (the box, widened to the input's aspect ratio); (180, 60) lies outside
+# the old targets' reach (weight 0) but inside the padded smaller input's.
+POSE_BORDER_IMAGES = [
+    (
+        (120, 200),
+        [60, 5, 150, 115],
+        [(147, 40, 6, 6), (150, 70, 6, 6), (156, 100, 6, 6)],
+    ),
+    (
+        (120, 200),
+        [60, 5, 150, 115],
+        [(180, 60, 6, 6), (62, 117, 6, 6), (105, 123, 6, 6)],
+    ),
+]
+
+
+def test_pose_targets_are_the_codecs_encoding_of_the_rescaled_keypoints():
+    """With packed ``transformed_keypoints`` the new targets are exactly
+    what the codec, set to the padded smaller input, encodes from the
+    rescaled keypoints and ``keypoints_visible``, also near, on and outside
+    the crop's border."""
+    from mmpose.codecs import MSRAHeatmap
+
+    args = {k: v for k, v in _pose_codec().items() if k != 'type'}
+    inputs, samples = _pose_batch(True, images=POSE_BORDER_IMAGES)
+    _, new_samples = get_rescaler('pose')(
+        inputs, samples, 0.55, 1, 0.0, codec=MSRAHeatmap(**args)
+    )
+    # the case at stake: old targets clipped at the heatmap's border
+    old_peaks = torch.cat([_pose_peaks(s.gt_fields.heatmaps) for s in samples])
+    assert (old_peaks[:, 0] == POSE_HEATMAP[0] - 1).sum() >= 2
+    assert samples[1].gt_instance_labels.keypoint_weights[0, 0] == 0
+    for old, new in zip(samples, new_samples):
+        (w0, h0), (w, h) = old.input_size, new.input_size
+        keypoints = np.asarray(old.gt_instances.transformed_keypoints)
+        keypoints = keypoints[..., :2].astype(np.float64)
+        keypoints[..., 0] = (keypoints[..., 0] + 0.5) * (w / w0) - 0.5
+        keypoints[..., 1] = (keypoints[..., 1] + 0.5) * (h / h0) - 0.5
+        batch_h, batch_w = new.batch_input_shape
+        stride = POSE_INPUT[0] // POSE_HEATMAP[0]
+        own = MSRAHeatmap(
+            **dict(
+                args,
+                input_size=(batch_w, batch_h),
+                heatmap_size=(batch_w // stride, batch_h // stride),
+            )
+        ).encode(
+            keypoints.astype(np.float32),
+            np.asarray(old.gt_instances.keypoints_visible),
+        )
+        assert torch.equal(
+            new.gt_fields.heatmaps, torch.from_numpy(own['heatmaps'])
+        )
+        assert torch.equal(
+            new.gt_instance_labels.keypoint_weights,
+            torch.from_numpy(own['keypoint_weights']),
+        )
+    assert new_samples[1].gt_instance_labels.keypoint_weights[0, 0] == 1
+
+
+def test_pose_task_warns_once_when_targets_come_from_peaks():
+    from types import SimpleNamespace
+
+    from mmpose.codecs import MSRAHeatmap
+    from mmpose.models.data_preprocessors import PoseDataPreprocessor
+
+    args = {k: v for k, v in _pose_codec().items() if k != 'type'}
+    arch = SimpleNamespace(
+        data_preprocessor=PoseDataPreprocessor(mean=MEAN, std=STD),
+        head=SimpleNamespace(decoder=MSRAHeatmap(**args)),
+    )
+    task = PoseTask(arch)
+    packed, bare = _pose_batch(True), _pose_batch(False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        task.rescale(*packed, 0.55)
+        assert not caught  # exact keypoints: nothing to say
+        task.rescale(*bare, 0.55)
+        task.rescale(*bare, 0.7)
+    assert len(caught) == 1
+    assert 'PackPoseInputs(pack_transformed=True)' in str(caught[0].message)
 
 
 def test_heatmap_peaks_are_subpixel():

@@ -5,12 +5,15 @@ input the heatmap targets are encoded again, by a copy of the model's codec
 set to the padded new input, from the exact input-space keypoints
 (``gt_instances.transformed_keypoints``, packed by
 ``PackPoseInputs(pack_transformed=True)``) rescaled like the image. Without
-them the keypoints are recovered from the old targets' peaks.
+them the keypoints are recovered from the old targets' peaks, which sit on
+the heatmap's border for keypoints near or outside the crop: the task warns
+once.
 """
 
 import copy
 import inspect
 import math
+import warnings
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -29,6 +32,14 @@ from mmst.subnet.rescale import (
 
 from .base import BaseTask, Batch, Samples, padding_of
 from .heatmaps import heatmap_peaks, resample_heatmaps
+
+PEAKS_FALLBACK = (
+    'mmst: pose data samples carry no gt_instances.transformed_keypoints; '
+    "sub-networks' heatmap targets are re-encoded from keypoints recovered "
+    'from the heatmap peaks, which are up to several heatmap pixels off for '
+    'keypoints near or outside the crop. Pack the exact keypoints with '
+    'PackPoseInputs(pack_transformed=True) in the training pipeline.'
+)
 
 
 def _resized_codec(codec: Any, input_size: tuple, heatmap_size: tuple) -> Any:
@@ -103,6 +114,10 @@ def _encode(
         visible = visible * (values > 0)[None].astype(np.float32)
         scale_factor = np.asarray(codec.scale_factor)
         keypoints = (peaks * scale_factor).reshape(1, -1, 2)
+    elif 'keypoints_visible' in sample.gt_instances:
+        packed = _to_numpy(sample.gt_instances.keypoints_visible)
+        packed = packed[..., 0] if packed.ndim == 3 else packed
+        visible = np.asarray(packed, np.float32).reshape(1, -1)
     keypoints = scale_keypoints(keypoints, r.ratio)
     new_codec = _resized_codec(
         codec, (r.batch[1], r.batch[0]), (grid[1], grid[0])
@@ -119,8 +134,8 @@ def rescale_pose_targets(
 ) -> None:
     """Set ``gt_fields.heatmaps`` and ``gt_instance_labels.keypoint_weights``
     of the new sample ``out``: heatmaps on the padded new input's heatmap
-    grid (same stride), weights the old ones, zeroed where the new target is
-    empty.
+    grid (same stride), weights the old ones where positive (1 where not),
+    zeroed where the new target is empty.
 
     Raises:
         NotImplementedError: Targets other than top-down heatmaps.
@@ -179,8 +194,9 @@ def rescale_pose_targets(
     new_fields.heatmaps = new_heatmaps.to(heatmaps.device)
     out.gt_fields = new_fields
     if weights is not None:
+        base = torch.where(weights > 0, weights, torch.ones_like(weights))
         kept = kept.to(weights.device, weights.dtype)
-        out.gt_instance_labels.keypoint_weights = weights * kept
+        out.gt_instance_labels.keypoint_weights = base * kept
 
 
 @TASKS.register_module('pose')
@@ -196,7 +212,8 @@ class PoseTask(BaseTask):
     * with a ``codec`` (the model's, or its config): encoded by a copy of it
       for the padded new input (sigma etc. unchanged, in heatmap pixels)
       from the keypoints rescaled like the image, ``transformed_keypoints``
-      when packed, else the old heatmaps' sub-pixel peaks;
+      with ``keypoints_visible`` when packed, else the old heatmaps'
+      sub-pixel peaks (then it warns once, :data:`PEAKS_FALLBACK`);
     * without: the old heatmaps resampled (bilinear) onto the new grid,
       which shrinks the Gaussians with the image.
 
@@ -226,6 +243,7 @@ class PoseTask(BaseTask):
 
             codec = copy.deepcopy(self.settings['codec'])
             self.settings['codec'] = KEYPOINT_CODECS.build(codec)
+        self._warned = False
 
     def read_settings(self, architecture: nn.Module) -> Dict[str, Any]:
         codec = getattr(architecture.head, 'decoder', None)
@@ -235,6 +253,13 @@ class PoseTask(BaseTask):
         """The batch and its targets after the resize (see the class
         docstring); the caller's are left untouched."""
         codec = self.settings['codec']
+        if codec is not None and not self._warned:
+            if any(
+                packed_keypoints(s) is None and s.get('gt_fields') is not None
+                for s in samples or ()
+            ):
+                warnings.warn(PEAKS_FALLBACK, stacklevel=2)
+                self._warned = True
         a = max(1, int(self.settings['size_divisor'] or 1))
         b = max(1, int(self.settings['input_divisor']))
         divisor = a * b // math.gcd(a, b)
