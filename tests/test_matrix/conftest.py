@@ -39,3 +39,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def restore_default_scope():
+    """The Runner and the upstream APIs (init_detector, init_model, ...)
+    make their library the process's current default scope; remove the
+    scopes a test created, so later tests find the registry they found
+    before (e.g. an mmpretrain model built without a scope)."""
+    from mmengine.registry import DefaultScope
+
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in list(DefaultScope._instance_dict):
+        if name not in before:
+            del DefaultScope._instance_dict[name]
