@@ -15,3 +15,11 @@ _base_ = [
 ]
 
 model = dict(_base_.st_star_model, _delete_=True, architecture=_base_.model)
+
+# Sub-network targets are re-encoded by the codec from the exact transformed
+# keypoints, which PackPoseInputs packs only with pack_transformed=True
+# (without it mmst falls back to heatmap peaks and warns once).
+train_pipeline = _base_.train_pipeline[:-1] + [
+    dict(type='PackPoseInputs', pack_transformed=True)
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

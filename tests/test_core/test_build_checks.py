@@ -122,3 +122,10 @@ def test_head_returning_a_tuple_is_a_clear_error():
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(TypeError, match='returned tuple.*one tensor'):
         model.train_step(batch(), optim)
+
+
+def test_distill_with_task_losses_is_an_error():
+    """``distill`` configures the KL loss; with ``subnet_loss='task'`` it
+    would be silently ignored."""
+    with pytest.raises(ValueError, match=r"distill=.*subnet_loss='task'"):
+        build(st_cfg(subnet_loss='task', distill=dict(temperature=2.0)))

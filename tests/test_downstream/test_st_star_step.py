@@ -185,22 +185,21 @@ def test_subnet_loss_finite_with_boxes_at_the_border(framework, tiny_coco):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize('packed', [False, True], ids=['peaks', 'packed'])
+@pytest.mark.parametrize('packed', [True, False], ids=['shipped', 'peaks'])
 def test_pose_step_uses_exact_keypoints_when_packed(packed, tiny_coco):
-    """The SimpleBaseline2D ST* config with the override docs/downstream.md
-    gives: its sub-networks' targets come from the packed keypoints; as
-    shipped (no packed keypoints) mmst warns once that it falls back to
-    the heatmap peaks."""
+    """The SimpleBaseline2D ST* config as shipped packs the transformed
+    keypoints: its sub-networks' targets come from them, without a
+    warning; with the upstream packing (``pack_transformed=False``) mmst
+    warns once that it falls back to the heatmap peaks."""
     import warnings
 
     st_path, _, kind = FRAMEWORKS['simple_baseline']
     cfg = tiny_config(st_path, kind, tiny_coco, num_subnets=2)
     pipeline = cfg.train_dataloader.dataset.pipeline
     assert pipeline[7].type == 'PackPoseInputs'
-    if packed:  # the documented --cfg-options
-        cfg.merge_from_dict(
-            {'train_dataloader.dataset.pipeline.7.pack_transformed': True}
-        )
+    assert pipeline[7].pack_transformed is True
+    if not packed:
+        pipeline[7].pack_transformed = False
     model, batch, optim_wrapper = _build(cfg)
     samples = batch['data_samples']
     assert all(

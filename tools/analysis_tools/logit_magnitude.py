@@ -29,7 +29,7 @@ from mmengine.config import DictAction
 
 from mmst.engine import preserved_bn_stats, recalibrate_bn, resolve_subnets
 from mmst.models.algorithms.stimulative import unwrap_st
-from mmst.models.algorithms.tasks import infer_task
+from mmst.models.tasks import infer_task
 from mmst.subnet import ElasticDepth, format_subnet
 from mmst.subnet.space import PRESETS, Subnet
 

@@ -201,6 +201,12 @@ class StimulativeTraining(BaseModel):
                 f"subnet_loss='kl' needs class logits; the task "
                 f"{self.task.name!r} supports subnet_loss='task'"
             )
+        if subnet_loss == 'task' and distill:
+            raise ValueError(
+                f"distill={distill!r} would be ignored: subnet_loss='task' "
+                "trains sub-networks on the task's ground-truth losses; "
+                "allowed: distill with subnet_loss='kl', or no distill"
+            )
         self.subnet_loss = subnet_loss
         self.distill = None
         if subnet_loss == 'kl':
