@@ -152,6 +152,7 @@ def _run_tool(*args: str) -> subprocess.CompletedProcess:
 def _build_mmpretrain_resnet50() -> nn.Module:
     pytest.importorskip('mmpretrain')
     from mmengine.hub import get_config
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
     from mmpretrain.utils import register_all_modules
 
@@ -161,7 +162,9 @@ def _build_mmpretrain_resnet50() -> nn.Module:
     model_cfg.backbone.init_cfg = None
     model_cfg.head.num_classes = NUM_CLASSES
     model_cfg.init_cfg = None
-    return MODELS.build(model_cfg)
+    # in mmpretrain's scope whatever scope an earlier test left current
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(model_cfg)
 
 
 @pytest.fixture(scope='module')
