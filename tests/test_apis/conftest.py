@@ -2,6 +2,7 @@
 
 import pytest
 
+from ..fixtures import one_torch_thread, restore_default_scope  # noqa: F401
 from ..test_distributed.common import FMNIST_ROOT
 from ..test_downstream.data import make_cityscapes, make_coco
 from ..test_matrix.data import FOLDER_SIZES, make_folder_dataset
@@ -21,29 +22,3 @@ def api_data(tmp_path_factory) -> dict:
         ),
         fashion_mnist=FMNIST_ROOT,
     )
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread (small models on a busy 2-core machine)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def restore_default_scope():
-    """The Runner and the upstream APIs (init_detector, init_model, ...)
-    make their library the process's current default scope; remove the
-    scopes a test created, so later tests find the registry they found
-    before (e.g. an mmpretrain model built without a scope)."""
-    from mmengine.registry import DefaultScope
-
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in list(DefaultScope._instance_dict):
-        if name not in before:
-            del DefaultScope._instance_dict[name]
