@@ -234,10 +234,13 @@ def build_task(
             f'task={task!r} is invalid; allowed: a registered task name, '
             'a dict(type=name, ...) or None (inferred from the model)'
         )
-    _task_class(cfg.get('type'))
-    return TASKS.build(
-        cfg, default_args=dict(kwargs, architecture=architecture)
-    )
+    # The class from the registry, built here: Registry.build would first
+    # look for the caller's default scope (mmpretrain, mmdet ...) in the
+    # task registry tree and warn that it is not there.
+    cls = _task_class(cfg.get('type'))
+    args = dict(kwargs, architecture=architecture)
+    args.update((k, v) for k, v in cfg.items() if k != 'type')
+    return cls(**args)
 
 
 def get_rescaler(task: str) -> Callable[..., Batch]:
