@@ -221,6 +221,43 @@ def _sum_hook(acc: Dict[str, torch.Tensor]):
     return hook
 
 
+def check_recal_images(
+    dataloader, num_images: int, device: Optional[torch.device] = None
+) -> int:
+    """How many batches each rank runs to re-estimate on ``num_images``
+    images in total; refused (on every rank alike) when some rank's loader
+    cannot provide them. Collective in a distributed run (one all-reduce):
+    call it on every rank.
+
+    Raises:
+        ValueError: ``num_images`` exceeds the images the loaders provide
+            (the message names ``bn_recal_images``, the number asked and the
+            number available).
+    """
+    world_size = get_world_size()
+    batch_size, batches, images = _loader_capacity(dataloader)
+    # The smallest loader decides for all ranks, so all raise or none does.
+    capacity = torch.tensor([batches, images], dtype=torch.float64)
+    capacity = capacity.to(device or torch.device('cpu'))
+    if world_size > 1:
+        all_reduce(capacity, op='min')
+    min_batches, min_images = (int(v) for v in capacity.tolist())
+    available = min_images * world_size
+    dataset = getattr(dataloader, 'dataset', None)
+    dataset_size = len(dataset) if hasattr(dataset, '__len__') else '?'
+    per_rank = math.ceil(num_images / (world_size * batch_size))
+    if num_images > available or per_rank > min_batches:
+        raise ValueError(
+            f'bn_recal_images={num_images} is more than the training '
+            f'images available for BN re-estimation: {available} '
+            f'({min_images} per rank x {world_size} rank(s), '
+            f'{min_batches} batches of {batch_size}; the dataset has '
+            f'{dataset_size} images); allowed: '
+            f'bn_recal_images <= {available}'
+        )
+    return per_rank
+
+
 @torch.no_grad()
 def recalibrate_bn(
     model: nn.Module, dataloader: Iterable, num_images: int
@@ -271,29 +308,10 @@ def recalibrate_bn(
             f'bn_recal_images={num_images!r} is invalid; '
             'allowed: a positive number of images'
         )
-    world_size = get_world_size()
-    batch_size, batches, images = _loader_capacity(dataloader)
     bns = _active_bns(model)
     device = next((m.running_mean.device for m in bns), torch.device('cpu'))
-    # The smallest loader decides for all ranks, so all raise or none does.
-    capacity = torch.tensor([batches, images], dtype=torch.float64)
-    capacity = capacity.to(device)
-    if world_size > 1:
-        all_reduce(capacity, op='min')
-    min_batches, min_images = (int(v) for v in capacity.tolist())
-    available = min_images * world_size
-    dataset = getattr(dataloader, 'dataset', None)
-    dataset_size = len(dataset) if hasattr(dataset, '__len__') else '?'
-    per_rank = math.ceil(num_images / (world_size * batch_size))
-    if num_images > available or per_rank > min_batches:
-        raise ValueError(
-            f'bn_recal_images={num_images} is more than the training '
-            f'images available for BN re-estimation: {available} '
-            f'({min_images} per rank x {world_size} rank(s), '
-            f'{min_batches} batches of {batch_size}; the dataset has '
-            f'{dataset_size} images); allowed: '
-            f'bn_recal_images <= {available}'
-        )
+    per_rank = check_recal_images(dataloader, num_images, device)
+    world_size = get_world_size()
 
     accs = [
         dict(

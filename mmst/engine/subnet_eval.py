@@ -23,6 +23,7 @@ from .bn_recal import (
     DEFAULT_RECAL_SEED,
     RecalLoader,
     build_recal_loader,
+    check_recal_images,
     preserved_bn_stats,
     recalibrate_bn,
 )
@@ -222,6 +223,20 @@ class SubnetValLoop(ValLoop):
             for h in runner.hooks
         ):
             runner.register_hook(SharedBNRecalHook(self))
+        self._check_recal_images()
+
+    def _check_recal_images(self) -> None:
+        """Refuse, before any training, a ``bn_recal_images`` that the
+        training data cannot provide (builds the re-estimation loader,
+        which the first validation would build anyway)."""
+        asked = [self.bn_recal_images] if self.bn_recal_images else []
+        if self.recal_main:
+            asked.append(self.main_recal_images)
+        if not asked or not self.runner.cfg.get('train_dataloader'):
+            return  # nothing to check, or the clear error comes at val
+        param = next(self.runner.model.parameters(), None)
+        device = param.device if param is not None else torch.device('cpu')
+        check_recal_images(self.recal_loader(), max(asked), device)
 
     @property
     def main_recal_images(self) -> int:

@@ -161,3 +161,22 @@ def test_val_refusals_name_the_fix(tmp_path, data_root):
         r'3 batches of 6; the dataset has 18 images\)',
     ):
         _runner(cfg, 'too_many').val()
+
+
+def test_too_many_recal_images_refused_before_training(tmp_path, data_root):
+    """A bn_recal_images the training data cannot provide stops the run
+    when the loops are built, before the first iteration (not after an
+    epoch of training)."""
+    cfg = engine_cfg(
+        tmp_path / 'early',
+        data_root,
+        st_model(),
+        val_cfg=_val_cfg(bn_recal_images=100),
+    )
+    runner = _runner(cfg, 'too_many_early')
+    with pytest.raises(
+        ValueError, match=r'bn_recal_images=100 is more than the training'
+    ):
+        runner.train()
+    assert runner.iter == 0
+    assert not list((tmp_path / 'early').glob('*.pth'))
