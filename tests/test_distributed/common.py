@@ -86,3 +86,32 @@ def require_fashion_mnist() -> Path:
         f'{", ".join(missing)}); run `bash tools/setup_env.sh --data`'
     )
     return FMNIST_ROOT
+
+
+def dist_train_fmnist(
+    config: Path, work_dir: Path, cwd, *options: str
+) -> subprocess.CompletedProcess:
+    """``tools/dist_train.sh CONFIG 2`` on CPU (gloo, a free port): one
+    epoch of 2 iterations on 64 Fashion-MNIST images (2 ranks x 16), a log
+    line per iteration; ``options`` are more ``--cfg-options``."""
+    root = require_fashion_mnist()
+    return run(
+        [
+            'bash',
+            str(REPO / 'tools' / 'dist_train.sh'),
+            str(config),
+            '2',
+            '--work-dir',
+            str(work_dir),
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.dataset.indices=64',
+            'train_dataloader.batch_size=16',
+            'default_hooks.logger.interval=1',
+            f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}',
+            *options,
+        ],
+        cwd=cwd,
+        env=cpu_env(dict(PORT=str(free_port()))),
+    )

@@ -9,7 +9,14 @@ import mmengine
 import pytest
 from mmengine.config import Config
 
-from .common import REPO, cpu_env, free_port, require_fashion_mnist, run
+from .common import (
+    REPO,
+    cpu_env,
+    dist_train_fmnist,
+    free_port,
+    require_fashion_mnist,
+    run,
+)
 
 CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_stpp_fmnist.py'
 ACCURACY = re.compile(r'Epoch\(test\).*accuracy/top1: ([0-9.]+)')
@@ -38,25 +45,12 @@ def parse_accuracy(output: str) -> float:
 def test_dist_train_then_test_on_cpu(tmp_path):
     root = require_fashion_mnist()
     work_dir = tmp_path / 'work'
-    train = run(
-        [
-            'bash',
-            str(REPO / 'tools' / 'dist_train.sh'),
-            str(CONFIG),
-            '2',
-            '--work-dir',
-            str(work_dir),
-            '--cfg-options',
-            'train_cfg.max_epochs=1',
-            'train_dataloader.dataset.indices=64',
-            'train_dataloader.batch_size=16',
-            'val_dataloader.dataset.indices=64',
-            'val_cfg.bn_recal_images=32',
-            'default_hooks.logger.interval=1',
-            *data_options(root, ('train', 'val')),
-        ],
-        cwd=tmp_path,
-        env=cpu_env(dict(PORT=str(free_port()))),
+    train = dist_train_fmnist(
+        CONFIG,
+        work_dir,
+        tmp_path,
+        'val_dataloader.dataset.indices=64',
+        'val_cfg.bn_recal_images=32',
     )
     log = train.stdout + train.stderr
     for rank in range(2):

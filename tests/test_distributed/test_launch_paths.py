@@ -10,9 +10,7 @@ from tests.test_core.common import make_folder_dataset
 from .common import (
     REPO,
     SCRIPTS,
-    cpu_env,
-    free_port,
-    require_fashion_mnist,
+    dist_train_fmnist,
     torchrun,
 )
 from .common import run as run_cmd
@@ -24,28 +22,13 @@ CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
 def test_ct_config_trains_under_dist_train(tmp_path):
     """configs/_base_/st_runtime.py sets mmst's wrapper for whatever model
     the config has; a CT (plain) model gets MMEngine's DDP and trains."""
-    root = require_fashion_mnist()
     work_dir = tmp_path / 'work'
-    proc = run_cmd(
-        [
-            'bash',
-            str(REPO / 'tools' / 'dist_train.sh'),
-            str(CT_CONFIG),
-            '2',
-            '--work-dir',
-            str(work_dir),
-            '--cfg-options',
-            'train_cfg.max_epochs=1',
-            'train_dataloader.dataset.indices=64',
-            'train_dataloader.batch_size=16',
-            'default_hooks.logger.interval=1',
-            f'train_dataloader.dataset.data_root={root}',
-            f'val_dataloader.dataset.data_root={root}',
-            'val_dataloader.dataset.indices=32',
-            'val_cfg.bn_recal_images=32',
-        ],
-        cwd=tmp_path,
-        env=cpu_env(dict(PORT=str(free_port()))),
+    proc = dist_train_fmnist(
+        CT_CONFIG,
+        work_dir,
+        tmp_path,
+        'val_dataloader.dataset.indices=32',
+        'val_cfg.bn_recal_images=32',
     )
     log = proc.stdout + proc.stderr
     assert 'data-parallel training with MMDistributedDataParallel' in log
