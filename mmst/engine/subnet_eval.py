@@ -2,7 +2,7 @@
 reports them next to the main network."""
 
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -17,7 +17,13 @@ from mmengine.runner.amp import autocast
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.registry import LOOPS
 from mmst.subnet import ElasticDepth, SubnetSpace, format_subnet
-from mmst.subnet.space import Subnet
+from mmst.subnet.space import (  # noqa: F401  (re-exported)
+    NAMED_SUBNETS,
+    Subnet,
+    SubnetSpec,
+    parse_subnet_specs,
+    resolve_subnets,
+)
 
 from .bn_recal import (
     DEFAULT_RECAL_SEED,
@@ -27,9 +33,6 @@ from .bn_recal import (
     preserved_bn_stats,
     recalibrate_bn,
 )
-
-SubnetSpec = Union[str, Sequence[int]]
-NAMED_SUBNETS = ('smallest', 'largest', 'full', 'all')
 
 
 def elastic_of(model: nn.Module) -> tuple:
@@ -41,32 +44,6 @@ def elastic_of(model: nn.Module) -> tuple:
     arch = unwrap_st(model)
     elastic = ElasticDepth(arch.backbone)
     return elastic, SubnetSpace(elastic.stage_depths)
-
-
-def resolve_subnets(
-    specs: Sequence[SubnetSpec], space: SubnetSpace
-) -> List[Subnet]:
-    """Turn ``'smallest' | 'largest' | 'full' | 'all' | [k1, k2, ...]``
-    into sub-networks of ``space``."""
-    subnets: List[Subnet] = []
-    for spec in specs:
-        if spec == 'all':
-            subnets += space.members()
-        elif spec in ('smallest', 'largest', 'full'):
-            subnets.append(getattr(space, spec)())
-        elif isinstance(spec, (list, tuple)):
-            subnets.append(space.subnet_from_depths(spec))
-        else:
-            raise ValueError(
-                f'subnets entry {spec!r} is invalid; allowed: '
-                + ' | '.join(NAMED_SUBNETS)
-                + ' or a list of depths per stage'
-            )
-    unique = []
-    for s in subnets:
-        if s not in unique:
-            unique.append(s)
-    return unique
 
 
 @torch.no_grad()
@@ -165,9 +142,12 @@ class SubnetValLoop(ValLoop):
         dataloader (DataLoader | dict): Validation dataloader.
         evaluator (Evaluator | dict | list): Validation evaluator.
         subnets (Sequence): Which sub-networks: ``'smallest'``,
-            ``'largest'``, ``'full'``, ``'all'`` or depth lists, resolved
-            in the ST model's space (a plain model: the default space of
-            its backbone). Defaults to ``('smallest', 'largest')``.
+            ``'largest'``, ``'full'``, ``'all'`` or depth lists (``[1, 2,
+            3]`` or ``'1,2,3'``), resolved in the ST model's space (a plain
+            model: the default space of its backbone); checked when the
+            loop is built (:func:`mmst.subnet.parse_subnet_specs`, the
+            parser of the analysis tools). Defaults to ``('smallest',
+            'largest')``.
         bn_recal_images (int): Training images (in total over all ranks)
             for each sub-network's BN statistics; 0 evaluates with the main
             network's statistics (shows BN mismatch). Defaults to 2000.
@@ -204,7 +184,11 @@ class SubnetValLoop(ValLoop):
             raise ValueError(
                 f'recal_seed={recal_seed!r} is invalid; allowed: an integer'
             )
-        self.subnet_specs = list(subnets)
+        # One parser for the loop and the tools: a bad entry fails here,
+        # at build time, with the key, the value and the allowed forms.
+        self.subnet_specs = parse_subnet_specs(
+            subnets, 'subnets', allow_empty=True
+        )
         self.bn_recal_images = bn_recal_images
         self.recal_seed = recal_seed
         module = getattr(runner.model, 'module', runner.model)
@@ -217,7 +201,9 @@ class SubnetValLoop(ValLoop):
         self._main_recal_iter: Optional[int] = None
         self._main_recal_state: Optional[torch.Tensor] = None
         # Validate the specs now, not at the first validation.
-        resolve_subnets(self.subnet_specs, elastic_of(runner.model)[1])
+        resolve_subnets(
+            self.subnet_specs, elastic_of(runner.model)[1], 'subnets'
+        )
         if self.recal_main and not any(
             isinstance(h, SharedBNRecalHook) and h.loop is self
             for h in runner.hooks

@@ -1,6 +1,14 @@
 from .elastic import ElasticDepth, find_stages
 from .rescale import InputSizeSampler, rescale_batch, resize_padded_batch
-from .space import SubnetSpace, format_subnet, subnet_depths
+from .space import (
+    NAMED_SUBNETS,
+    SubnetSpace,
+    format_subnet,
+    parse_subnet_spec,
+    parse_subnet_specs,
+    resolve_subnets,
+    subnet_depths,
+)
 
 __all__ = [
     'ElasticDepth',
@@ -11,4 +19,8 @@ __all__ = [
     'SubnetSpace',
     'format_subnet',
     'subnet_depths',
+    'NAMED_SUBNETS',
+    'parse_subnet_spec',
+    'parse_subnet_specs',
+    'resolve_subnets',
 ]

@@ -198,3 +198,149 @@ def format_subnet(subnet: Subnet) -> str:
     return (
         '[' + ','.join('(' + ','.join(map(str, s)) + ')' for s in subnet) + ']'
     )
+
+
+# -- sub-network specs: one parser / validator for every tool and loop -----
+#: Names a spec may take: every member of the space, its smallest / largest
+#: member, or the full depth of the backbone.
+NAMED_SUBNETS = ('all', 'smallest', 'largest', 'full')
+#: A spec: one of :data:`NAMED_SUBNETS`, or the blocks kept per stage.
+SubnetSpec = Union[str, List[int]]
+_SPEC_FORMS = (
+    ' | '.join(NAMED_SUBNETS) + ' or the blocks kept per stage, e.g. 1,2,3 '
+    '(a string; brackets and spaces are ignored) or [1, 2, 3]'
+)
+
+
+def _spec_error(key: str, value) -> ValueError:
+    return ValueError(
+        f'{key} entry {value!r} is invalid; allowed: {_SPEC_FORMS}'
+    )
+
+
+def parse_subnet_spec(value, key: str = 'subnets') -> SubnetSpec:
+    """One sub-network spec -> a name or a list of blocks kept per stage.
+
+    Args:
+        value (str | Sequence[int]): A name (``'all' | 'smallest' |
+            'largest' | 'full'``), comma-separated blocks kept per stage
+            (``'1,2,3'``, ``'[1, 2, 3]'``: brackets and spaces are
+            ignored) or a sequence of positive ints (``[1, 2, 3]``).
+        key (str): The option being parsed, for the error message (e.g.
+            ``'--subnets'``, ``'val_cfg.subnets'``).
+
+    Returns:
+        str | list[int]: The name, or the depths.
+
+    Raises:
+        ValueError: Anything else; the message names ``key``, the value and
+            the allowed forms.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text in NAMED_SUBNETS:
+            return text
+        parts = text.strip('[]() ').replace(' ', '').split(',')
+        try:
+            depths = [int(p) for p in parts]
+        except ValueError:
+            raise _spec_error(key, value) from None
+    elif isinstance(value, (list, tuple)):
+        depths = list(value)
+    else:
+        raise _spec_error(key, value)
+    if not depths or any(
+        isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in depths
+    ):
+        raise _spec_error(key, value)
+    return depths
+
+
+def parse_subnet_specs(
+    values: Union[str, Sequence],
+    key: str = '--subnets',
+    allow_empty: bool = False,
+) -> List[SubnetSpec]:
+    """Sub-network specs (command-line strings or config values) ->
+    names and depth lists for :func:`resolve_subnets`.
+
+    ``['all']`` -> ``['all']``; ``['smallest', '1,2,3', [2, 2, 2]]`` ->
+    ``['smallest', [1, 2, 3], [2, 2, 2]]``. A single string is one spec.
+    Used by ``SubnetValLoop`` (``subnets``), ``loafing.py``,
+    ``logit_magnitude.py``, ``extract_subnet.py`` and the depth menu.
+
+    Args:
+        values (str | Sequence): Specs, see :func:`parse_subnet_spec`.
+        key (str): The option, for error messages.
+        allow_empty (bool): Accept an empty list (``SubnetValLoop``:
+            validate the main network only). Defaults to False.
+
+    Returns:
+        list: Names and depth lists, in the given order.
+
+    Raises:
+        ValueError: An invalid entry, or no entry at all (the message names
+            ``key``, the value and the allowed forms).
+    """
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)) or not (values or allow_empty):
+        raise ValueError(
+            f'{key}={values!r} is invalid; allowed: a non-empty list of '
+            f'specs, each {_SPEC_FORMS}'
+        )
+    return [parse_subnet_spec(v, key) for v in values]
+
+
+def resolve_subnets(
+    specs: Union[str, Sequence],
+    space: SubnetSpace,
+    key: str = 'subnets',
+    allow_empty: bool = True,
+) -> List[Subnet]:
+    """Turn specs (``'smallest' | 'largest' | 'full' | 'all' | [k1, k2,
+    ...]`` or their command-line strings) into sub-networks of ``space``,
+    without duplicates, in the given order (``'all'``: the members of the
+    space, smallest first).
+
+    A depth list is checked against the backbone's stages (one value per
+    stage, ``1 <= k_i <= stage length``), not against the space's depth
+    choices: any ordered sub-network of the backbone can be evaluated.
+
+    Args:
+        specs (str | Sequence): See :func:`parse_subnet_specs`.
+        space (SubnetSpace): The space (its ``stage_depths`` and members).
+        key (str): The option, for error messages.
+        allow_empty (bool): Accept an empty list (no sub-networks).
+            Defaults to True.
+
+    Returns:
+        list[Subnet]: Per sub-network, the indices kept per stage.
+
+    Raises:
+        ValueError: An invalid spec, or a depth list that does not fit the
+            stages (the message names ``key``, the value and the stages).
+    """
+    subnets: List[Subnet] = []
+    for spec in parse_subnet_specs(specs, key, allow_empty):
+        if spec == 'all':
+            subnets += space.members()
+        elif isinstance(spec, str):
+            subnets.append(getattr(space, spec)())
+        else:
+            n = space.stage_depths
+            if len(spec) != len(n) or any(
+                not 1 <= k <= d for k, d in zip(spec, n)
+            ):
+                raise ValueError(
+                    f'{key} entry {",".join(map(str, spec))} does not fit '
+                    f'the backbone: it has {len(n)} stages of '
+                    f'{",".join(map(str, n))} blocks; allowed: one value '
+                    'per stage, 1 <= value <= the stage length'
+                )
+            subnets.append(space.subnet_from_depths(spec))
+    unique: List[Subnet] = []
+    for s in subnets:
+        if s not in unique:
+            unique.append(s)
+    return unique

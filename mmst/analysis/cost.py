@@ -1,0 +1,95 @@
+"""Cost of a sub-network: parameters it uses and FLOPs of one forward."""
+
+import logging
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+from mmst.subnet import ElasticDepth
+from mmst.subnet.space import Subnet
+
+from .runner import quiet_logs
+
+#: How :func:`count_flops` counts.
+FLOPS_CONVENTION = (
+    "mmengine's FlopAnalyzer (fvcore convention: one multiply-add = 1 FLOP; "
+    'BN, ReLU and additions not counted), batch of one at the input size'
+)
+
+
+def skipped_blocks(
+    elastic: ElasticDepth, subnet: Optional[Subnet]
+) -> List[nn.Module]:
+    """The blocks ``subnet`` skips (None: the full network, none)."""
+    if subnet is None:
+        return []
+    return [
+        block
+        for kept, stage in zip(subnet, elastic.stages)
+        for i, block in enumerate(stage)
+        if i not in kept
+    ]
+
+
+def count_params(
+    arch: nn.Module, elastic: ElasticDepth, subnet: Optional[Subnet]
+) -> int:
+    """Parameters of ``arch`` that ``subnet`` uses (all of them for
+    ``subnet=None``): the total less those of the skipped blocks."""
+    total = sum(p.numel() for p in arch.parameters())
+    skipped = sum(
+        p.numel()
+        for block in skipped_blocks(elastic, subnet)
+        for p in block.parameters()
+    )
+    return total - skipped
+
+
+@torch.no_grad()
+def count_flops(
+    arch: nn.Module,
+    input_shape: Sequence[int],
+    elastic: Optional[ElasticDepth] = None,
+    subnet: Optional[Subnet] = None,
+) -> Optional[int]:
+    """FLOPs of one forward (``mode='tensor'``) of ``arch`` at
+    ``input_shape`` (C, H, W; batch of one) run as ``subnet`` (see
+    :data:`FLOPS_CONVENTION`).
+
+    Returns:
+        int | None: FLOPs; None (with a logged warning) where mmengine
+        cannot trace the model.
+    """
+    from mmengine.analysis import FlopAnalyzer
+
+    param = next(arch.parameters(), None)
+    device = param.device if param is not None else 'cpu'
+    inputs = torch.zeros((1, *input_shape), device=device)
+    was_training = arch.training
+    arch.eval()
+
+    def total() -> int:
+        analyzer = FlopAnalyzer(arch, (inputs,))
+        flops = analyzer.unsupported_ops_warnings(
+            False
+        ).uncalled_modules_warnings(False)
+        return int(flops.total())
+
+    try:
+        with quiet_logs(logging.ERROR):
+            if elastic is not None:
+                with elastic.activate(subnet):
+                    return total()
+            return total()
+    except Exception as e:  # tracing is best effort
+        print_log(
+            f'cannot count FLOPs of {type(arch).__name__} '
+            f'({type(e).__name__}: {e})',
+            'current',
+            logging.WARNING,
+        )
+        return None
+    finally:
+        arch.train(was_training)
