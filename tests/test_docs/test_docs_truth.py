@@ -1,0 +1,424 @@
+"""README.md and docs/*.md tell the truth about the repository: every path
+they name exists, every script they quote exists and accepts the options
+they give it (checked against the script's own ``--help``), every
+``--cfg-options`` key they give a shipped config is a key of that config,
+every ``scope::`` config and ``mmst.`` name resolves, and the cheap
+commands run and print what the docs say.
+
+Which quoted commands run here, and why the others do not, is the explicit
+list ``NOT_RUN`` below: a command of a new page that no rule covers fails
+``test_every_command_is_run_or_has_a_reason`` until it is classified.
+"""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from .doc_text import (
+    REPO,
+    code_blocks,
+    commands,
+    doc_files,
+    dotted_names,
+    inline_spans,
+    named_paths,
+    options,
+    path_exists,
+    rel,
+    scoped_configs,
+)
+
+DOCS = doc_files()
+DOC_IDS = [rel(p) for p in DOCS]
+
+# Names that look like repository paths but are not meant as files.
+NOT_FILES = {
+    'configs/x.py': 'a made-up config name inside a quoted error message',
+}
+
+# Shell wrappers pass their extra arguments to this Python script.
+FORWARDS_TO = {
+    'tools/dist_train.sh': 'tools/train.py',
+    'tools/slurm_train.sh': 'tools/train.py',
+    'tools/dist_test.sh': 'tools/test.py',
+    'tools/slurm_test.sh': 'tools/test.py',
+    'tools/run_default.sh': 'tools/embedded_default.py',
+}
+# Scripts whose options are not argparse's: where they are documented.
+OWN_OPTIONS = {
+    # tools/run_tests.sh passes everything to pytest (-k, -x, ...)
+    'tools/run_tests.sh': None,
+    'tools/setup_env.sh': {'--data'},
+    'benchmarks/gpu_check.sh': set(),
+    'benchmarks/gpu_wheels.sh': set(),
+}
+# Options of other programs that the prose names in inline code; each is
+# accepted when the program's name appears in the same file.
+EXTERNAL_OPTIONS = {
+    '--no-deps': 'pip',
+    '--index-url': 'pip',
+    '--no-build-isolation': 'pip',
+    '--checkpoint': 'mim test',
+    '--logdir': 'tensorboard',
+    '--launcher': 'tools/train.py',
+    '--ntasks': 'srun',
+    '--ntasks-per-node': 'srun',
+    '--gres': 'srun',
+}
+
+# Every quoted command of a repository script either runs in this module
+# (RUN) or matches one of these rules, which say why it does not.
+RUN = {
+    # run: --help of every script (options checked against it)
+    '--help': 'test_command_options runs every quoted script with --help',
+    'tools/misc/make_tiny_coco.py': 'test_make_tiny_coco_prints_documented_'
+    'options (one second)',
+    'tools/setup_env.sh': 'test_setup_env_options (refuses an unknown '
+    'option before doing anything); the full setup takes 10-20 minutes '
+    'and runs in tools/run_tests.sh',
+}
+NOT_RUN = [
+    (
+        r'^tools/(train|dist_train|slurm_train)\.(py|sh)$',
+        'trains a model: '
+        'minutes to days; tests/test_matrix and tests/test_distributed train '
+        'every config for two iterations, tests/test_datasets/'
+        'test_tiny_imagenet_run.py runs the tiny ImageNet block of '
+        'docs/method.md',
+    ),
+    (
+        r'^tools/(test|dist_test|slurm_test)\.(py|sh)$',
+        'needs a checkpoint of a training run '
+        '(tests/test_distributed/test_dist_tools.py runs the worked example '
+        'of docs/distributed.md)',
+    ),
+    (
+        r'^tools/(run_default\.sh|embedded_default\.py)$',
+        'the main job: '
+        '11.6 minutes on 2 cores (README); tests/test_apis covers its '
+        'training function',
+    ),
+    (r'^tools/run_tests\.sh$', 'the whole test suite'),
+    (
+        r'^tools/analysis_tools/',
+        'needs trained checkpoints; '
+        'tests/test_analysis runs the tools on tiny ones',
+    ),
+    (
+        r'^tools/model_converters/extract_subnet\.py$',
+        'needs a trained checkpoint; tests/test_analysis runs it',
+    ),
+    (
+        r'^tools/model_converters/st_to_mmpretrain\.py$',
+        "needs the authors' "
+        'checkpoint; tests/test_converters runs it on a rebuilt one',
+    ),
+    (
+        r'^tools/misc/make_tiny_imagenet\.py$',
+        'tests/test_datasets/'
+        'test_tiny_imagenet_run.py runs the documented block',
+    ),
+    (
+        r'^benchmarks/',
+        'measurements of minutes to hours, documented with '
+        'their output in docs/benchmarks.md',
+    ),
+]
+
+
+def _target(tool: str) -> str:
+    return FORWARDS_TO.get(tool, tool)
+
+
+def _all_commands():
+    return [c for p in DOCS for c in commands(p)]
+
+
+@pytest.fixture(scope='module')
+def helps() -> Dict[str, str]:
+    """``--help`` of every Python script the docs quote, run once."""
+    tools = sorted(
+        {
+            _target(c.tool)
+            for c in _all_commands()
+            if _target(c.tool).endswith('.py')
+            and (REPO / _target(c.tool)).exists()
+        }
+    )
+    out = REPO / 'work_dirs'  # ignored by git
+    out.mkdir(exist_ok=True)
+    dest = out / f'tool_help_{os.getpid()}.json'
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')  # no re-exec
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name('tool_help.py')),
+            str(dest),
+        ]
+        + tools,
+        cwd=REPO,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    try:
+        return json.loads(dest.read_text())
+    finally:
+        dest.unlink()
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
+def test_named_paths_exist(doc):
+    missing = [
+        f'{name} (written {sorted(set(orig))})'
+        for name, orig in named_paths(doc).items()
+        if name not in NOT_FILES and not path_exists(name)
+    ]
+    assert not missing, f'{rel(doc)} names paths that do not exist: {missing}'
+
+
+def _mim_configs(scope: str) -> Path:
+    if scope == 'mmst':
+        return REPO / 'configs'
+    import importlib.util
+
+    spec = importlib.util.find_spec(scope)
+    assert spec is not None, f'{scope} is not installed'
+    return Path(spec.origin).parent / '.mim' / 'configs'
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
+def test_scoped_configs_exist(doc):
+    missing = [
+        f'{scope}::{path}'
+        for scope, path in scoped_configs(doc)
+        if not (_mim_configs(scope) / path).is_file()
+    ]
+    assert not missing, (
+        f'{rel(doc)} names configs that do not exist: {missing}'
+    )
+
+
+def _resolves(name: str) -> bool:
+    import importlib
+
+    from mmengine.registry import Registry
+
+    import mmst.registry
+
+    parts = name.split('.')
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module('.'.join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+            return True
+        except AttributeError:
+            break
+    # 'mmst.Name[.attr]': a class registered in one of mmst's registries
+    for reg in vars(mmst.registry).values():
+        if isinstance(reg, Registry) and parts[1] in reg.module_dict:
+            obj = reg.module_dict[parts[1]]
+            for attr in parts[2:]:
+                if not hasattr(obj, attr):
+                    return False
+                obj = getattr(obj, attr)
+            return True
+    return False
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
+def test_mmst_names_resolve(doc):
+    missing = [n for n in dotted_names(doc) if not _resolves(n)]
+    assert not missing, (
+        f'{rel(doc)} names mmst objects that neither import nor are '
+        f'registered: {missing}'
+    )
+
+
+def test_every_command_is_run_or_has_a_reason():
+    unclassified = []
+    for cmd in _all_commands():
+        if cmd.tool in RUN or any(re.search(p, cmd.tool) for p, _ in NOT_RUN):
+            continue
+        unclassified.append(f'{cmd.doc}:{cmd.line}: {cmd.text}')
+    assert not unclassified, (
+        'commands quoted in the docs that this module neither runs nor '
+        'explains (add them to RUN or NOT_RUN): ' + '\n'.join(unclassified)
+    )
+
+
+def _accepted(helps: Dict[str, str], tool: str):
+    """Options ``tool`` accepts (None: anything, it forwards to pytest)."""
+    target = _target(tool)
+    if target in OWN_OPTIONS:
+        return OWN_OPTIONS[target]
+    text = helps[target]
+    assert not text.startswith('FAILED'), f'{target} --help: {text}'
+    return set(re.findall(r'(?<![\w-])(--[a-z][\w-]*)', text))
+
+
+def test_command_options(helps):
+    """Each quoted command's script exists and accepts its options; an
+    option with choices gets one of them."""
+    problems = []
+    for cmd in _all_commands():
+        where = f'{cmd.doc}:{cmd.line}: {cmd.text}'
+        if not (REPO / cmd.tool).is_file():
+            problems.append(f'{where}: {cmd.tool} does not exist')
+            continue
+        accepted = _accepted(helps, cmd.tool)
+        if accepted is None:
+            continue
+        for opt in options(cmd.args):
+            if opt == '--checkpoint' and cmd.text.startswith('mim test'):
+                continue  # mim's own option
+            if opt not in accepted:
+                problems.append(f'{where}: {_target(cmd.tool)} has no {opt}')
+        # choices, e.g. --methods {CT,ST,...}: the values after the option
+        target = _target(cmd.tool)
+        if target in helps:
+            for opt, choices in re.findall(
+                r'(--[\w-]+) \{([^}]+)\}', helps[target]
+            ):
+                allowed = set(choices.split(','))
+                if opt not in cmd.args:
+                    continue
+                values = []
+                for w in cmd.args[cmd.args.index(opt) + 1 :]:
+                    if w.startswith(('-', '[')):
+                        break
+                    values.append(w)
+                bad = [v for v in values if v not in allowed and '$' not in v]
+                if bad:
+                    problems.append(f'{where}: {opt} {bad} not in {allowed}')
+    assert not problems, '\n'.join(problems)
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
+def test_inline_options(doc, helps):
+    """Options named alone in the prose (``--amp``) belong to a script the
+    same file names, or to the program named beside them."""
+    text = doc.read_text()
+    tools = {
+        m.group(1)
+        for m in re.finditer(
+            r'((?:tools|benchmarks)/[\w/.-]+\.(?:py|sh))', text
+        )
+        if (REPO / m.group(1)).is_file()
+    }
+    if doc.name == 'README.md' or doc.name == 'distributed.md':
+        tools |= {'tools/train.py', 'tools/test.py'}
+    accepted = set()
+    for tool in tools:
+        if _target(tool).endswith('.py') and _target(tool) not in helps:
+            continue
+        acc = (
+            _accepted(helps, tool)
+            if _target(tool) in helps or tool in OWN_OPTIONS
+            else set()
+        )
+        accepted |= acc or set()
+    problems = []
+    for span in inline_spans(doc):
+        if not span.startswith('--'):
+            continue
+        for opt in options(span.split()):
+            if opt in accepted:
+                continue
+            program = EXTERNAL_OPTIONS.get(opt)
+            if program and program in text:
+                continue
+            problems.append(f'`{span}`: {opt}')
+    assert not problems, (
+        f'{rel(doc)} names options that no script it names accepts '
+        f'({sorted(tools)}): {problems}'
+    )
+
+
+def test_make_tiny_coco_prints_documented_options(tmp_path):
+    """docs/downstream.md's written-out ``"${OPTS[@]}"`` is what
+    tools/misc/make_tiny_coco.py prints (with the absolute data root)."""
+    text = (REPO / 'docs/downstream.md').read_text()
+    block = text.split('Written out, `"${OPTS[@]}"` is:')[1]
+    block = re.search(r'```shell\n(.*?)```', block, re.S).group(1)
+    documented = shlex.split(block.replace('\\\n', ' '))
+    root = tmp_path / 'data' / 'tiny_coco'
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / 'tools/misc/make_tiny_coco.py'),
+            str(root),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    printed = shlex.split(out.strip().splitlines()[-1])
+    printed = [w.replace(str(root) + '/', 'data/tiny_coco/') for w in printed]
+    assert printed == documented
+
+
+def test_setup_env_options():
+    """tools/setup_env.sh's options are the ones OWN_OPTIONS lists (it
+    names them when it refuses an unknown one, before doing anything)."""
+    result = subprocess.run(
+        ['bash', str(REPO / 'tools/setup_env.sh'), '--no-such-option'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    allowed = re.search(r'allowed: (.*)\)', result.stderr).group(1)
+    assert set(allowed.split(', ')) == OWN_OPTIONS['tools/setup_env.sh']
+
+
+def _python_blocks(doc: Path) -> List:
+    return [b for b in code_blocks(doc) if b.lang == 'python']
+
+
+def _config_blocks():
+    """Python blocks that are whole configs (they start with ``_base_``)."""
+    found = []
+    for doc in DOCS:
+        for b in _python_blocks(doc):
+            body = '\n'.join(
+                ln for ln in b.text.splitlines() if not ln.startswith('#')
+            ).lstrip()
+            if body.startswith('_base_'):
+                found.append(b)
+    return found
+
+
+@pytest.mark.parametrize(
+    'block', _config_blocks(), ids=lambda b: f'{b.doc}:{b.line}'
+)
+def test_config_blocks_load(block, tmp_path):
+    """Every config the docs quote whole reads with MMEngine (bases
+    resolved, ``_base_.x`` references found). A relative ``./`` base is
+    resolved in the folder of the configs the page is about."""
+    from mmengine.config import Config
+
+    import mmst  # noqa: F401  (the mmst:: scope)
+
+    text = block.text
+    m = re.search(r"_base_ = \['\./([\w.-]+\.py)'\]", text)
+    if m:
+        (hit,) = list((REPO / 'configs').rglob(m.group(1)))
+        text = text.replace(f"'./{m.group(1)}'", repr(str(hit)))
+    path = tmp_path / 'doc_config.py'
+    path.write_text(text)
+    cfg = Config.fromfile(str(path))
+    assert 'model' in cfg or 'visualizer' in cfg
