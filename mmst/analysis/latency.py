@@ -1,0 +1,240 @@
+"""Latency of a model's forward on the user's device: eager PyTorch (and
+ONNX Runtime when it is installed), median and interquartile range of
+repeated timed runs after warm-up runs.
+
+What is timed: one ``model(inputs, data_samples, mode='tensor')`` call on
+an already preprocessed batch (no data loading, no preprocessing, no
+post-processing such as NMS or decoding): for a classifier the backbone,
+neck and head up to the logits; for a detector, segmentor or pose
+estimator whatever its ``tensor`` mode runs (backbone, neck and the heads'
+raw outputs). On CUDA the device is synchronised before the clock is read
+at the start and at the end of every run.
+"""
+
+import os
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+DEVICES = ('cpu', 'cuda')
+
+
+def resolve_device(name: str) -> torch.device:
+    """``'cpu'`` or ``'cuda'`` (``'cuda:N'``) as a ``torch.device``.
+
+    Raises:
+        ValueError: ``name`` is not a CPU / CUDA device, or CUDA was asked
+            for and this torch build or machine has no CUDA device.
+    """
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICES:
+        raise ValueError(
+            f'--device {name!r} is invalid; allowed: cpu | cuda | cuda:N'
+        )
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f'--device {name!r} needs a CUDA device, but '
+                f'torch.cuda.is_available() is False (torch '
+                f'{torch.__version__}, CUDA build: {torch.version.cuda}); '
+                'allowed here: cpu'
+            )
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f'--device {name!r} is invalid: {torch.cuda.device_count()} '
+                f'CUDA device(s); allowed: cuda:0..'
+                f'cuda:{torch.cuda.device_count() - 1}'
+            )
+    return device
+
+
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device) -> Dict[str, object]:
+    """What the latencies were measured on: CPU model, logical CPUs, torch
+    threads, torch / CUDA versions and, on CUDA, the GPU's name."""
+    info: Dict[str, object] = dict(
+        cpu=_cpu_model(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        device=str(device),
+    )
+    if device.type == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(device)
+        info['cuda'] = torch.version.cuda
+    try:
+        import onnxruntime
+
+        info['onnxruntime'] = onnxruntime.__version__
+    except ImportError:
+        info['onnxruntime'] = None
+    return info
+
+
+def summarize(times_ms: Sequence[float]) -> Dict[str, float]:
+    """Median, quartiles (``statistics.quantiles``, inclusive method),
+    interquartile range, minimum and count of ``times_ms``."""
+    times = sorted(float(t) for t in times_ms)
+    if not times:
+        raise ValueError('no timings to summarize')
+    if len(times) > 1:
+        q1, _, q3 = statistics.quantiles(times, n=4, method='inclusive')
+    else:
+        q1 = q3 = times[0]
+    return dict(
+        median_ms=statistics.median(times),
+        q1_ms=q1,
+        q3_ms=q3,
+        iqr_ms=q3 - q1,
+        min_ms=times[0],
+        runs=len(times),
+    )
+
+
+def time_runs(
+    fn: Callable[[], object],
+    warmup: int,
+    repeats: int,
+    device: Optional[torch.device] = None,
+) -> List[float]:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed;
+    return the ``repeats`` wall-clock times in milliseconds (on CUDA the
+    device is synchronised before each clock reading).
+
+    Raises:
+        ValueError: ``warmup < 0`` or ``repeats < 1``.
+    """
+    if warmup < 0:
+        raise ValueError(f'warmup={warmup!r} is invalid; allowed: >= 0')
+    if repeats < 1:
+        raise ValueError(f'repeats={repeats!r} is invalid; allowed: >= 1')
+    cuda = device is not None and device.type == 'cuda'
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def tile_batch(
+    inputs: torch.Tensor, data_samples: Optional[list], batch_size: int
+) -> Tuple[torch.Tensor, Optional[list]]:
+    """A batch of ``batch_size`` made of ``inputs`` (N, ...) repeated
+    cyclically along the batch dimension (and the same for
+    ``data_samples``).
+
+    Raises:
+        ValueError: ``batch_size < 1``.
+    """
+    if batch_size < 1:
+        raise ValueError(
+            f'batch size {batch_size!r} is invalid; allowed: >= 1'
+        )
+    n = inputs.shape[0]
+    index = torch.arange(batch_size, device=inputs.device) % n
+    tiled = inputs.index_select(0, index).contiguous()
+    samples = None
+    if data_samples is not None:
+        samples = [data_samples[i % n] for i in range(batch_size)]
+    return tiled, samples
+
+
+@torch.no_grad()
+def eager_latency(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    data_samples: Optional[list] = None,
+    warmup: int = 5,
+    repeats: int = 30,
+) -> Dict[str, float]:
+    """Latency of ``model(inputs, data_samples, mode='tensor')`` in eval
+    mode without autograd, on the device ``inputs`` is on (the model must
+    be there too); see :func:`summarize` for the keys (milliseconds).
+    Activate a sub-network around the call to time it."""
+    was_training = model.training
+    model.eval()
+    try:
+        times = time_runs(
+            lambda: model(inputs, data_samples, mode='tensor'),
+            warmup,
+            repeats,
+            inputs.device,
+        )
+    finally:
+        model.train(was_training)
+    return summarize(times)
+
+
+def onnxruntime_available() -> bool:
+    """Whether ``onnxruntime`` can be imported."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def onnxruntime_latency(
+    onnx_file: str,
+    inputs: torch.Tensor,
+    warmup: int = 5,
+    repeats: int = 30,
+    threads: Optional[int] = None,
+) -> Dict[str, float]:
+    """Latency of one ONNX Runtime ``run`` of ``onnx_file`` (CPU execution
+    provider) on ``inputs`` (fed as the model's first input); keys as
+    :func:`summarize`.
+
+    Args:
+        onnx_file (str): An ONNX model whose first input takes ``inputs``.
+        inputs (Tensor): The batch (moved to the CPU as float32 numpy).
+        threads (int, optional): ``intra_op_num_threads`` (None: ORT's
+            default).
+
+    Raises:
+        ImportError: onnxruntime is not installed.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        onnx_file, options, providers=['CPUExecutionProvider']
+    )
+    name = session.get_inputs()[0].name
+    feed = {name: inputs.detach().cpu().float().numpy()}
+    times = time_runs(lambda: session.run(None, feed), warmup, repeats)
+    return summarize(times)

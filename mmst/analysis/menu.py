@@ -1,0 +1,1235 @@
+"""The depth menu: every sub-network of a trained elastic model measured on
+the user's device, the Pareto frontier of metric vs cost, and the choice
+of one member under a budget.
+
+After ST / ST++ every member of the sub-network space is a usable model.
+:func:`build_menu` evaluates each member of the space (or a given list) of
+one or more checkpoints of one config: the task metric with BN statistics
+re-estimated for the member (exactly as the loafing table and the export
+do), parameters, FLOPs, and forward latency at the given batch sizes
+(:mod:`mmst.analysis.latency`). The menu (a dict, also ``menu.json``) is
+rewritten after every finished unit (one member of one checkpoint, or one
+member's latency), so an interrupted sweep keeps what it finished and the
+same call resumes it; a call with different settings is refused.
+
+:func:`pareto_front` / :func:`frontier` mark the members no other member
+beats on both the metric and the cost; :func:`choose_member` picks the best
+member under ``max_latency_ms`` / ``max_flops`` / ``min_metric`` bounds;
+:func:`write_outputs` writes ``menu.csv``, ``menu.md`` and ``menu.png``.
+"""
+
+import copy
+import csv
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
+
+import torch
+
+#: ``menu.json`` layout version.
+MENU_FORMAT = 'mmst-depth-menu/1'
+#: Files a menu writes into its output folder.
+MENU_FILES = ('menu.json', 'menu.csv', 'menu.md', 'menu.png')
+#: Costs the frontier and the budget are taken over.
+COSTS = ('latency', 'flops')
+#: What the latency columns time.
+LATENCY_WHAT = (
+    "one model(inputs, data_samples, mode='tensor') call on a preprocessed "
+    'batch (the first batch of the evaluation split repeated to the batch '
+    'size), no data loading, preprocessing or post-processing; eval mode, '
+    'no autograd; median and interquartile range of the timed repeats '
+    'after the warm-up runs'
+)
+#: Default budget for caching the evaluation batches in memory.
+DEFAULT_CACHE_MB = 4096
+
+
+class MenuSettingsError(ValueError):
+    """An existing ``menu.json`` was made with other settings."""
+
+
+class BudgetError(ValueError):
+    """No member satisfies the budget."""
+
+
+# -- Pareto frontier and budget choice -------------------------------------
+def pareto_front(points: Sequence[Tuple[float, float]]) -> List[bool]:
+    """Which of ``points`` (cost, metric) are on the Pareto frontier.
+
+    A point is on the frontier iff no other point has a cost at most its
+    cost and a metric at least its metric with at least one of the two
+    strictly better (lower cost or higher metric). Identical points do not
+    dominate each other.
+
+    Args:
+        points (Sequence[tuple]): (cost, metric) pairs: lower cost and
+            higher metric are better.
+
+    Returns:
+        list[bool]: One flag per point, in order.
+    """
+    flags = []
+    for i, (cost, metric) in enumerate(points):
+        dominated = any(
+            c <= cost and m >= metric and (c < cost or m > metric)
+            for j, (c, m) in enumerate(points)
+            if j != i
+        )
+        flags.append(not dominated)
+    return flags
+
+
+def member_cost(
+    member: dict, cost: str, batch_size: Optional[int] = None
+) -> Optional[float]:
+    """The ``cost`` of a menu member: ``'flops'`` (FLOPs of one image) or
+    ``'latency'`` (median ms at ``batch_size``); None when not measured.
+
+    Raises:
+        ValueError: ``cost`` is not one of :data:`COSTS`.
+    """
+    if cost == 'flops':
+        return member.get('flops')
+    if cost == 'latency':
+        entry = (member.get('latency') or {}).get(str(batch_size))
+        return None if entry is None else entry['median_ms']
+    raise ValueError(
+        f'cost={cost!r} is invalid; allowed: ' + ' | '.join(COSTS)
+    )
+
+
+def member_metric(member: dict, label: str) -> Optional[float]:
+    """The menu metric of ``member`` for checkpoint ``label`` (None when
+    not evaluated yet)."""
+    result = member.get('results', {}).get(label)
+    return None if result is None else result['metric']
+
+
+def frontier(
+    menu: dict, label: str, cost: str, batch_size: Optional[int] = None
+) -> List[str]:
+    """Names of the members of checkpoint ``label`` on the Pareto frontier
+    of the menu metric vs ``cost`` (see :func:`pareto_front`), cheapest
+    first; members without the metric or the cost are left out."""
+    rows = [
+        (m['name'], member_cost(m, cost, batch_size), member_metric(m, label))
+        for m in menu['members']
+    ]
+    rows = [r for r in rows if r[1] is not None and r[2] is not None]
+    flags = pareto_front([(c, v) for _, c, v in rows])
+    on = [r for r, f in zip(rows, flags) if f]
+    return [name for name, _, _ in sorted(on, key=lambda r: (r[1], -r[2]))]
+
+
+def _describe(member: dict, label: str, batch_size: int, metric: str) -> str:
+    lat = member_cost(member, 'latency', batch_size)
+    flops = member.get('flops')
+    return (
+        f'{member["name"]} ({metric} {member_metric(member, label):.4g}, '
+        f'latency {"-" if lat is None else f"{lat:.4g}"} ms at batch '
+        f'{batch_size}, '
+        f'{"-" if flops is None else f"{flops / 1e6:.4g}"} MFLOPs, '
+        f'{member["params"] / 1e6:.4g} M params)'
+    )
+
+
+def choose_member(
+    menu: dict,
+    label: Optional[str] = None,
+    max_latency_ms: Optional[float] = None,
+    max_flops: Optional[float] = None,
+    min_metric: Optional[float] = None,
+    batch_size: Optional[int] = None,
+) -> dict:
+    """The best member of checkpoint ``label`` within the budget.
+
+    Among the members satisfying every given bound (latency median at
+    ``batch_size`` <= ``max_latency_ms``, FLOPs <= ``max_flops``, metric >=
+    ``min_metric``), the one with the highest metric; ties go to the lower
+    latency, then the lower FLOPs, then fewer parameters, then the order
+    of the menu.
+
+    Args:
+        menu (dict): A complete menu (:func:`build_menu`).
+        label (str, optional): Checkpoint label; default the last
+            checkpoint of the menu.
+        max_latency_ms (float, optional): Bound on the latency in ms.
+        max_flops (float, optional): Bound on the FLOPs of one image.
+        min_metric (float, optional): Bound on the metric (in the
+            evaluator's unit, e.g. % for accuracy/top1).
+        batch_size (int, optional): Latency batch size; default the menu's
+            ``latency_batch_size``.
+
+    Returns:
+        dict: The chosen member (a row of ``menu['members']``).
+
+    Raises:
+        ValueError: ``label`` or ``batch_size`` is not in the menu.
+        BudgetError: No member satisfies the bounds; the message names the
+            cheapest member under each constrained cost (the best one under
+            ``min_metric``) with its numbers.
+    """
+    labels = [c['label'] for c in menu['checkpoints']]
+    label = labels[-1] if label is None else label
+    if label not in labels:
+        raise ValueError(
+            f'--select {label!r} is invalid; allowed: ' + ' | '.join(labels)
+        )
+    sizes = menu['settings']['batch_sizes']
+    batch_size = (
+        menu['latency_batch_size'] if batch_size is None else (batch_size)
+    )
+    if batch_size not in sizes:
+        raise ValueError(
+            f'latency batch size {batch_size!r} was not measured; allowed: '
+            + ' | '.join(map(str, sizes))
+        )
+    for key, bound in (
+        ('--max-latency-ms', max_latency_ms),
+        ('--max-flops', max_flops),
+        ('--min-metric', min_metric),
+    ):
+        if bound is not None and not (
+            isinstance(bound, (int, float)) and math.isfinite(bound)
+        ):
+            raise ValueError(
+                f'{key}={bound!r} is invalid; allowed: a finite number'
+            )
+    members = [
+        m for m in menu['members'] if member_metric(m, label) is not None
+    ]
+    if not members:
+        raise ValueError(f'the menu has no evaluated member of {label!r}')
+
+    def inf(value: Optional[float]) -> float:
+        return math.inf if value is None else value
+
+    def fits(m: dict) -> bool:
+        lat = member_cost(m, 'latency', batch_size)
+        if max_latency_ms is not None and inf(lat) > max_latency_ms:
+            return False
+        if max_flops is not None and inf(m.get('flops')) > max_flops:
+            return False
+        return min_metric is None or member_metric(m, label) >= min_metric
+
+    fitting = [(i, m) for i, m in enumerate(members) if fits(m)]
+    if fitting:
+        return min(
+            fitting,
+            key=lambda im: (
+                -member_metric(im[1], label),
+                inf(member_cost(im[1], 'latency', batch_size)),
+                inf(im[1].get('flops')),
+                im[1]['params'],
+                im[0],
+            ),
+        )[1]
+
+    metric = menu['metric']
+    bounds, nearest = [], []
+    if max_latency_ms is not None:
+        bounds.append(
+            f'latency <= {max_latency_ms:g} ms at batch {batch_size}'
+        )
+        best = min(
+            members,
+            key=lambda m: (
+                inf(member_cost(m, 'latency', batch_size)),
+                -member_metric(m, label),
+            ),
+        )
+        nearest.append(
+            'the fastest member is '
+            + _describe(best, label, batch_size, metric)
+        )
+    if max_flops is not None:
+        bounds.append(f'FLOPs <= {max_flops:g}')
+        best = min(
+            members,
+            key=lambda m: (inf(m.get('flops')), -member_metric(m, label)),
+        )
+        nearest.append(
+            'the member with the fewest FLOPs is '
+            + _describe(best, label, batch_size, metric)
+        )
+    if min_metric is not None:
+        bounds.append(f'{metric} >= {min_metric:g}')
+        best = min(
+            members,
+            key=lambda m: (
+                -member_metric(m, label),
+                inf(member_cost(m, 'latency', batch_size)),
+            ),
+        )
+        nearest.append(
+            f'the member with the highest {metric} is '
+            + _describe(best, label, batch_size, metric)
+        )
+    raise BudgetError(
+        f'no member of {label!r} satisfies {" and ".join(bounds)}; '
+        + '; '.join(nearest)
+    )
+
+
+# -- settings fingerprint and resume ---------------------------------------
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stable(obj: Any) -> Any:
+    """A JSON-able, run-independent form of a config value."""
+    if isinstance(obj, dict):
+        return {str(k): _stable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_stable(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, type) or callable(obj):
+        module = getattr(obj, '__module__', '')
+        name = getattr(obj, '__qualname__', type(obj).__name__)
+        return f'{module}.{name}'
+    return repr(obj)
+
+
+def config_sha256(cfg) -> str:
+    """SHA-256 of a (merged) config's content: changes with the config
+    file, its ``_base_`` files and ``--cfg-options``."""
+    text = json.dumps(_stable(cfg.to_dict()), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def settings_differences(old: dict, new: dict) -> List[str]:
+    """``'key: OLD (menu.json) vs NEW (now)'`` for every differing key."""
+    keys = sorted(set(old) | set(new))
+    return [
+        f'{k}: {old.get(k)!r} (menu.json) vs {new.get(k)!r} (now)'
+        for k in keys
+        if old.get(k) != new.get(k)
+    ]
+
+
+def write_json_atomic(obj: dict, path: str) -> None:
+    """Write ``obj`` as JSON through a temporary file and a rename, so an
+    interruption never leaves a truncated file."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.menu_', suffix='.json', dir=folder)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_existing(
+    out_dir: str, settings: dict, force: bool = False
+) -> Optional[dict]:
+    """The menu in ``out_dir`` to resume, if its settings equal
+    ``settings``; None when there is none (or ``force``).
+
+    Raises:
+        MenuSettingsError: ``out_dir/menu.json`` exists with other
+            settings, or other menu files exist without a ``menu.json``
+            (and not ``force``).
+    """
+    path = osp.join(out_dir, 'menu.json')
+    if force:
+        return None
+    if not osp.exists(path):
+        others = [
+            f for f in MENU_FILES[1:] if osp.exists(osp.join(out_dir, f))
+        ]
+        if others:
+            raise MenuSettingsError(
+                f'{out_dir} holds {", ".join(others)} but no menu.json; pass '
+                '--force to overwrite or choose another --out-dir'
+            )
+        return None
+    with open(path) as f:
+        try:
+            menu = json.load(f)
+        except json.JSONDecodeError as e:
+            raise MenuSettingsError(
+                f'{path} is not a menu ({e}); pass --force to overwrite or '
+                'choose another --out-dir'
+            ) from None
+    if menu.get('format') != MENU_FORMAT:
+        raise MenuSettingsError(
+            f'{path} has format={menu.get("format")!r}, not {MENU_FORMAT!r}; '
+            'pass --force to overwrite or choose another --out-dir'
+        )
+    diffs = settings_differences(menu.get('settings', {}), settings)
+    if diffs:
+        raise MenuSettingsError(
+            f'{path} was made with other settings, so it cannot be '
+            'resumed: ' + '; '.join(diffs) + '. Pass --force to restart '
+            'it or choose another --out-dir'
+        )
+    return menu
+
+
+# -- shared batches --------------------------------------------------------
+class CachedBatches:
+    """Collated batches kept in memory and yielded again on every
+    iteration (deep copies, so a model or evaluator that writes into the
+    data samples cannot change what the next member sees): the same batches,
+    in the same order, as the loader they were taken from.
+
+    Args:
+        batches (list): Collated batches (``dict(inputs=..., data_samples=
+            ...)``).
+        dataset: The loader's dataset (``len(dataset)`` is what evaluators
+            are given).
+        batch_size (int): The loader's batch size.
+    """
+
+    def __init__(self, batches: list, dataset, batch_size: int) -> None:
+        self.batches = batches
+        self.dataset = dataset
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[dict]:
+        for batch in self.batches:
+            yield copy.deepcopy(batch)
+
+    @property
+    def images(self) -> int:
+        from mmst.engine.bn_recal import _batch_len
+
+        return sum(_batch_len(b) for b in self.batches)
+
+
+def _nbytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.element_size() * obj.nelement()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
+def cache_loader(
+    loader, max_mb: float = DEFAULT_CACHE_MB, max_batches: Optional[int] = None
+) -> Optional[CachedBatches]:
+    """The batches of one pass of ``loader`` (at most ``max_batches``), or
+    None (nothing kept) when their inputs would exceed ``max_mb`` MiB
+    (estimated from the first batch, checked as it goes)."""
+    batches: list = []
+    total = (
+        len(loader) if max_batches is None else min(len(loader), max_batches)
+    )
+    used = 0
+    iterator = iter(loader)
+    try:
+        for data in itertools.islice(iterator, total):
+            used += _nbytes(
+                data.get('inputs') if isinstance(data, dict) else data
+            )
+            if not batches and used * total > max_mb * 2**20:
+                return None
+            if used > max_mb * 2**20:
+                return None
+            batches.append(data)
+    finally:
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            close()  # a RecalLoader restores the random generators here
+    batch_size = getattr(loader, 'batch_size', None) or _first_len(batches)
+    return CachedBatches(batches, loader.dataset, batch_size)
+
+
+def _first_len(batches: list) -> int:
+    from mmst.engine.bn_recal import _batch_len
+
+    return _batch_len(batches[0]) if batches else 1
+
+
+# -- the sweep -------------------------------------------------------------
+def default_out_dir(config: str) -> str:
+    """``work_dirs/depth_menu/<config name>``."""
+    return osp.join(
+        'work_dirs', 'depth_menu', osp.splitext(osp.basename(config))[0]
+    )
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc='depth menu',
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not enabled,
+    )
+
+
+def _has_trainable_bn(model: torch.nn.Module) -> bool:
+    from mmst.engine.bn_recal import _active_bns
+
+    return bool(_active_bns(model))
+
+
+def _first_batch(loader) -> dict:
+    iterator = iter(loader)
+    try:
+        return copy.deepcopy(next(iterator))
+    finally:
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            close()
+
+
+def build_menu(
+    config: str,
+    checkpoints: Sequence[str],
+    labels: Optional[Sequence[str]] = None,
+    subnets: Sequence = ('all',),
+    space: Optional[str] = None,
+    bn_recal_images: int = 2000,
+    split: str = 'val',
+    metric: Optional[str] = None,
+    max_images: Optional[int] = None,
+    seed: int = 0,
+    batch_sizes: Sequence[int] = (1,),
+    latency_batch_size: Optional[int] = None,
+    warmup: int = 5,
+    repeats: int = 30,
+    device: str = 'cpu',
+    threads: Optional[int] = None,
+    ort: Optional[bool] = None,
+    cfg_options: Optional[dict] = None,
+    out_dir: Optional[str] = None,
+    force: bool = False,
+    progress: bool = True,
+    cache_mb: float = DEFAULT_CACHE_MB,
+    on_unit: Optional[Callable[[dict, dict], None]] = None,
+) -> dict:
+    """Measure every member and return the menu (also in
+    ``out_dir/menu.json``, rewritten after every finished unit).
+
+    Units of work: the metric of one member for one checkpoint (BN
+    statistics re-estimated for the member on ``bn_recal_images`` training
+    images, as :func:`mmst.engine.evaluate_subnet`; skipped when the model
+    has no BN layer in training mode), and the latency of one member (the
+    architecture is shared by the checkpoints, so it is timed once). A
+    menu already in ``out_dir`` with the same settings is resumed: its
+    finished units are kept, the others run.
+
+    The evaluation batches (decoded and transformed once, as the split's
+    dataloader yields them, in its order) and the re-estimation batches
+    (the first ``ceil(bn_recal_images / batch_size)`` batches of the seeded
+    loader of :func:`mmst.analysis.build_recal_loader`, which yields the
+    same batches on every iteration) are kept in memory and reused for
+    every member and checkpoint: the numbers equal those of the loaders
+    themselves. Evaluation batches whose inputs would exceed ``cache_mb``
+    MiB are read from the loader for every member instead.
+
+    Args:
+        config (str): The config the checkpoints were trained with.
+        checkpoints (Sequence[str]): One or more checkpoints of ``config``.
+        labels (Sequence[str], optional): One distinct name per checkpoint
+            (default: folder/file names).
+        subnets (Sequence): Specs (``'all'``, ``'smallest'``, ``'largest'``,
+            ``'full'``, depth lists or ``'1,2,3'`` strings).
+        space (str, optional): Space preset overriding the model's space.
+        bn_recal_images (int): Images per re-estimation (0: stored
+            statistics).
+        split (str): ``'val'`` or ``'test'``.
+        metric (str, optional): Metric key (default: the evaluator's
+            first).
+        max_images (int, optional): Evaluate on the first N images.
+        seed (int): Seed of the re-estimation images and augmentations.
+        batch_sizes (Sequence[int]): Latency batch sizes.
+        latency_batch_size (int, optional): The batch size whose latency
+            the frontier and the budget use (default: the first).
+        warmup (int): Untimed runs before the timed ones.
+        repeats (int): Timed runs (median and IQR reported).
+        device (str): ``'cpu'`` or ``'cuda'``: where evaluation and latency
+            run.
+        threads (int, optional): ``torch.set_num_threads`` for the run
+            (None: leave torch's setting); recorded.
+        ort (bool, optional): Also time ONNX Runtime (None: when
+            onnxruntime is installed).
+        cfg_options (dict, optional): Config overrides.
+        out_dir (str, optional): Output folder (default
+            ``work_dirs/depth_menu/<config name>``).
+        force (bool): Restart instead of resuming / refusing.
+        progress (bool): Show a tqdm bar on stderr.
+        cache_mb (float): Memory budget of the cached evaluation batches.
+        on_unit (callable, optional): Called as ``on_unit(menu, unit)``
+            after each finished unit has been written.
+
+    Returns:
+        dict: The menu: ``settings``, ``machine``, ``metric``,
+        ``checkpoints``, ``members`` (``name``, ``subnet`` (blocks kept per
+        stage), ``blocks``, ``params``, ``flops``, ``latency`` {batch size:
+        {``median_ms``, ``iqr_ms``, ...}}, ``onnxruntime_latency``,
+        ``results`` {label: {``metric``, ``metrics``,
+        ``recal_images_used``}}), ``frontiers``, ``complete``, ``timings``.
+
+    Raises:
+        MenuSettingsError: ``out_dir`` holds a menu made with other
+            settings (names the differing ones).
+        ValueError: Invalid arguments (named with the allowed values).
+    """
+    from mmst.engine import preserved_bn_stats, recalibrate_bn
+    from mmst.engine.bn_recal import check_recal_images
+    from mmst.engine.subnet_eval import evaluate_model
+    from mmst.models.algorithms.stimulative import unwrap_st
+    from mmst.subnet import format_subnet, parse_subnet_specs, resolve_subnets
+
+    from . import latency as lat
+    from .cost import FLOPS_CONVENTION, count_flops, count_params
+    from .runner import (
+        build_evaluation,
+        build_recal_loader,
+        build_runner,
+        load_config,
+        load_weights,
+        model_space,
+        quiet_logs,
+    )
+
+    t_start = time.perf_counter()
+    checkpoints = [str(c) for c in checkpoints]
+    if not checkpoints:
+        raise ValueError('checkpoints: give at least one checkpoint')
+    for path in checkpoints:
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'checkpoint {path} does not exist')
+    labels = check_labels(labels, checkpoints)
+    batch_sizes = [int(b) for b in batch_sizes]
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise ValueError(
+            f'--batch-sizes {batch_sizes} is invalid; allowed: integers >= 1'
+        )
+    if len(set(batch_sizes)) < len(batch_sizes):
+        raise ValueError(
+            f'--batch-sizes {batch_sizes} is invalid; allowed: distinct sizes'
+        )
+    if latency_batch_size is None:
+        latency_batch_size = batch_sizes[0]
+    if latency_batch_size not in batch_sizes:
+        raise ValueError(
+            f'--latency-batch-size {latency_batch_size} is invalid; allowed: '
+            'one of --batch-sizes ' + ' | '.join(map(str, batch_sizes))
+        )
+    if bn_recal_images < 0:
+        raise ValueError(
+            f'--bn-recal-images {bn_recal_images} is invalid; allowed: an '
+            'integer >= 0'
+        )
+    if warmup < 0 or repeats < 1:
+        raise ValueError(
+            f'--warmup {warmup} / --repeats {repeats} is invalid; allowed: '
+            'warmup >= 0, repeats >= 1'
+        )
+    if threads is not None and threads < 1:
+        raise ValueError(f'--threads {threads} is invalid; allowed: >= 1')
+    torch_device = lat.resolve_device(device)
+    if ort is None:
+        ort = lat.onnxruntime_available() and torch_device.type == 'cpu'
+    elif ort and not lat.onnxruntime_available():
+        raise ValueError(
+            '--onnxruntime needs the onnxruntime package (pip install '
+            'onnxruntime); it is not installed'
+        )
+    specs = parse_subnet_specs(subnets)
+    out_dir = out_dir or default_out_dir(config)
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+    cfg = load_config(config, cfg_options, split, max_images)
+    machine = lat.machine_info(torch_device)
+    timings = dict(cache_s=0.0, recal_s=0.0, eval_s=0.0, latency_s=0.0)
+
+    with tempfile.TemporaryDirectory(prefix='mmst_menu_') as tmp:
+        runner = build_runner(cfg, tmp)
+        model = runner.model
+        arch = unwrap_st(model)
+        elastic, member_space = model_space(model, space)
+        members_sub = resolve_subnets(specs, member_space)
+        settings = dict(
+            config=osp.abspath(config),
+            config_sha256=config_sha256(cfg),
+            cfg_options=_stable(dict(cfg_options or {})),
+            checkpoints=[
+                dict(
+                    label=label,
+                    path=osp.abspath(path),
+                    size=osp.getsize(path),
+                    sha256=file_sha256(path),
+                )
+                for label, path in zip(labels, checkpoints)
+            ],
+            subnets=[[len(s) for s in sub] for sub in members_sub],
+            space=space,
+            split=split,
+            max_images=max_images,
+            metric=metric,
+            bn_recal_images=bn_recal_images,
+            seed=seed,
+            batch_sizes=batch_sizes,
+            warmup=warmup,
+            repeats=repeats,
+            device=str(torch_device),
+            threads=torch.get_num_threads(),
+            onnxruntime=bool(ort),
+            machine=machine['cpu']
+            if torch_device.type == 'cpu'
+            else machine.get('gpu'),
+        )
+        menu = load_existing(out_dir, settings, force)
+        resumed = menu is not None
+        if menu is None:
+            menu = dict(
+                format=MENU_FORMAT,
+                settings=settings,
+                machine=machine,
+                config=osp.abspath(config),
+                metric=None,
+                flops_convention=FLOPS_CONVENTION,
+                latency_batch_size=latency_batch_size,
+                latency_what=LATENCY_WHAT,
+                checkpoints=[
+                    dict(label=label, path=osp.abspath(path))
+                    for label, path in zip(labels, checkpoints)
+                ],
+                space=dict(
+                    stage_depths=member_space.stage_depths,
+                    depth_choices=member_space.depth_choices,
+                    preset=space,
+                ),
+                members=[],
+                complete=False,
+                runs=[],
+            )
+        menu['latency_batch_size'] = latency_batch_size
+        json_path = osp.join(out_dir, 'menu.json')
+
+        model.to(torch_device)
+        t0 = time.perf_counter()
+        loader, evaluator = build_evaluation(runner, cfg, split)
+        with quiet_logs():
+            cached = cache_loader(loader, cache_mb)
+        eval_loader = cached if cached is not None else loader
+        first = _first_batch(eval_loader)
+        has_bn = _has_trainable_bn(arch)
+        recal_images = bn_recal_images if has_bn else 0
+        recal = None
+        if recal_images:
+            recal_source = build_recal_loader(cfg, seed)
+            per_rank = check_recal_images(recal_source, recal_images)
+            recal = cache_loader(recal_source, math.inf, per_rank)
+        timings['cache_s'] += time.perf_counter() - t0
+        with torch.no_grad():
+            prepared = model.data_preprocessor(copy.deepcopy(first), False)
+        input_shape = list(prepared['inputs'].shape[1:])
+        menu.update(
+            eval_images=len(loader.dataset),
+            input_shape=input_shape,
+            bn_stats='re-estimated'
+            if recal_images
+            else (
+                'stored' if has_bn else 'none (no BN layer in training mode)'
+            ),
+            eval_cache=cached is not None,
+        )
+
+        # member rows: names, sizes, FLOPs (cheap, once)
+        rows = {m['name']: m for m in menu['members']}
+        ordered = []
+        for sub in members_sub:
+            name = format_subnet(sub)
+            row = rows.get(name)
+            if row is None:
+                depths = [len(s) for s in sub]
+                row = dict(
+                    name=name,
+                    subnet=depths,
+                    blocks=sum(depths),
+                    params=count_params(arch, elastic, sub),
+                    flops=count_flops(arch, input_shape, elastic, sub),
+                    latency=None,
+                    onnxruntime_latency=None,
+                    results={},
+                )
+            ordered.append((sub, row))
+        menu['members'] = [row for _, row in ordered]
+
+        todo_eval = [
+            (label, path, sub, row)
+            for label, path in zip(labels, checkpoints)
+            for sub, row in ordered
+            if label not in row['results']
+        ]
+        todo_lat = [
+            (sub, row) for sub, row in ordered if row['latency'] is None
+        ]
+        run_info = dict(
+            started=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+            resumed=resumed,
+            units=len(todo_eval) + len(todo_lat),
+        )
+        menu['runs'].append(run_info)
+        write_json_atomic(menu, json_path)
+
+        def finish(unit: dict) -> None:
+            run_info['timings'] = {k: round(v, 3) for k, v in timings.items()}
+            write_json_atomic(menu, json_path)
+            bar.update(1)
+            if on_unit is not None:
+                on_unit(menu, unit)
+
+        bar = _progress(len(todo_eval) + len(todo_lat), progress)
+        try:
+            loaded = None
+            for label, path, sub, row in todo_eval:
+                bar.set_postfix_str(f'{label} {row["name"]}')
+                if loaded != path:
+                    with quiet_logs():
+                        load_weights(runner, path)
+                    model.to(torch_device)
+                    loaded = path
+                with preserved_bn_stats(arch), elastic.activate(sub):
+                    t0 = time.perf_counter()
+                    if recal_images:
+                        recalibrate_bn(arch, recal, recal_images)
+                    t1 = time.perf_counter()
+                    metrics = evaluate_model(model, eval_loader, evaluator)
+                    t2 = time.perf_counter()
+                timings['recal_s'] += t1 - t0
+                timings['eval_s'] += t2 - t1
+                metrics = {k: float(v) for k, v in metrics.items()}
+                key = menu['metric'] or select_metric(metrics, metric)
+                if key not in metrics:
+                    raise ValueError(
+                        f"metric {key!r} is not among the evaluator's "
+                        f'metrics: {" | ".join(metrics)}'
+                    )
+                menu['metric'] = key
+                row['results'][label] = dict(
+                    metric=metrics[key],
+                    metrics=metrics,
+                    recal_images_used=recal.images if recal else 0,
+                )
+                finish(dict(kind='metric', label=label, member=row['name']))
+
+            for sub, row in todo_lat:
+                bar.set_postfix_str(f'latency {row["name"]}')
+                t0 = time.perf_counter()
+                entry = {}
+                ort_entry = {} if ort else None
+                with torch.no_grad():
+                    inputs = prepared['inputs'].to(torch_device)
+                    samples = prepared.get('data_samples')
+                    with elastic.activate(sub):
+                        for bs in batch_sizes:
+                            x, s = lat.tile_batch(inputs, samples, bs)
+                            entry[str(bs)] = lat.eager_latency(
+                                arch, x, s, warmup, repeats
+                            )
+                            if ort:
+                                ort_entry[str(bs)] = _ort_latency(
+                                    arch, x, warmup, repeats, threads
+                                )
+                row['latency'] = entry
+                row['onnxruntime_latency'] = ort_entry
+                timings['latency_s'] += time.perf_counter() - t0
+                finish(dict(kind='latency', member=row['name']))
+        finally:
+            bar.close()
+
+    menu['complete'] = all(
+        row['latency'] is not None
+        and all(label in row['results'] for label in labels)
+        for row in menu['members']
+    )
+    menu['frontiers'] = {
+        label: dict(
+            latency=frontier(menu, label, 'latency', latency_batch_size),
+            flops=frontier(menu, label, 'flops'),
+        )
+        for label in labels
+    }
+    timings['total_s'] = time.perf_counter() - t_start
+    run_info['timings'] = {k: round(v, 3) for k, v in timings.items()}
+    write_json_atomic(menu, json_path)
+    return menu
+
+
+def _ort_latency(
+    arch: torch.nn.Module,
+    inputs: torch.Tensor,
+    warmup: int,
+    repeats: int,
+    threads: Optional[int],
+) -> Optional[Dict[str, float]]:
+    """ONNX Runtime latency of the active sub-network of ``arch`` (exported
+    to a temporary file at the shape of ``inputs``); None when the model
+    does not export."""
+    from . import latency as lat
+
+    class Tensor(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x, None, mode='tensor')
+
+    with tempfile.TemporaryDirectory(prefix='mmst_menu_onnx_') as tmp:
+        path = osp.join(tmp, 'member.onnx')
+        try:
+            torch.onnx.export(
+                Tensor(arch).eval(),
+                (inputs.cpu(),),
+                path,
+                input_names=['inputs'],
+                dynamo=False,
+            )
+        except Exception as e:  # export is best effort here
+            logging.getLogger(__name__).warning(
+                'cannot export to ONNX (%s: %s); no ONNX Runtime latency',
+                type(e).__name__,
+                e,
+            )
+            return None
+        return lat.onnxruntime_latency(path, inputs, warmup, repeats, threads)
+
+
+def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:
+    """``key``, or the evaluator's first metric.
+
+    Raises:
+        ValueError: No metrics, or ``key`` is not among them.
+    """
+    if not metrics:
+        raise ValueError('the evaluator returned no metrics')
+    if key is None:
+        return next(iter(metrics))
+    if key not in metrics:
+        raise ValueError(
+            f"--metric {key!r} is not among the evaluator's metrics; "
+            f'allowed: {" | ".join(metrics)}'
+        )
+    return key
+
+
+def default_labels(checkpoints: Sequence[str]) -> List[str]:
+    """``folder/file`` names of the checkpoints (numbered if equal)."""
+    labels = []
+    for path in checkpoints:
+        parent = osp.basename(osp.dirname(osp.abspath(path)))
+        stem = osp.splitext(osp.basename(path))[0]
+        labels.append(f'{parent}/{stem}' if parent else stem)
+    if len(set(labels)) < len(labels):
+        labels = [f'{i + 1}:{label}' for i, label in enumerate(labels)]
+    return labels
+
+
+def check_labels(
+    labels: Optional[Sequence[str]], checkpoints: Sequence[str]
+) -> List[str]:
+    """``labels`` checked against ``checkpoints``, or the defaults.
+
+    Raises:
+        ValueError: Not one distinct label per checkpoint.
+    """
+    if labels is None:
+        return default_labels(checkpoints)
+    if len(labels) != len(checkpoints) or len(set(labels)) < len(labels):
+        raise ValueError(
+            f'--labels {list(labels)} is invalid; allowed: one distinct '
+            f'label per checkpoint ({len(checkpoints)} given)'
+        )
+    return list(labels)
+
+
+# -- outputs ---------------------------------------------------------------
+def _flops_unit(menu: dict) -> Tuple[str, float]:
+    flops = [m['flops'] for m in menu['members'] if m.get('flops')]
+    if flops and max(flops) >= 1e9:
+        return 'GFLOPs', 1e9
+    return 'MFLOPs', 1e6
+
+
+def _fmt(value: Optional[float], digits: int = 2) -> str:
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def _labels(menu: dict) -> List[str]:
+    return [c['label'] for c in menu['checkpoints']]
+
+
+def write_csv(menu: dict, path: str) -> None:
+    """One row per member: sizes, latency (median and IQR per batch size,
+    ONNX Runtime too when measured), the metric and the frontier flags per
+    checkpoint."""
+    labels = _labels(menu)
+    sizes = menu['settings']['batch_sizes']
+    ort = menu['settings'].get('onnxruntime')
+    fronts = menu.get('frontiers', {})
+    header = ['member', 'subnet', 'blocks', 'params', 'flops']
+    for bs in sizes:
+        header += [f'latency_ms_b{bs}', f'latency_iqr_ms_b{bs}']
+        if ort:
+            header += [f'ort_latency_ms_b{bs}']
+    for label in labels:
+        header += [
+            f'{label} {menu["metric"]}',
+            f'{label} pareto_latency',
+            f'{label} pareto_flops',
+        ]
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for m in menu['members']:
+            row = [
+                m['name'],
+                ' '.join(map(str, m['subnet'])),
+                m['blocks'],
+                m['params'],
+                '' if m['flops'] is None else m['flops'],
+            ]
+            for bs in sizes:
+                entry = (m.get('latency') or {}).get(str(bs))
+                row += [
+                    '' if entry is None else entry['median_ms'],
+                    '' if entry is None else entry['iqr_ms'],
+                ]
+                if ort:
+                    o = (m.get('onnxruntime_latency') or {}).get(str(bs))
+                    row += ['' if o is None else o['median_ms']]
+            for label in labels:
+                value = member_metric(m, label)
+                front = fronts.get(label, {})
+                row += [
+                    '' if value is None else value,
+                    int(m['name'] in front.get('latency', [])),
+                    int(m['name'] in front.get('flops', [])),
+                ]
+            writer.writerow(row)
+
+
+def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
+    """The menu as a Markdown table (members by latency at the menu's
+    latency batch size; frontier members marked), with a header naming the
+    settings and the machine."""
+    labels = _labels(menu)
+    sizes = menu['settings']['batch_sizes']
+    unit, scale = _flops_unit(menu)
+    lb = menu['latency_batch_size']
+    fronts = menu.get('frontiers', {})
+    st = menu['settings']
+    machine = menu['machine']
+    recal = st['bn_recal_images']
+    lines = [
+        f'Depth menu of `{osp.basename(menu["config"])}`: {menu["metric"]} '
+        f'on the {st["split"]} set ({menu.get("eval_images")} images), '
+        + (
+            f'each member with BN statistics re-estimated on {recal} '
+            'training images'
+            if menu.get('bn_stats') == 're-estimated'
+            else f'BN statistics: {menu.get("bn_stats")}'
+        )
+        + f'; latency: median (IQR) of {st["repeats"]} runs after '
+        f'{st["warmup"]} warm-up runs on {st["device"]} '
+        f'({machine.get("gpu") or machine["cpu"]}, {st["threads"]} '
+        f'thread(s), torch {machine["torch"]}). `*`: on the Pareto '
+        f'frontier of {menu["metric"]} vs latency at batch {lb}; `f`: vs '
+        'FLOPs.',
+        '',
+    ]
+    header = f'| member | blocks | params (M) | {unit} |'
+    sep = '|---|---|---|---|'
+    for bs in sizes:
+        header += f' ms (b={bs}) |'
+        sep += '---|'
+    for label in labels:
+        header += f' {label} |'
+        sep += '---|'
+    lines += [header, sep]
+
+    def key(m):
+        cost = member_cost(m, 'latency', lb)
+        return (math.inf if cost is None else cost, m['blocks'])
+
+    for m in sorted(menu['members'], key=key):
+        flops = None if m['flops'] is None else m['flops'] / scale
+        cells = [
+            f'`{m["name"]}`'
+            + (' (chosen)' if chosen is not None and chosen is m else ''),
+            str(m['blocks']),
+            f'{m["params"] / 1e6:.3f}',
+            _fmt(flops),
+        ]
+        for bs in sizes:
+            entry = (m.get('latency') or {}).get(str(bs))
+            cells.append(
+                '-'
+                if entry is None
+                else f'{entry["median_ms"]:.3g} ({entry["iqr_ms"]:.2g})'
+            )
+        for label in labels:
+            value = member_metric(m, label)
+            front = fronts.get(label, {})
+            marks = ('*' if m['name'] in front.get('latency', []) else '') + (
+                'f' if m['name'] in front.get('flops', []) else ''
+            )
+            cells.append(_fmt(value) + (f' {marks}' if marks else ''))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(
+    menu: dict,
+    path: str,
+    title: Optional[str] = None,
+    chosen: Optional[Tuple[str, str]] = None,
+) -> None:
+    """Metric vs latency (at the menu's latency batch size) and vs FLOPs,
+    one series per checkpoint, each frontier drawn as a step line;
+    ``chosen`` = (label, member name) is ringed."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    labels = _labels(menu)
+    unit, scale = _flops_unit(menu)
+    lb = menu['latency_batch_size']
+    panels = [
+        (
+            'latency',
+            f'latency (ms, batch {lb}, {menu["settings"]["device"]})',
+            1.0,
+        )
+    ]
+    if all(m.get('flops') is not None for m in menu['members']):
+        panels.append(('flops', unit, scale))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False
+    )
+    colors = ['tab:blue', 'tab:red', 'tab:green', 'tab:purple', 'tab:orange']
+    markers = ['o', 's', '^', 'D', 'v']
+    for ax, (cost, xlabel, sc) in zip(axes[0], panels):
+        for i, label in enumerate(labels):
+            color = colors[i % len(colors)]
+            pts = [
+                (member_cost(m, cost, lb), member_metric(m, label), m['name'])
+                for m in menu['members']
+            ]
+            pts = [p for p in pts if p[0] is not None and p[1] is not None]
+            if not pts:
+                continue
+            ax.scatter(
+                [p[0] / sc for p in pts],
+                [p[1] for p in pts],
+                color=color,
+                marker=markers[i % len(markers)],
+                alpha=0.35,
+                s=22,
+            )
+            front = set(frontier(menu, label, cost, lb))
+            fp = sorted((p for p in pts if p[2] in front), key=lambda p: p[0])
+            ax.step(
+                [p[0] / sc for p in fp],
+                [p[1] for p in fp],
+                where='post',
+                color=color,
+                linewidth=1.5,
+            )
+            ax.scatter(
+                [p[0] / sc for p in fp],
+                [p[1] for p in fp],
+                color=color,
+                marker=markers[i % len(markers)],
+                s=34,
+                edgecolors='black',
+                linewidths=0.5,
+                label=f'{label} (frontier: {len(fp)} of {len(pts)})',
+            )
+            if chosen is not None and chosen[0] == label:
+                for p in pts:
+                    if p[2] == chosen[1]:
+                        ax.scatter(
+                            [p[0] / sc],
+                            [p[1]],
+                            s=200,
+                            facecolors='none',
+                            edgecolors='black',
+                            linewidths=1.5,
+                            label=f'chosen: {label} {p[2]}',
+                        )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(menu['metric'])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc='lower right')
+    fig.suptitle(
+        title or f'{osp.basename(menu["config"])}: depth menu', fontsize=10
+    )
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_outputs(
+    menu: dict,
+    out_dir: str,
+    plot_path: Optional[str] = None,
+    title: Optional[str] = None,
+    chosen: Optional[Tuple[str, dict]] = None,
+) -> Dict[str, str]:
+    """Write ``menu.json``, ``menu.csv``, ``menu.md`` and the plot (default
+    ``out_dir/menu.png``); ``chosen`` = (label, member) is marked. Returns
+    the paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = dict(
+        json=osp.join(out_dir, 'menu.json'),
+        csv=osp.join(out_dir, 'menu.csv'),
+        md=osp.join(out_dir, 'menu.md'),
+        png=plot_path or osp.join(out_dir, 'menu.png'),
+    )
+    write_json_atomic(menu, paths['json'])
+    write_csv(menu, paths['csv'])
+    with open(paths['md'], 'w') as f:
+        f.write(markdown_table(menu, chosen[1] if chosen else None))
+    plot(
+        menu,
+        paths['png'],
+        title,
+        (chosen[0], chosen[1]['name']) if chosen else None,
+    )
+    return paths

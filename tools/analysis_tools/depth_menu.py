@@ -1,0 +1,245 @@
+"""The depth menu: every sub-network of a trained elastic model with its
+metric (BN statistics re-estimated for it), parameters, FLOPs and latency
+on this machine; the Pareto frontier; one member chosen for a budget and
+exported. See docs/depth_menu.md.
+
+    python tools/analysis_tools/depth_menu.py CONFIG CHECKPOINT [CKPT ...]
+        [--labels CT ST++] [--subnets all | smallest largest | 1,1,1 ...]
+        [--space default|space1..space7] [--bn-recal-images 2000]
+        [--split val|test] [--metric KEY] [--max-images N] [--seed 0]
+        [--device cpu|cuda] [--batch-sizes 1 128] [--latency-batch-size B]
+        [--warmup 5] [--repeats 30] [--threads N]
+        [--onnxruntime | --no-onnxruntime]
+        [--max-latency-ms MS] [--max-flops N] [--min-metric V]
+        [--select LABEL] [--export DIR [--onnx]] [--out-dir DIR]
+        [--plot FILE] [--title TEXT] [--force] [--no-progress]
+        [--cfg-options k=v ...]
+"""
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from mmengine.config import DictAction
+
+from mmst.analysis.menu import (
+    BudgetError,
+    build_menu,
+    choose_member,
+    default_out_dir,
+    markdown_table,
+    write_outputs,
+)
+from mmst.subnet.space import PRESETS
+
+PROG = 'depth_menu'
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description='Metric, parameters, FLOPs and latency of every '
+        'sub-network of an elastic model; Pareto frontier; budget choice '
+        'and export',
+    )
+    p.add_argument('config', help='config the checkpoints were trained with')
+    p.add_argument(
+        'checkpoints',
+        nargs='+',
+        metavar='CHECKPOINT',
+        help='checkpoints of models CONFIG builds (e.g. CT and ST++)',
+    )
+    p.add_argument(
+        '--labels', nargs='+', help='series names, one per checkpoint'
+    )
+    p.add_argument(
+        '--subnets',
+        nargs='+',
+        default=['all'],
+        help='all (default) | smallest | largest | full, or blocks kept '
+        'per stage ("1,1,1" "2,2,2" ...)',
+    )
+    p.add_argument(
+        '--space',
+        choices=PRESETS,
+        help="the space 'all' means (default: the ST model's space, or "
+        'every depth of every stage)',
+    )
+    p.add_argument(
+        '--bn-recal-images',
+        type=int,
+        default=2000,
+        help="training images to re-estimate each member's BN statistics "
+        'on (0: the stored statistics)',
+    )
+    p.add_argument('--split', choices=('val', 'test'), default='val')
+    p.add_argument(
+        '--metric', help="metric key (default: the evaluator's first)"
+    )
+    p.add_argument(
+        '--max-images', type=int, help='evaluate on the first N images'
+    )
+    p.add_argument(
+        '--seed', type=int, default=0, help='seed of the re-estimation images'
+    )
+    p.add_argument(
+        '--device',
+        default='cpu',
+        help='cpu | cuda | cuda:N: where evaluation and latency run',
+    )
+    p.add_argument(
+        '--batch-sizes',
+        nargs='+',
+        type=int,
+        default=[1],
+        help='latency batch sizes (default: 1)',
+    )
+    p.add_argument(
+        '--latency-batch-size',
+        type=int,
+        help='batch size of the latency that the frontier, the plot and '
+        '--max-latency-ms use (default: the first of --batch-sizes)',
+    )
+    p.add_argument(
+        '--warmup', type=int, default=5, help='untimed runs before timing'
+    )
+    p.add_argument(
+        '--repeats', type=int, default=30, help='timed runs (median, IQR)'
+    )
+    p.add_argument(
+        '--threads', type=int, help='torch.set_num_threads for the run'
+    )
+    ort = p.add_mutually_exclusive_group()
+    ort.add_argument(
+        '--onnxruntime',
+        dest='ort',
+        action='store_true',
+        default=None,
+        help='also time ONNX Runtime (default: when installed, on cpu)',
+    )
+    ort.add_argument('--no-onnxruntime', dest='ort', action='store_false')
+    p.add_argument(
+        '--max-latency-ms',
+        type=float,
+        help='choose: latency (ms, at --latency-batch-size) at most this',
+    )
+    p.add_argument(
+        '--max-flops', type=float, help='choose: FLOPs per image at most this'
+    )
+    p.add_argument(
+        '--min-metric', type=float, help='choose: metric at least this'
+    )
+    p.add_argument(
+        '--select',
+        help='checkpoint label to choose from (default: the last checkpoint)',
+    )
+    p.add_argument(
+        '--export',
+        metavar='DIR',
+        help='write the chosen member (the best one without bounds) as a '
+        'config + checkpoint',
+    )
+    p.add_argument(
+        '--onnx', action='store_true', help='with --export: also an ONNX file'
+    )
+    p.add_argument(
+        '--out-dir',
+        help='output folder (default: work_dirs/depth_menu/<config name>)',
+    )
+    p.add_argument('--plot', help='PNG file (default: OUT_DIR/menu.png)')
+    p.add_argument('--title', help='plot title')
+    p.add_argument(
+        '--force',
+        action='store_true',
+        help='restart a menu made with other settings (and overwrite an '
+        'export)',
+    )
+    p.add_argument(
+        '--no-progress', action='store_true', help='no progress bar'
+    )
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value',
+    )
+    args = p.parse_args(argv)
+    if args.onnx and not args.export:
+        p.error('--onnx needs --export DIR')
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    args = parse_args(argv)
+    out_dir = args.out_dir or default_out_dir(args.config)
+    menu = build_menu(
+        args.config,
+        args.checkpoints,
+        labels=args.labels,
+        subnets=args.subnets,
+        space=args.space,
+        bn_recal_images=args.bn_recal_images,
+        split=args.split,
+        metric=args.metric,
+        max_images=args.max_images,
+        seed=args.seed,
+        batch_sizes=args.batch_sizes,
+        latency_batch_size=args.latency_batch_size,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        device=args.device,
+        threads=args.threads,
+        ort=args.ort,
+        cfg_options=args.cfg_options,
+        out_dir=out_dir,
+        force=args.force,
+        progress=not args.no_progress,
+    )
+    budget = dict(
+        max_latency_ms=args.max_latency_ms,
+        max_flops=args.max_flops,
+        min_metric=args.min_metric,
+    )
+    chosen = None
+    if (
+        args.export
+        or args.select
+        or any(v is not None for v in budget.values())
+    ):
+        label = args.select or menu['checkpoints'][-1]['label']
+        try:
+            member = choose_member(menu, label, **budget)
+        except BudgetError:
+            write_outputs(menu, out_dir, args.plot, args.title)
+            raise
+        chosen = (label, member)
+        menu['choice'] = dict(
+            label=label,
+            member=member['name'],
+            subnet=member['subnet'],
+            **budget,
+        )
+    paths = write_outputs(menu, out_dir, args.plot, args.title, chosen)
+    print(markdown_table(menu, chosen[1] if chosen else None))
+    if chosen is not None:
+        label, member = chosen
+        print(f'chosen: {label} {member["name"]}')
+    if args.export:
+        from mmst.analysis.menu import export_member
+
+        files = export_member(
+            menu, label, member, args.export, onnx=args.onnx, force=args.force
+        )
+        menu['choice']['export'] = files
+        write_outputs(menu, out_dir, args.plot, args.title, chosen)
+        print('exported ' + ', '.join(str(f) for f in files.values()))
+    print('wrote ' + ', '.join(paths.values()))
+    return menu
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
+        print(f'{PROG}: error: {e}', file=sys.stderr)
+        sys.exit(1)
