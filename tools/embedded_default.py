@@ -24,7 +24,8 @@ METHODS = {
     'CT': (_FMNIST.format('ct'), {}),
     'ST': (_FMNIST.format('st'), {}),
     'ST++': (_FMNIST.format('stpp'), {}),
-    # METHOD.md pilot's ST++ variant: L2 "KL-", sub-network inputs 14..28 px
+    # the ST++ variant of the pilot in docs/method.md: L2 "KL-", sub-network
+    # inputs 14..28 px
     'ST++l2': (
         _FMNIST.format('stpp'),
         {
@@ -33,7 +34,7 @@ METHODS = {
             'optim_wrapper.clip_grad': None,  # as measured
         },
     ),
-    # the authors' BN handling without their re-estimation (METHOD.md)
+    # the authors' BN handling without their re-estimation (docs/method.md)
     'ST++shared': (
         _FMNIST.format('stpp'),
         {'model.bn_stats': 'shared', 'val_cfg.recal_main': False},

@@ -8,8 +8,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 # A sub-network: per stage, the indices of the blocks it keeps (sorted).
 Subnet = Tuple[Tuple[int, ...], ...]
 
-# Per stage, how many trailing blocks may be dropped + 1 ("m" in METHOD.md):
-# a stage of n blocks keeps k in {n - m + 1, ..., n}. Defined for ResNet-50.
+# Per stage, how many trailing blocks may be dropped + 1 ("m" in
+# docs/method.md): a stage of n blocks keeps k in {n - m + 1, ..., n}.
+# Defined for ResNet-50.
 RESNET50_PRESETS: Dict[str, List[int]] = {
     'space1': [2, 3, 5, 2],
     'space2': [2, 3, 6, 3],

@@ -2,7 +2,8 @@
 checkpoint becomes an mmpretrain checkpoint that computes the same logits,
 and anything else is refused without leaving a file behind.
 
-The authors' network is rebuilt here from METHOD.md ("Released weights"):
+The authors' network is rebuilt here from docs/released_weights.md ("Key
+mapping"):
 ``features`` = [stem, 16 bottlenecks], ``classifier`` = [Linear].
 """
 

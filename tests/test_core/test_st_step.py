@@ -1,5 +1,5 @@
 """The ST training step against an independent computation written from
-METHOD.md, and its bookkeeping (N=0, accumulation, AMP, logs)."""
+docs/method.md, and its bookkeeping (N=0, accumulation, AMP, logs)."""
 
 import copy
 

@@ -422,3 +422,55 @@ def test_config_blocks_load(block, tmp_path):
     path.write_text(text)
     cfg = Config.fromfile(str(path))
     assert 'model' in cfg or 'visualizer' in cfg
+
+
+# Markdown file names the docs mention that are not pages of the docs.
+NOT_PAGES = {
+    'loafing.md': 'a file tools/analysis_tools/loafing.py writes',
+}
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
+def test_cited_pages_exist(doc):
+    """The docs hold what they cite: every ``NAME.md`` they mention is a
+    page of this repository (docs/ or its root)."""
+    names = set(
+        re.findall(r'(?<![\w/.-])([A-Za-z][\w-]*\.md)\b', doc.read_text())
+    )
+    missing = [
+        n
+        for n in sorted(names - set(NOT_PAGES))
+        if not (REPO / n).is_file() and not (REPO / 'docs' / n).is_file()
+    ]
+    assert not missing, f'{rel(doc)} cites pages that do not exist: {missing}'
+
+
+def test_space_presets_table_matches_code():
+    """docs/method.md's table of the ResNet-50 spaces is what
+    mmst.subnet.SubnetSpace builds."""
+    from mmst.subnet.space import PRESETS, RESNET50_STAGES, SubnetSpace
+
+    text = (REPO / 'docs/method.md').read_text()
+    rows = re.findall(
+        r'^\| `(default|space\d)`[^|]*'
+        r'\| \[([\d, ]+)\] \| ([^|]+) \| (\d+) \|$',
+        text,
+        re.M,
+    )
+    assert sorted(r[0] for r in rows) == sorted(PRESETS)
+    for name, m, depths, count in rows:
+        space = SubnetSpace(RESNET50_STAGES, name)
+        documented = []
+        for cell in re.findall(r'\{([^}]*)\}', depths):
+            if '..' in cell:
+                lo, hi = map(int, cell.split('..'))
+                documented.append(list(range(lo, hi + 1)))
+            else:
+                documented.append([int(v) for v in cell.split(',')])
+        assert documented == space.depth_choices, name
+        ms = [int(v) for v in m.split(',')]
+        assert [len(d) for d in documented] == ms, name
+        n = 1
+        for d in documented:
+            n *= len(d)
+        assert int(count) == n, name

@@ -145,7 +145,7 @@ def test_paper_imagenet_numbers():
         'resnet50_stpp-a2_in1k': 80.97,
         'resnet50_stpp_eval_in1k': 80.50,
     }
-    # the same numbers as METHOD.md's recipe table, quoted in the configs
+    # the same numbers as docs/method.md's recipe table, quoted in the configs
     for name in ('resnet50_st_in1k', 'resnet50_stpp-a1_in1k'):
         text = (REPO / by_name[name]['Config']).read_text()
         assert re.search(rf'\b{top1[name]:.2f}%\)', text), name

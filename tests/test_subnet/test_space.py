@@ -6,7 +6,7 @@ from mmst.subnet import SubnetSpace, format_subnet
 
 R50 = [3, 4, 6, 3]
 
-# METHOD.md's table: allowed depths per stage of ResNet-50.
+# docs/method.md's table: allowed depths per stage of ResNet-50.
 EXPECTED = {
     'default': [[1, 2, 3], [1, 2, 3, 4], [1, 2, 3, 4, 5, 6], [1, 2, 3]],
     'space1': [[2, 3], [2, 3, 4], [2, 3, 4, 5, 6], [2, 3]],

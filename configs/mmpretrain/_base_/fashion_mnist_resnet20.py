@@ -1,8 +1,8 @@
 # Fashion-MNIST (Debian's dataset-fashion-mnist, prepared into
 # data/fashion_mnist by `bash tools/setup_env.sh --data`) with a CIFAR-style
-# ResNet-20 (3 stages x 3 basic blocks, widths 16/32/64). METHOD.md's pilot
-# used 3 x 5 blocks; set model.backbone.depth=32 for that (about 1.6x the
-# CPU time). Conventional training; ST configs wrap this model.
+# ResNet-20 (3 stages x 3 basic blocks, widths 16/32/64). The pilot of
+# docs/method.md used 3 x 5 blocks; set model.backbone.depth=32 for that
+# (about 1.6x the CPU time). Conventional training; ST configs wrap this model.
 _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../../_base_/st_runtime.py',

@@ -1,5 +1,5 @@
 # Conventional training (CT) of ResNet-50 with the ST papers' baseline
-# recipe (METHOD.md, 76.70% top-1): 200 epochs, batch 512 (8 GPUs x 64),
+# recipe (docs/method.md, 76.70% top-1): 200 epochs, batch 512 (8 GPUs x 64),
 # SGD nesterov lr 0.2 wd 1e-4, cosine per iteration without warm-up,
 # ColorJitter 0.4; val 256 -> 224. Data: data/imagenet in mmpretrain's
 # layout (train/, val/, meta/{train,val}.txt). docs/method.md lists what
