@@ -474,3 +474,21 @@ def test_space_presets_table_matches_code():
         for d in documented:
             n *= len(d)
         assert int(count) == n, name
+
+
+def test_every_page_is_listed():
+    """Every page of docs/ is listed in README's "More" (a user starts at
+    the README) and in the Sphinx toctree of docs/index.md."""
+    readme = (REPO / 'README.md').read_text()
+    more = readme.split('## More', 1)[1].split('\n## ', 1)[0]
+    index = (REPO / 'docs/index.md').read_text()
+    toctree = index.split('{toctree}', 1)[1].split('```', 1)[0].split()
+    for page in sorted((REPO / 'docs').glob('*.md')):
+        if page.name == 'index.md':
+            continue
+        assert f'](docs/{page.name})' in more, (
+            f'docs/{page.name} is not linked in README.md "More"'
+        )
+        assert page.stem in toctree, (
+            f'docs/{page.name} is not in the toctree of docs/index.md'
+        )
