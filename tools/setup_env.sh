@@ -2,10 +2,26 @@
 # One-command setup of the mmst CPU stack on a fresh machine (x86_64, Python
 # 3.11, no GPU). Idempotent: a second run with nothing changed only verifies.
 #
-#   bash tools/setup_env.sh [--data]      (venv at $MMST_VENV, default .venv)
+#   bash tools/setup_env.sh [--full] [--data]     (venv at $MMST_VENV, default .venv)
 #
+# Without --full: the light stack, what classification needs
+# (requirements/cls.txt): torch, mmengine, mmcv-lite (mmcv's pure-Python
+# part, no compiler), mmpretrain, numpy 2. tools/run_default.sh uses it.
+# A venv that already has the full stack keeps it (the full stack is a
+# superset): its files are brought up to date instead.
+# --full: the full stack (requirements/stack.txt, openmmlab.txt, dev.txt):
+# mmcv 2.1.0 compiled with its C++ ops (once, cached), mmdet, mmseg, mmpose,
+# numpy 1, the test tools. tools/run_tests.sh uses it. Replaces mmcv-lite.
 # --data also installs Debian's dataset-fashion-mnist and decompresses it into
 # data/fashion_mnist (what the embedded default run and some tests read).
+#
+# An interrupted run leaves no stamp, so the next run (either mode) installs
+# again and leaves a consistent venv: mmcv and mmcv-lite share the `mmcv`
+# folder, so each mode removes the other one before installing its own.
+#
+# Installs go through uv (from PyPI, into the venv), with the package sources
+# that pip is configured with (pip config list: index-url, extra-index-url,
+# find-links): several times faster than pip for torch's large wheels.
 #
 # Environment knobs:
 #   MMST_VENV        venv folder (default <repo>/.venv, ignored by git)
@@ -14,6 +30,7 @@
 #                    torch and Python versions because pip's own cache key
 #                    ignores the torch version the wheel was built against.
 #   MAX_JOBS         parallel compile jobs for mmcv (default: number of cores)
+#   UV_CACHE_DIR     uv's download cache (default ~/.cache/uv)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,76 +38,130 @@ VENV=${MMST_VENV:-$REPO/.venv}
 WHEELHOUSE=${MMST_WHEELHOUSE:-$HOME/.cache/mmst-wheelhouse}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 MMCV_VERSION=2.1.0
+UV_VERSION=0.13.9
+REQ=$REPO/requirements
 WITH_DATA=0
+MODE=light
 for arg in "$@"; do
   case "$arg" in
     --data) WITH_DATA=1 ;;
-    *) echo "setup_env.sh: unknown argument '$arg' (allowed: --data)" >&2; exit 2 ;;
+    --full) MODE=full ;;
+    *) echo "setup_env.sh: unknown argument '$arg' (allowed: --full, --data)" >&2; exit 2 ;;
   esac
 done
 
 t0=$(date +%s)
 CURRENT_STEP="start"
 step() { CURRENT_STEP="$*"; echo "[setup $(( $(date +%s) - t0 ))s] $*"; }
-trap 'echo "[setup $(( $(date +%s) - t0 ))s] FAILED at step: $CURRENT_STEP" >&2' ERR
+trap 'echo "[setup $(( $(date +%s) - t0 ))s] FAILED at step: $CURRENT_STEP (re-run the same command to repair)" >&2' ERR
 
-# The stamp records what the venv was built from; when it matches, the
-# install steps are skipped (a re-run takes seconds, not minutes).
-STAMP_SRC=$(cat "$REPO/requirements/"*.txt "$REPO/tools/setup_env.sh" "$REPO/setup.py" | sha256sum | cut -c1-16)
-STAMP="$VENV/.mmst-stamp"
-
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_SRC" ]; then
-  step "venv $VENV is up to date (stamp $STAMP_SRC); skipping installs"
-  # shellcheck disable=SC1091
-  . "$VENV/bin/activate"
-else
-  step "create venv $VENV"
-  python3 -m venv "$VENV"
-  # shellcheck disable=SC1091
-  . "$VENV/bin/activate"
-  rm -f "$STAMP"
-
-  step "torch, torchvision and pinned dependencies"
-  pip install --disable-pip-version-check -q \
-    -c "$REPO/requirements/constraints.txt" -r "$REPO/requirements/stack.txt"
-
-  TORCH_VER=$(python -c 'import torch; print(torch.__version__)')
-  PYTAG=$(python -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
-  WH="$WHEELHOUSE/mmcv-${MMCV_VERSION}_torch-${TORCH_VER}_${PYTAG}"
-  mkdir -p "$WH"
-  if ! ls "$WH"/mmcv-${MMCV_VERSION}-*.whl >/dev/null 2>&1; then
-    step "compile mmcv==$MMCV_VERSION with CPU ops against torch $TORCH_VER (MAX_JOBS=$MAX_JOBS; ~15-20 min, once)"
-    # torch>=2.14 headers need C++20 but mmcv's setup.py appends -std=c++17
-    # to every compile line; gcc obeys the last -std, so compile through a
-    # shim that appends -std=c++20.
-    SHIM="$VENV/bin/g++-std20"
-    printf '#!/bin/sh\nexec g++ "$@" -std=c++20\n' > "$SHIM"
-    chmod +x "$SHIM"
-    # No debug info: about 2x faster to compile and a 1 MB wheel, not 32 MB.
-    # --no-build-isolation: an isolated build gets setuptools>=81 without
-    # pkg_resources, which mmcv's setup.py imports.
-    BUILD=$(mktemp -d)
-    CXX="$SHIM" CFLAGS="-O2 -g0 -DNDEBUG" MMCV_WITH_OPS=1 \
-      pip wheel --disable-pip-version-check --no-cache-dir --no-deps \
-        --no-build-isolation "mmcv==$MMCV_VERSION" -w "$BUILD"
-    mv "$BUILD"/mmcv-${MMCV_VERSION}-*.whl "$WH"/   # never leave a half wheel in the cache
-    rm -rf "$BUILD"
+# The stamp ("MODE HASH") records what the venv was built from; when it
+# matches, the install steps are skipped (a re-run takes seconds).
+stamp_of() {  # stamp_of MODE
+  if [ "$1" = full ]; then
+    cat "$REQ/constraints.txt" "$REQ/stack.txt" "$REQ/openmmlab.txt" "$REQ/dev.txt"
   else
-    step "reuse cached $(ls "$WH"/mmcv-${MMCV_VERSION}-*.whl)"
+    cat "$REQ/constraints.txt" "$REQ/cls.txt"
+  fi | cat - "$REPO/tools/setup_env.sh" "$REPO/setup.py" | sha256sum | cut -c1-16
+}
+STAMP="$VENV/.mmst-stamp"
+OLD_STAMP=$(cat "$STAMP" 2>/dev/null || true)
+case "$OLD_STAMP" in
+  "" | *" "*) ;;
+  *) OLD_STAMP="full $OLD_STAMP" ;;  # a stamp without mode: an older full venv
+esac
+if [ "$MODE" = light ] && [ "${OLD_STAMP%% *}" = full ]; then
+  MODE=full  # keep the superset; never downgrade a full venv
+  step "venv $VENV has the full stack: keeping it (light mode needs a subset)"
+fi
+WANT="$MODE $(stamp_of "$MODE")"
+
+if [ "$OLD_STAMP" = "$WANT" ] && [ -x "$VENV/bin/python" ]; then
+  step "venv $VENV is up to date ($WANT); skipping installs"
+else
+  step "create venv $VENV ($MODE stack)"
+  python3 -m venv "$VENV"
+  rm -f "$STAMP"
+  PY="$VENV/bin/python"
+
+  step "uv==$UV_VERSION (the installer) into the venv"
+  "$PY" -m pip install --disable-pip-version-check -q "uv==$UV_VERSION"
+  UV="$VENV/bin/uv"
+  # pip's configured sources, in pip's terms, for uv
+  SOURCES=()
+  while IFS='=' read -r key value; do
+    value=${value#\'}; value=${value%\'}
+    case "$key" in
+      *.index-url) for v in $value; do SOURCES+=(--index-url "$v"); done ;;
+      *.extra-index-url) for v in $value; do SOURCES+=(--extra-index-url "$v"); done ;;
+      *.find-links) for v in $value; do SOURCES+=(--find-links "$v"); done ;;
+    esac
+  done < <("$PY" -m pip config list 2>/dev/null || true)
+  # pip's rule when several sources have a package: the best version anywhere
+  uvi() { "$UV" pip install --python "$PY" -q --index-strategy unsafe-best-match "${SOURCES[@]}" "$@"; }
+  has() { "$UV" pip show --python "$PY" -q "$1" >/dev/null 2>&1; }
+
+  if [ "$MODE" = light ]; then
+    # pieces of a full stack left by an interrupted run: they need numpy 1
+    # and the compiled mmcv, which the light stack replaces
+    FULL_ONLY=()
+    for p in mmcv mmdet mmsegmentation mmpose xtcocotools; do
+      if has "$p"; then FULL_ONLY+=("$p"); fi
+    done
+    if [ ${#FULL_ONLY[@]} -gt 0 ]; then
+      step "remove ${FULL_ONLY[*]} (full-stack pieces; the light stack replaces them)"
+      "$UV" pip uninstall --python "$PY" -q "${FULL_ONLY[@]}"
+    fi
+    step "light stack: requirements/cls.txt (torch, mmengine, mmcv-lite, mmpretrain)"
+    uvi --reinstall-package mmcv-lite -c "$REQ/constraints.txt" -r "$REQ/cls.txt"
+    step "mmst (editable, --no-deps)"
+    uvi --no-deps --no-build-isolation -e "$REPO"
+  else
+    if has mmcv-lite; then
+      step "remove mmcv-lite (the compiled mmcv replaces it)"
+      "$UV" pip uninstall --python "$PY" -q mmcv-lite
+    fi
+    step "torch, torchvision and pinned dependencies (requirements/stack.txt)"
+    uvi -c "$REQ/constraints.txt" -r "$REQ/stack.txt"
+
+    TORCH_VER=$("$PY" -c 'import torch; print(torch.__version__)')
+    PYTAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
+    WH="$WHEELHOUSE/mmcv-${MMCV_VERSION}_torch-${TORCH_VER}_${PYTAG}"
+    mkdir -p "$WH"
+    if ! ls "$WH"/mmcv-${MMCV_VERSION}-*.whl >/dev/null 2>&1; then
+      step "compile mmcv==$MMCV_VERSION with CPU ops against torch $TORCH_VER (MAX_JOBS=$MAX_JOBS; ~10-20 min, once)"
+      # torch>=2.14 headers need C++20 but mmcv's setup.py appends -std=c++17
+      # to every compile line; gcc obeys the last -std, so compile through a
+      # shim that appends -std=c++20.
+      SHIM="$VENV/bin/g++-std20"
+      printf '#!/bin/sh\nexec g++ "$@" -std=c++20\n' > "$SHIM"
+      chmod +x "$SHIM"
+      # No debug info: about 2x faster to compile and a 1 MB wheel, not 32 MB.
+      # --no-build-isolation: an isolated build gets setuptools>=81 without
+      # pkg_resources, which mmcv's setup.py imports.
+      BUILD=$(mktemp -d)
+      CXX="$SHIM" CFLAGS="-O2 -g0 -DNDEBUG" MMCV_WITH_OPS=1 \
+        "$PY" -m pip wheel --disable-pip-version-check --no-cache-dir --no-deps \
+          --no-build-isolation "mmcv==$MMCV_VERSION" -w "$BUILD"
+      mv "$BUILD"/mmcv-${MMCV_VERSION}-*.whl "$WH"/   # never leave a half wheel in the cache
+      rm -rf "$BUILD"
+    else
+      step "reuse cached $(ls "$WH"/mmcv-${MMCV_VERSION}-*.whl)"
+    fi
+    # reinstalled every time: removing mmcv-lite may have removed its files
+    uvi --no-deps --reinstall-package mmcv "$WH"/mmcv-${MMCV_VERSION}-*.whl
+
+    step "OpenMMLab packages (--no-deps: their dependencies are pinned above)"
+    uvi --no-deps -c "$REQ/constraints.txt" -r "$REQ/openmmlab.txt"
+
+    step "mmst (editable) and the development tools (requirements/dev.txt)"
+    uvi --no-deps --no-build-isolation -e "$REPO"
+    uvi -c "$REQ/constraints.txt" -r "$REQ/dev.txt"
   fi
-  pip install --disable-pip-version-check -q --no-deps "$WH"/mmcv-${MMCV_VERSION}-*.whl
-
-  step "OpenMMLab packages (--no-deps: their dependencies are pinned above)"
-  pip install --disable-pip-version-check -q --no-deps \
-    -c "$REPO/requirements/constraints.txt" -r "$REPO/requirements/openmmlab.txt"
-
-  step "mmst (editable) and the development tools"
-  pip install --disable-pip-version-check -q --no-deps -e "$REPO"
-  pip install --disable-pip-version-check -q -c "$REPO/requirements/constraints.txt" \
-    -r "$REPO/requirements/dev.txt"
-  echo "$STAMP_SRC" > "$STAMP"
+  echo "$WANT" > "$STAMP"
 fi
 
+PY="$VENV/bin/python"
 if [ "$WITH_DATA" = 1 ]; then
   step "Fashion-MNIST from Debian's dataset-fashion-mnist"
   SRC=/usr/share/datasets/fashion-mnist
@@ -101,18 +172,14 @@ if [ "$WITH_DATA" = 1 ]; then
       sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist
     fi
   fi
-  python -m mmst.datasets.fashion_mnist_files "$SRC" "$REPO/data/fashion_mnist"
+  "$PY" -m mmst.datasets.fashion_mnist_files "$SRC" "$REPO/data/fashion_mnist"
 fi
 
-step "verify the stack (imports, registries, mmcv.ops on CPU)"
-python -W ignore - <<'EOF'
-import torch, torchvision, numpy, mmengine, mmcv, mmcv.ops
-import mmdet, mmseg, mmpretrain, mmpose, mmst
-b = torch.rand(50, 4); b[:, 2:] += b[:, :2]
-mmcv.ops.nms(b, torch.rand(50), 0.5)
-print('  torch', torch.__version__, '| mmengine', mmengine.__version__,
-      '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__,
-      '| mmseg', mmseg.__version__, '| mmpretrain', mmpretrain.__version__,
-      '| mmpose', mmpose.__version__, '| mmst', mmst.__version__)
-EOF
-step "done: activate with '. $VENV/bin/activate'"
+if [ "$MODE" = full ]; then
+  step "verify the full stack (versions, mmcv.ops on CPU): python -m mmst.stack all"
+  "$PY" -W ignore -m mmst.stack all --run-ops
+else
+  step "verify the light stack: python -m mmst.stack cls"
+  "$PY" -W ignore -m mmst.stack cls
+fi
+step "done ($MODE stack): activate with '. $VENV/bin/activate'"

@@ -19,9 +19,18 @@ TORCH_DDP_TYPES = ('MMDistributedDataParallel', 'DistributedDataParallel')
 
 def register_scope_modules(cfg: Config) -> None:
     """Import mmst and register the modules of the config's default scope
-    (mmpretrain, mmdet, mmseg or mmpose)."""
-    import mmst  # noqa: F401
+    (mmpretrain, mmdet, mmseg or mmpose).
 
+    Raises:
+        mmst.stack.StackError: the installed packages cannot run the scope's
+            task (a missing library, mmcv-lite where mmcv.ops is needed, a
+            version out of range), before any of them is imported; the
+            message names the fix command (:func:`mmst.stack.check_stack`).
+    """
+    import mmst  # noqa: F401
+    from mmst.stack import check_config_stack
+
+    check_config_stack(cfg)
     scope = cfg.get('default_scope')
     if scope and scope != 'mmst':
         utils = importlib.import_module(f'{scope}.utils')
