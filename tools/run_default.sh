@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up the stack and Fashion-MNIST (tools/setup_env.sh --data),
+# The main job: set up the light classification stack (no compiler; a venv
+# that has the full stack keeps it) and Fashion-MNIST
+# (tools/setup_env.sh --data),
 # then train CT and ST++ on Fashion-MNIST and print the main network's test
 # accuracy and the loafing table for both (tools/embedded_default.py).
 #

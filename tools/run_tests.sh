@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run):
-#   1. set up or verify the CPU stack and the Fashion-MNIST files
-#      (tools/setup_env.sh --data; seconds when the venv is up to date),
+#   1. set up or verify the full CPU stack and the Fashion-MNIST files
+#      (tools/setup_env.sh --full --data: upgrades a light venv made by
+#      tools/run_default.sh in place; seconds when the venv is up to date),
 #   2. lint and check formatting with ruff (configured in pyproject.toml),
 #   3. run the whole test suite with the venv's pytest.
 #
@@ -19,8 +20,8 @@ t0=$(date +%s)
 log() { echo "[run_tests $(( $(date +%s) - t0 ))s] $*"; }
 trap 'rc=$?; log "finished with exit code $rc"' EXIT
 
-log "setup: bash tools/setup_env.sh --data"
-bash tools/setup_env.sh --data
+log "setup: bash tools/setup_env.sh --full --data"
+bash tools/setup_env.sh --full --data
 
 log "lint: ruff check . && ruff format --check ."
 "$VENV/bin/ruff" check .
