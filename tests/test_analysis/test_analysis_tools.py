@@ -2,9 +2,12 @@
 Fashion-MNIST: the loafing table (tools/analysis_tools/loafing.py), the
 logit magnitude (logit_magnitude.py), and a sub-network extracted with
 tools/model_converters/extract_subnet.py, which ``tools/test.py`` must
-evaluate to exactly the loafing table's number."""
+evaluate to exactly the loafing table's number; and that the tools are
+thin command lines over mmst.analysis, none importing another by path."""
 
+import ast
 import csv
+import glob
 import importlib.util
 import json
 import os
@@ -161,6 +164,7 @@ def test_extract_subnet_reproduces_loafing(tools, trained, loafing_result):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
+    from mmst.analysis import count_flops
     from mmst.registry import MODELS
 
     result, _ = loafing_result
@@ -194,11 +198,15 @@ def test_extract_subnet_reproduces_loafing(tools, trained, loafing_result):
     torch.save(dict(meta=ckpt['meta'], state_dict=source), full)
     assert (out / 'subnet.pth').stat().st_size < 0.95 * full.stat().st_size
 
-    # the standalone model: fewer parameters and FLOPs, as in the table
+    # the standalone model: fewer parameters and FLOPs, as in the table;
+    # the original backbone (mmst.ElasticResNet_CIFAR of the config) fixed
+    # at the sub-network by the generic mmst.SubnetBackbone
     cfg = Config.fromfile(str(out / 'config.py'))
-    assert cfg.model.backbone.type == 'mmst.ElasticResNet_CIFAR'
+    assert cfg.model.backbone.type == 'mmst.SubnetBackbone'
     assert cfg.model.backbone.subnet == [1, 2, 3]
-    assert cfg.val_cfg == {} and cfg.model.type == 'ImageClassifier'
+    assert cfg.model.backbone.backbone.type == 'mmst.ElasticResNet_CIFAR'
+    assert cfg.val_cfg == dict(type='ValLoop')
+    assert cfg.model.type == 'ImageClassifier'
     assert cfg.get('model_wrapper_cfg') is None  # not ST's wrapper
     init_default_scope('mmpretrain')
     fixed = MODELS.build(cfg.model).eval()
@@ -206,7 +214,7 @@ def test_extract_subnet_reproduces_loafing(tools, trained, loafing_result):
     row, main = _net(result, '[1,2,3]'), _net(result, 'main')
     params = sum(p.numel() for p in fixed.parameters())
     assert params == row['params'] < main['params']
-    flops = tools['loafing'].count_flops(fixed, (1, 28, 28))
+    flops = count_flops(fixed, (1, 28, 28))
     assert flops == row['flops'] < main['flops']
 
     # tools/test.py on the extracted files gives the table's accuracy
@@ -233,7 +241,11 @@ def test_extract_subnet_reproduces_loafing(tools, trained, loafing_result):
     logged = re.findall(r'accuracy/top1: ([0-9.]+)', proc.stdout + proc.stderr)
     assert logged, proc.stdout[-2000:]
     expected = row['results']['E2']
-    assert float(logged[-1]) == pytest.approx(expected, abs=1e-4)
+    assert logged[-1] == f'{expected:.4f}'
+    # the metric tools/test.py records, exactly the table's
+    (record,) = glob.glob(str(trained['root'] / 'test_work/*/*.json'))
+    with open(record) as f:
+        assert json.load(f)['accuracy/top1'] == expected
     with open(preds, 'rb') as f:
         samples = pickle.load(f)
     assert len(samples) == VAL_IMAGES
@@ -245,19 +257,24 @@ def test_extract_subnet_reproduces_loafing(tools, trained, loafing_result):
 
 
 def test_extract_subnet_refusals(tools, trained):
+    from mmengine.config import Config
+
+    from mmst.analysis import subnet_config
+
     extract = tools['extract']
     config, ckpt = trained['config'], trained['ckpts'][0]
     out = trained['root'] / 'refused'
-    with pytest.raises(ValueError, match=r'comma-separated'):
+    with pytest.raises(ValueError, match=r"--subnet entry 'a,b' is invalid"):
         extract.main([config, ckpt, '--subnet', 'a,b', str(out)])
     with pytest.raises(
         ValueError,
-        match=r'stage 3 \(layer3\) keeps 4 '
-        r'blocks; allowed: 1\.\.3',
+        match=r'stage 3 keeps 4 blocks; allowed: 1\.\.3',
     ):
         extract.main([config, ckpt, '--subnet', '1,2,4', str(out)])
     with pytest.raises(ValueError, match=r'2 values for 3 stages'):
         extract.main([config, ckpt, '--subnet', '1,2', str(out)])
+    with pytest.raises(ValueError, match=r"--subnet='all' is invalid"):
+        extract.main([config, ckpt, '--subnet', 'all', str(out)])
     assert not out.exists()  # nothing written by a refused call
 
     out.mkdir()
@@ -266,37 +283,33 @@ def test_extract_subnet_refusals(tools, trained):
         extract.main([config, ckpt, '--subnet', '1,1,1', str(out)])
     assert (out / 'subnet.pth').read_bytes() == b'keep me'
 
-    from mmengine.config import Config
-
-    cfg = Config(
-        dict(
-            model=dict(
-                type='ImageClassifier',
-                backbone=dict(type='ResNetV1c', depth=50),
-            )
-        )
-    )
-    with pytest.raises(ValueError, match="type='ResNetV1c' is not supported"):
-        extract.fixed_model_cfg(cfg, [1, 1, 1, 1])
+    # any backbone config: the original kept under mmst.SubnetBackbone
     st = Config(
         dict(
             model=dict(
                 type='mmst.StimulativeTraining',
                 architecture=dict(
                     type='ImageClassifier',
-                    backbone=dict(type='ResNet', depth=50, frozen_stages=1),
+                    backbone=dict(type='ResNetV1c', depth=50, frozen_stages=1),
                 ),
-            )
+                elastic_stages=['layer1', 'layer2', 'layer3', 'layer4'],
+            ),
+            val_cfg=dict(type='mmst.SubnetValLoop', subnets=['smallest']),
         )
     )
-    fixed = extract.fixed_model_cfg(st, [2, 3, 5, 2])
-    assert fixed.type == 'ImageClassifier'
-    assert fixed.backbone == dict(
-        type='mmst.ElasticResNet',
-        depth=50,
-        frozen_stages=1,
+    fixed = subnet_config(st, [2, 3, 5, 2], 'sub.pth')
+    assert fixed.model.type == 'ImageClassifier'
+    assert fixed.model.backbone == dict(
+        type='mmst.SubnetBackbone',
+        backbone=dict(type='ResNetV1c', depth=50, frozen_stages=1),
         subnet=[2, 3, 5, 2],
+        elastic_stages=['layer1', 'layer2', 'layer3', 'layer4'],
     )
+    assert fixed.val_cfg == dict(type='ValLoop')
+    assert fixed.load_from == 'sub.pth'
+    assert 'mmst' in fixed.custom_imports['imports']
+    with pytest.raises(ValueError, match='fixed sub-network already'):
+        subnet_config(fixed, [1, 1, 1, 1])
 
 
 def test_logit_magnitude(tools, trained, loafing_result):
@@ -325,13 +338,38 @@ def test_logit_magnitude(tools, trained, loafing_result):
         tools['logits'].check_classifier(nn.Linear(2, 2))
 
 
-def test_subnet_specs(tools):
-    parse = tools['loafing'].parse_subnet_specs
-    assert parse(['all']) == ['all']
-    assert parse(['smallest', '1,2,3', '[2, 2]']) == [
-        'smallest',
-        [1, 2, 3],
-        [2, 2],
-    ]
-    with pytest.raises(ValueError, match='allowed: all'):
-        parse(['1,x'])
+def test_tools_are_thin_and_import_no_tool_by_path():
+    """Every tool under tools/ imports library code, never another tool
+    (by path, by module name or through sys.path)."""
+    tools_dir = REPO / 'tools'
+    files = sorted(tools_dir.rglob('*.py'))
+    stems = {f.stem for f in files}
+    folders = {p.name for p in tools_dir.iterdir() if p.is_dir()}
+    offenders = []
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name.split('.')[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [(node.module or '').split('.')[0]]
+            elif isinstance(node, ast.Constant) and isinstance(
+                node.value, str
+            ):
+                # a path naming a tool file or a tools/ folder
+                text = node.value
+                names = []
+                if text in folders or (
+                    text.endswith('.py') and Path(text).stem in stems
+                ):
+                    offenders.append(f'{path.name}: {text!r}')
+                continue
+            else:
+                continue
+            offenders += [
+                f'{path.name}: import {n}' for n in names if n in stems
+            ]
+    assert not offenders, offenders
+    # the analysis tools and the converter go through mmst.analysis
+    for path in (LOAFING, LOGITS, EXTRACT):
+        assert 'from mmst.analysis import' in path.read_text(), path

@@ -2,7 +2,13 @@ import random
 
 import pytest
 
-from mmst.subnet import SubnetSpace, format_subnet
+from mmst.subnet import (
+    NAMED_SUBNETS,
+    SubnetSpace,
+    format_subnet,
+    parse_subnet_specs,
+    resolve_subnets,
+)
 
 R50 = [3, 4, 6, 3]
 
@@ -93,3 +99,104 @@ def test_validation_errors_name_the_key(kwargs, message):
 def test_preset_on_other_backbone_is_refused():
     with pytest.raises(ValueError, match='ResNet-50 stages'):
         SubnetSpace([2, 2, 2, 2], 'space3')
+
+
+# -- the one sub-network spec parser (tools, SubnetValLoop, depth menu) ----
+ALLOWED = 'allowed: all | smallest | largest | full or the blocks kept'
+
+
+def test_parse_named_and_depth_specs():
+    assert NAMED_SUBNETS == ('all', 'smallest', 'largest', 'full')
+    for name in NAMED_SUBNETS:
+        assert parse_subnet_specs([name]) == [name]
+        assert parse_subnet_specs([f' {name} ']) == [name]
+    assert parse_subnet_specs(['1,2,3']) == [[1, 2, 3]]
+    assert parse_subnet_specs(['[1, 2, 3]', '(2,2,2)', ' 3 , 1,2 ']) == [
+        [1, 2, 3],
+        [2, 2, 2],
+        [3, 1, 2],
+    ]
+    assert parse_subnet_specs([[1, 2, 3], (2, 2, 2)]) == [
+        [1, 2, 3],
+        [2, 2, 2],
+    ]
+    assert parse_subnet_specs('smallest') == ['smallest']  # one spec
+    assert parse_subnet_specs([], allow_empty=True) == []
+
+
+@pytest.mark.parametrize(
+    'value', ['1,x', 'tiny', '', '1,,2', '0,1,1', '-1,2', [0, 1], [1.5, 2]]
+)
+def test_parse_rejects_bad_values(value):
+    with pytest.raises(ValueError) as e:
+        parse_subnet_specs([value], '--subnets')
+    text = str(e.value)
+    assert text.startswith(f'--subnets entry {value!r} is invalid; ')
+    assert ALLOWED in text and 'e.g. 1,2,3' in text
+
+
+def test_parse_rejects_empty_and_non_lists():
+    with pytest.raises(ValueError, match=r'--subnets=\[\] is invalid'):
+        parse_subnet_specs([])
+    with pytest.raises(ValueError, match=r'subnets=3 is invalid'):
+        parse_subnet_specs(3, 'subnets')
+
+
+def test_resolve_in_a_space():
+    space = SubnetSpace([3, 3, 3])
+    assert resolve_subnets(['smallest', 'largest', 'full'], space) == [
+        ((0,), (0,), (0,)),
+        ((0, 1, 2),) * 3,
+    ]  # largest == full: one entry
+    assert resolve_subnets(['1,2,3', [1, 2, 3]], space) == [
+        ((0,), (0, 1), (0, 1, 2))
+    ]
+    assert len(resolve_subnets('all', space)) == 27
+    with pytest.raises(ValueError) as e:
+        resolve_subnets(['1,2,4'], space, '--subnets')
+    assert str(e.value) == (
+        '--subnets entry 1,2,4 does not fit the backbone: it has 3 stages '
+        'of 3,3,3 blocks; allowed: one value per stage, 1 <= value <= the '
+        'stage length'
+    )
+    with pytest.raises(ValueError, match='does not fit'):
+        resolve_subnets([[1, 1]], space)
+
+
+def test_mmst_engine_reexports_the_parser():
+    from mmst import engine
+    from mmst.engine import subnet_eval
+
+    assert engine.resolve_subnets is resolve_subnets
+    assert subnet_eval.NAMED_SUBNETS is NAMED_SUBNETS
+
+
+def test_subnet_val_loop_rejects_bad_specs_when_built(tmp_path):
+    """The loop refuses a bad ``subnets`` entry with the parser's message
+    when the loops are built, before the first training iteration."""
+    from mmengine.runner import Runner
+
+    from tests.test_core.common import make_folder_dataset
+    from tests.test_engine.common import engine_cfg, st_model
+
+    data_root = make_folder_dataset(tmp_path / 'data')
+    for bad, message in [
+        ('tiny', "subnets entry 'tiny' is invalid; " + ALLOWED),
+        ('1,2,9', 'subnets entry 1,2,9 does not fit the backbone'),
+    ]:
+        cfg = engine_cfg(
+            tmp_path / bad,
+            data_root,
+            st_model(),
+            val_cfg=dict(
+                type='mmst.SubnetValLoop',
+                subnets=['smallest', bad],
+                bn_recal_images=0,
+            ),
+        )
+        cfg.experiment_name = f'bad_subnets_{bad}'
+        runner = Runner.from_cfg(cfg)
+        with pytest.raises(ValueError) as e:
+            runner.train()
+        assert message in str(e.value)
+        assert runner.iter == 0

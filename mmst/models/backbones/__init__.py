@@ -1,6 +1,12 @@
 from mmst.utils import has_package
 
-__all__ = []
+from .subnet_backbone import (
+    SkippedBlock,
+    build_subnet_backbone,
+    fix_subnet,
+)
+
+__all__ = ['SkippedBlock', 'build_subnet_backbone', 'fix_subnet']
 if has_package('mmpretrain'):
     from .elastic_resnet import (
         ElasticResNet,

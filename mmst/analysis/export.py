@@ -1,0 +1,742 @@
+"""Export a trained sub-network as a standalone model: a plain (non-ST)
+config and checkpoint that ``tools/test.py`` and the upstream inference
+APIs run, and optionally an ONNX file (``docs/analysis.md``, "Exporting a
+sub-network").
+
+The exported config is :func:`mmst.apis.plain_config` of the training
+config (the plain upstream model, MMEngine's loops) with the model's
+backbone replaced by ``mmst.SubnetBackbone`` (the original backbone config
+and the blocks kept per stage; :mod:`mmst.models.backbones.subnet_backbone`):
+the original backbone class with the skipped blocks replaced by
+parameter-free identities. The checkpoint holds the kept blocks' tensors
+under their original keys (the skipped blocks' keys are dropped) with BN
+statistics re-estimated for the sub-network exactly as the loafing table
+and ``SubnetValLoop`` re-estimate them (same seeded loader, same images,
+same augmentations), so ``tools/test.py OUT/config.py OUT/subnet.pth``
+gives the number the loafing table gives for that member (bit for bit in
+one CPU process with the same thread count).
+
+Works for any backbone :class:`mmst.subnet.ElasticDepth` runs (ResNet
+family, mmdet / mmseg / mmpose ResNets, mmpretrain MobileNetV3 and
+VisionTransformer, ``elastic_stages`` declared for the ST model) and any
+task mmst trains (classifier, detector, segmentor, pose estimator).
+"""
+
+import copy
+import logging
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from mmst.apis import plain_config, prepare_config
+from mmst.apis.inference import is_st_model
+from mmst.engine import preserved_bn_stats, recalibrate_bn
+from mmst.models.algorithms.stimulative import unwrap_st
+from mmst.registry import MODELS
+from mmst.subnet import SubnetSpace, parse_subnet_spec
+from mmst.subnet.space import Subnet
+
+from .cost import count_flops, count_params
+from .runner import (
+    build_recal_loader,
+    build_runner,
+    input_shape_of,
+    load_config,
+    load_weights,
+    model_space,
+)
+
+CONFIG_NAME = 'config.py'
+CHECKPOINT_NAME = 'subnet.pth'
+ONNX_NAME = 'subnet.onnx'
+SUBNET_BACKBONE = 'mmst.SubnetBackbone'
+#: Tasks whose ``mode='tensor'`` output (raw head outputs, no
+#: post-processing) :func:`export_onnx` exports.
+ONNX_TASKS = ('classification', 'segmentation', 'pose')
+#: Largest absolute difference allowed between ONNX Runtime and PyTorch.
+ONNX_ATOL = 1e-4
+ONNX_INSTALL = 'pip install onnx onnxruntime (or pip install mmst[deploy])'
+
+
+# -- the sub-network ------------------------------------------------------
+def subnet_depths(
+    subnet: Union[str, Sequence, Subnet],
+    space: SubnetSpace,
+    key: str = '--subnet',
+) -> List[int]:
+    """One sub-network -> the blocks it keeps per stage.
+
+    Args:
+        subnet (str | Sequence): ``'smallest' | 'largest' | 'full'`` (of
+            ``space``), blocks kept per stage (``'1,2,3'`` or ``[1, 2,
+            3]``), or a :data:`~mmst.subnet.space.Subnet` (kept indices per
+            stage; ordered ones only: the first blocks of each stage).
+        space (SubnetSpace): The model's space.
+        key (str): The option, for error messages.
+
+    Returns:
+        list[int]: Blocks kept per stage.
+
+    Raises:
+        ValueError: ``'all'``, an invalid spec, a non-ordered sub-network,
+            or depths that do not fit the stages (the message names
+            ``key``, the value and what is allowed).
+    """
+    if (
+        isinstance(subnet, (list, tuple))
+        and subnet
+        and all(isinstance(s, (list, tuple)) for s in subnet)
+    ):
+        if any(tuple(s) != tuple(range(len(s))) for s in subnet):
+            raise ValueError(
+                f'{key}={subnet!r} is invalid: only ordered sub-networks '
+                '(the first k blocks of each stage) can be exported'
+            )
+        subnet = [len(s) for s in subnet]
+    spec = parse_subnet_spec(subnet, key)
+    if spec == 'all':
+        raise ValueError(
+            f"{key}='all' is invalid here; allowed: one sub-network "
+            "('smallest' | 'largest' | 'full' or blocks kept per stage, "
+            'e.g. 1,2,3)'
+        )
+    if isinstance(spec, str):
+        return [len(s) for s in getattr(space, spec)()]
+    n = space.stage_depths
+    if len(spec) != len(n):
+        raise ValueError(
+            f'{key}={",".join(map(str, spec))} is invalid: {len(spec)} '
+            f'values for {len(n)} stages (blocks per stage: '
+            f'{",".join(map(str, n))}); allowed: one value per stage'
+        )
+    for i, (k, d) in enumerate(zip(spec, n)):
+        if not 1 <= k <= d:
+            raise ValueError(
+                f'{key}={",".join(map(str, spec))} is invalid: stage '
+                f'{i + 1} keeps {k} blocks; allowed: 1..{d} (blocks per '
+                f'stage: {",".join(map(str, n))})'
+            )
+    return list(spec)
+
+
+def subnet_config(
+    cfg: Config, depths: Sequence[int], checkpoint: Optional[str] = None
+) -> Config:
+    """The plain config of the sub-network: :func:`mmst.apis.plain_config`
+    of ``cfg`` with ``model.backbone`` replaced by ``mmst.SubnetBackbone``
+    (the original backbone config, ``subnet=depths`` and the ST model's
+    ``elastic_stages`` if it declares them), ``custom_imports`` importing
+    mmst, and ``load_from=checkpoint``.
+
+    Raises:
+        ValueError: The model has no backbone config, or it is fixed at a
+            sub-network already.
+    """
+    stages = None
+    if is_st_model(cfg.get('model')):
+        stages = cfg.model.get('elastic_stages')
+    out = plain_config(cfg)
+    backbone = out.model.get('backbone')
+    if not isinstance(backbone, dict):
+        raise ValueError(
+            f'model.backbone={backbone!r} is invalid for export; allowed: '
+            'a backbone config dict (the model mmst trains elastically)'
+        )
+    if backbone.get('type') in (SUBNET_BACKBONE, 'SubnetBackbone'):
+        raise ValueError(
+            f'model.backbone.type={backbone.get("type")!r}: the model is a '
+            'fixed sub-network already; export from the training config'
+        )
+    fixed = dict(
+        type=SUBNET_BACKBONE,
+        backbone=copy.deepcopy(backbone),
+        subnet=list(depths),
+    )
+    if stages is not None:
+        fixed['elastic_stages'] = copy.deepcopy(stages)
+    out.model.backbone = ConfigDict(fixed)
+    imports = out.get('custom_imports') or dict(
+        imports=[], allow_failed_imports=False
+    )
+    if 'mmst' not in imports.get('imports', []):
+        imports['imports'] = [*imports.get('imports', []), 'mmst']
+    out.custom_imports = imports
+    out.load_from = checkpoint
+    out.resume = False
+    return out
+
+
+def build_model(
+    cfg: Union[str, Config],
+    checkpoint: Optional[str] = None,
+    strict: bool = True,
+) -> nn.Module:
+    """The config's model (plain: an ST config's architecture), with
+    ``checkpoint`` loaded, in eval mode on the CPU.
+
+    Args:
+        cfg (str | Config): A config file or a loaded config.
+        checkpoint (str, optional): A checkpoint to load.
+        strict (bool): Refuse missing / unexpected keys. Defaults to True.
+
+    Returns:
+        nn.Module: The model.
+    """
+    from mmengine.runner import load_checkpoint
+
+    cfg = plain_config(cfg)
+    init_default_scope(cfg.get('default_scope') or 'mmst')
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    if checkpoint is not None:
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+        load_checkpoint(
+            model, checkpoint, map_location='cpu', strict=strict, logger=None
+        )
+    model.eval()
+    return model
+
+
+def _atomic_save(obj: dict, path: str) -> None:
+    fd, tmp = tempfile.mkstemp(
+        prefix='.' + osp.basename(path), dir=osp.dirname(path) or '.'
+    )
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def output_paths(out_dir: str, onnx: bool = False) -> Dict[str, str]:
+    """The files :func:`export_subnet` writes to ``out_dir``."""
+    paths = dict(
+        config=osp.join(out_dir, CONFIG_NAME),
+        checkpoint=osp.join(out_dir, CHECKPOINT_NAME),
+    )
+    if onnx:
+        paths['onnx'] = osp.join(out_dir, ONNX_NAME)
+    return paths
+
+
+def check_outputs(paths: Iterable[str], force: bool = False) -> None:
+    """Refuse to overwrite existing files unless ``force``.
+
+    Raises:
+        FileExistsError: Naming the files and ``--force``.
+    """
+    existing = [p for p in paths if osp.exists(p)]
+    if existing and not force:
+        raise FileExistsError(
+            f'{" and ".join(existing)} already exist(s); pass --force '
+            '(force=True) to overwrite'
+        )
+
+
+def export_model_subnet(
+    cfg: Config,
+    model: nn.Module,
+    subnet: Union[str, Sequence, Subnet],
+    out_dir: str,
+    bn_recal_images: int = 2000,
+    seed: int = 0,
+    recal_loader: Optional[Iterable] = None,
+    input_shape: Optional[Sequence[int]] = None,
+    force: bool = False,
+    onnx: bool = False,
+    onnx_images: int = 8,
+    source: Optional[dict] = None,
+    meta: Optional[dict] = None,
+) -> dict:
+    """Export a sub-network of an already built model with loaded weights
+    (e.g. the runner's model of the loafing table or the depth menu).
+
+    The model's own BN statistics are left as they were.
+
+    Args:
+        cfg (Config): The config ``model`` was built from (prepared, as
+            :func:`mmst.analysis.load_config` returns it).
+        model (nn.Module): The (ST or plain) model, weights loaded.
+        subnet (str | Sequence | Subnet): The member, see
+            :func:`subnet_depths`.
+        out_dir (str): Output folder (created).
+        bn_recal_images (int): Training images to re-estimate the
+            sub-network's BN statistics on (0: keep the stored ones).
+            Defaults to 2000.
+        seed (int): Seed of the re-estimation images (as the loafing
+            table's ``seed``). Defaults to 0.
+        recal_loader (Iterable, optional): The re-estimation loader
+            (default: :func:`mmst.analysis.build_recal_loader` of ``cfg``
+            with ``seed``).
+        input_shape (Sequence[int], optional): (C, H, W) for FLOPs and the
+            ONNX export (default: the first val / test input's).
+        force (bool): Overwrite existing outputs. Defaults to False.
+        onnx (bool): Also write ``subnet.onnx`` and check it against
+            PyTorch on ``onnx_images`` test images (:func:`export_onnx`,
+            :func:`onnx_parity`). Defaults to False.
+        onnx_images (int): Test images of the parity check. Defaults to 8.
+        source (dict, optional): ``config`` / ``checkpoint`` paths recorded
+            in the checkpoint's meta.
+        meta (dict, optional): The source checkpoint's meta
+            (``dataset_meta``, ``epoch``, ``iter`` are kept).
+
+    Returns:
+        dict: ``config``, ``checkpoint`` (paths), ``subnet`` (blocks per
+        stage), ``bn_recal_images`` (images used), ``params``, ``flops``,
+        ``full_params``, ``full_flops``, ``dropped_keys``, ``input_shape``
+        and, with ``onnx``, ``onnx`` (path) and ``onnx_parity``.
+
+    Raises:
+        ValueError: An invalid argument, or a model this cannot export.
+        FileExistsError: Outputs exist and ``force`` is False.
+    """
+    if (
+        isinstance(bn_recal_images, bool)
+        or not isinstance(bn_recal_images, int)
+        or bn_recal_images < 0
+    ):
+        raise ValueError(
+            f'--bn-recal-images={bn_recal_images!r} is invalid; allowed: '
+            'an integer >= 0'
+        )
+    paths = output_paths(out_dir, onnx)
+    check_outputs(paths.values(), force)
+    arch = unwrap_st(model)
+    elastic, space = model_space(model)
+    depths = subnet_depths(subnet, space)
+    kept = tuple(tuple(range(k)) for k in depths)
+    if onnx:
+        check_onnx_task(arch)
+    if input_shape is None:
+        input_shape = _first_input_shape(cfg, model)
+
+    used = 0
+    with preserved_bn_stats(arch):
+        if bn_recal_images:
+            if recal_loader is None:
+                recal_loader = build_recal_loader(cfg, seed)
+            with elastic.activate(kept):
+                used = recalibrate_bn(arch, recal_loader, bn_recal_images)
+        full_state = {
+            k: v.detach().cpu().clone() for k, v in arch.state_dict().items()
+        }
+    full_params = count_params(arch, elastic, None)
+    full_flops = count_flops(arch, input_shape, elastic, None)
+
+    out_cfg = subnet_config(cfg, depths, osp.abspath(paths['checkpoint']))
+    init_default_scope(out_cfg.get('default_scope') or 'mmst')
+    fixed = MODELS.build(copy.deepcopy(out_cfg.model))
+    keys = list(fixed.state_dict())
+    missing = [k for k in keys if k not in full_state]
+    if missing:
+        raise ValueError(
+            'the fixed model has keys the trained model lacks: '
+            f'{missing[:12]} ({len(missing)} in all)'
+        )
+    state = {k: full_state[k] for k in keys}
+    fixed.load_state_dict(state, strict=True)
+    fixed.eval()
+    params = sum(p.numel() for p in fixed.parameters())
+    flops = count_flops(fixed, input_shape)
+
+    meta = meta or {}
+    out_meta = dict(
+        mmst_subnet=dict(
+            subnet=depths,
+            backbone=type(fixed.backbone).__name__,
+            source_config=(source or {}).get('config'),
+            source_checkpoint=(source or {}).get('checkpoint'),
+            bn_recal_images=used,
+            seed=seed,
+            params=params,
+            flops=flops,
+        )
+    )
+    for key in ('dataset_meta', 'epoch', 'iter'):
+        if key in meta:
+            out_meta[key] = meta[key]
+    os.makedirs(out_dir, exist_ok=True)
+    _atomic_save(dict(meta=out_meta, state_dict=state), paths['checkpoint'])
+    out_cfg.dump(paths['config'])
+    summary = dict(
+        config=paths['config'],
+        checkpoint=paths['checkpoint'],
+        subnet=depths,
+        bn_recal_images=used,
+        params=params,
+        full_params=full_params,
+        flops=flops,
+        full_flops=full_flops,
+        dropped_keys=len(full_state) - len(state),
+        input_shape=list(input_shape),
+    )
+    if onnx:
+        info = export_onnx(
+            fixed, paths['onnx'], input_shape=input_shape, force=True
+        )
+        inputs = eval_inputs(out_cfg, fixed, onnx_images)
+        summary['onnx'] = info['file']
+        summary['onnx_parity'] = onnx_parity(fixed, info['file'], inputs)
+    return summary
+
+
+def _first_input_shape(cfg: Config, model: nn.Module) -> Tuple[int, ...]:
+    for split in ('val', 'test'):
+        loader_cfg = cfg.get(f'{split}_dataloader')
+        if loader_cfg:
+            loader = Runner.build_dataloader(copy.deepcopy(loader_cfg))
+            return input_shape_of(model, loader)
+    raise ValueError(
+        'the config has no val_dataloader / test_dataloader to take the '
+        'input size from; pass input_shape'
+    )
+
+
+def export_subnet(
+    cfg_or_path: Union[str, Config],
+    checkpoint: str,
+    subnet: Union[str, Sequence, Subnet],
+    out_dir: str,
+    bn_recal_images: int = 2000,
+    seed: int = 0,
+    force: bool = False,
+    cfg_options: Optional[dict] = None,
+    onnx: bool = False,
+    onnx_images: int = 8,
+    runner: Optional[Runner] = None,
+) -> dict:
+    """Write a sub-network of a trained model as a standalone config +
+    checkpoint (and optionally ONNX) in ``out_dir``.
+
+    Args:
+        cfg_or_path (str | Config): The training config (mmst ST config or
+            plain upstream one), a file or a loaded config.
+        checkpoint (str): Its checkpoint.
+        subnet (str | Sequence | Subnet): The member (:func:`subnet_depths`:
+            ``'smallest'``, ``'1,2,3'``, ``[1, 2, 3]`` ...).
+        out_dir (str): Output folder: ``config.py``, ``subnet.pth`` (and
+            ``subnet.onnx``).
+        bn_recal_images (int): Training images to re-estimate the
+            sub-network's BN statistics on (0: the stored ones). Defaults
+            to 2000, as the loafing table.
+        seed (int): Seed of the re-estimation images. Defaults to 0.
+        force (bool): Overwrite existing outputs. Defaults to False.
+        cfg_options (dict, optional): Config overrides.
+        onnx (bool): Also export and check ONNX. Defaults to False.
+        onnx_images (int): Test images of the ONNX parity check.
+        runner (Runner, optional): A runner already built from the config
+            (its model's weights are replaced by ``checkpoint``'s).
+
+    Returns:
+        dict: See :func:`export_model_subnet`.
+
+    Raises:
+        ValueError: An invalid argument (named in the message).
+        FileExistsError: Outputs exist and ``force`` is False.
+        FileNotFoundError: ``checkpoint`` does not exist.
+    """
+    paths = output_paths(out_dir, onnx)
+    check_outputs(paths.values(), force)
+    if isinstance(cfg_or_path, Config):
+        cfg = copy.deepcopy(cfg_or_path)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+        prepare_config(cfg)
+        config_path = cfg.filename
+    else:
+        cfg = load_config(cfg_or_path, cfg_options)
+        config_path = osp.abspath(cfg_or_path)
+    source = dict(config=config_path, checkpoint=osp.abspath(checkpoint))
+    with tempfile.TemporaryDirectory(prefix='mmst_export_') as tmp:
+        if runner is None:
+            runner = build_runner(cfg, tmp)
+        ckpt = load_weights(runner, checkpoint)
+        src_meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+        return export_model_subnet(
+            cfg,
+            runner.model,
+            subnet,
+            out_dir,
+            bn_recal_images=bn_recal_images,
+            seed=seed,
+            force=force,
+            onnx=onnx,
+            onnx_images=onnx_images,
+            source=source,
+            meta=src_meta,
+        )
+
+
+# -- ONNX -----------------------------------------------------------------
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError as e:
+        raise ImportError(
+            f'ONNX export needs the onnx and onnxruntime packages ({e}); '
+            f'install them: {ONNX_INSTALL}'
+        ) from None
+    return onnxruntime
+
+
+def check_onnx_task(model: nn.Module) -> str:
+    """The task of ``model`` if :func:`export_onnx` supports it.
+
+    Raises:
+        ValueError: Detectors (their outputs need post-processing with
+            NMS; export the config + checkpoint and use MMDeploy) and
+            models of unknown tasks.
+    """
+    from mmst.models.tasks import infer_task
+
+    try:
+        task = infer_task(unwrap_st(model))
+    except TypeError:
+        task = None
+    if task not in ONNX_TASKS:
+        raise ValueError(
+            f'ONNX export of {type(unwrap_st(model)).__name__} (task: '
+            f'{task or "unknown"}) is not supported; allowed: '
+            + ' | '.join(ONNX_TASKS)
+            + " (the model's mode='tensor' outputs). For detectors export "
+            'the config + checkpoint and convert them with MMDeploy, which '
+            'adds the post-processing'
+        )
+    return task
+
+
+class TensorOutputs(nn.Module):
+    """``model(inputs, mode='tensor')`` with its outputs flattened into a
+    tuple of tensors (the ONNX graph's outputs, in order): classifier
+    logits, segmentor logits, pose heatmaps / coordinate vectors.
+
+    Args:
+        model (nn.Module): A plain (non-ST) mm model.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return tuple(flatten_outputs(self.model(inputs, None, 'tensor')))
+
+
+def flatten_outputs(outputs) -> List[torch.Tensor]:
+    """Tensors of a (nested) tuple / list / dict of tensors, in order.
+
+    Raises:
+        TypeError: A leaf is not a tensor.
+    """
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    if isinstance(outputs, (list, tuple)):
+        return [t for o in outputs for t in flatten_outputs(o)]
+    if isinstance(outputs, dict):
+        return [t for k in outputs for t in flatten_outputs(outputs[k])]
+    raise TypeError(
+        f"mode='tensor' output of type {type(outputs).__name__} cannot be "
+        'exported to ONNX; allowed: tensors and (nested) tuples / lists / '
+        'dicts of tensors'
+    )
+
+
+def export_onnx(
+    model_or_config: Union[nn.Module, str, Config],
+    out_file: str,
+    checkpoint: Optional[str] = None,
+    input_shape: Optional[Sequence[int]] = None,
+    opset_version: int = 17,
+    dynamic_batch: bool = True,
+    force: bool = False,
+) -> dict:
+    """Export a model's ``mode='tensor'`` forward to ONNX (TorchScript
+    exporter, ``dynamo=False``).
+
+    The graph's input ``inputs`` is the data preprocessor's output (N, C,
+    H, W: float, normalised, channel order as the preprocessor gives it);
+    its outputs ``output0``, ``output1`` ... are the flattened
+    ``mode='tensor'`` outputs (:class:`TensorOutputs`): raw head outputs
+    without post-processing (no softmax, no resizing, no decoding).
+
+    Args:
+        model_or_config (nn.Module | str | Config): A plain model (e.g.
+            from :func:`build_model`) or a config (with ``checkpoint``).
+        out_file (str): The ``.onnx`` file.
+        checkpoint (str, optional): With a config: the weights.
+        input_shape (Sequence[int], optional): (C, H, W) of the traced
+            input (default: the config's first val / test input; needed
+            with a model).
+        opset_version (int): ONNX opset. Defaults to 17.
+        dynamic_batch (bool): A dynamic batch axis. Defaults to True.
+        force (bool): Overwrite ``out_file``. Defaults to False.
+
+    Returns:
+        dict: ``file``, ``input_shape``, ``outputs`` (names),
+        ``opset_version``.
+
+    Raises:
+        ImportError: onnx / onnxruntime missing (names the install).
+        ValueError: Unsupported model (:func:`check_onnx_task`), no input
+            shape.
+        FileExistsError: ``out_file`` exists and ``force`` is False.
+    """
+    _require_onnx()
+    check_outputs([out_file], force)
+    if isinstance(model_or_config, nn.Module):
+        model = unwrap_st(model_or_config)
+        if input_shape is None:
+            raise ValueError(
+                'input_shape=None is invalid with a model; allowed: (C, H, '
+                'W) of the preprocessed input, e.g. (3, 224, 224)'
+            )
+    else:
+        cfg = plain_config(model_or_config)
+        prepare_config(cfg)
+        model = build_model(cfg, checkpoint)
+        if input_shape is None:
+            input_shape = _first_input_shape(cfg, model)
+    check_onnx_task(model)
+    wrapper = TensorOutputs(model).eval()
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device('cpu')
+    dummy = torch.zeros((1, *input_shape), device=device)
+    with torch.no_grad():
+        n_out = len(wrapper(dummy))
+    outputs = [f'output{i}' for i in range(n_out)]
+    dynamic_axes = None
+    if dynamic_batch:
+        dynamic_axes = {name: {0: 'batch'} for name in ['inputs', *outputs]}
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    was_training = model.training
+    try:
+        torch.onnx.export(
+            wrapper,
+            (dummy,),
+            out_file,
+            input_names=['inputs'],
+            output_names=outputs,
+            dynamic_axes=dynamic_axes,
+            opset_version=opset_version,
+            dynamo=False,
+        )
+    finally:
+        # the exporter restores the wrapper's (eval) mode; keep the model's
+        model.train(was_training)
+    return dict(
+        file=out_file,
+        input_shape=list(input_shape),
+        outputs=outputs,
+        opset_version=opset_version,
+    )
+
+
+def eval_inputs(
+    cfg: Config, model: nn.Module, num_images: int = 8, split: str = 'test'
+) -> List[torch.Tensor]:
+    """Preprocessed input batches of the first ``num_images`` images of
+    the config's ``split`` loader (``test``, else ``val``).
+
+    Returns:
+        list[Tensor]: (N, C, H, W) batches, ``num_images`` images in all
+        (fewer when the data set is smaller).
+    """
+    loader_cfg = cfg.get(f'{split}_dataloader') or cfg.get('val_dataloader')
+    if not loader_cfg:
+        raise ValueError(
+            'the config has no test_dataloader / val_dataloader to take '
+            'the parity images from'
+        )
+    loader_cfg = copy.deepcopy(loader_cfg)
+    loader_cfg['num_workers'] = 0
+    loader_cfg['persistent_workers'] = False
+    loader = Runner.build_dataloader(loader_cfg)
+    batches, count = [], 0
+    for data in loader:
+        inputs = model.data_preprocessor(data, False)['inputs']
+        inputs = inputs[: num_images - count]
+        batches.append(inputs)
+        count += len(inputs)
+        if count >= num_images:
+            break
+    return batches
+
+
+@torch.no_grad()
+def onnx_parity(
+    model: nn.Module,
+    onnx_file: str,
+    inputs: Iterable[torch.Tensor],
+    atol: float = ONNX_ATOL,
+) -> dict:
+    """Run ``onnx_file`` with ONNX Runtime (CPU) and the model in PyTorch
+    on the same preprocessed batches and compare every output.
+
+    Args:
+        model (nn.Module): The plain model the file was exported from.
+        onnx_file (str): The ONNX file.
+        inputs (Iterable[Tensor]): Preprocessed (N, C, H, W) batches, e.g.
+            :func:`eval_inputs`.
+        atol (float): Largest absolute difference allowed. Defaults to
+            1e-4.
+
+    Returns:
+        dict: ``max_abs_diff``, ``atol``, ``images``, ``outputs``.
+
+    Raises:
+        ValueError: A difference above ``atol``, an output of another
+            shape, or no inputs.
+    """
+    ort = _require_onnx()
+    session = ort.InferenceSession(
+        onnx_file, providers=['CPUExecutionProvider']
+    )
+    wrapper = TensorOutputs(unwrap_st(model)).eval()
+    worst, images, n_out = 0.0, 0, 0
+    for batch in inputs:
+        expected = wrapper(batch)
+        got = session.run(None, {'inputs': batch.detach().cpu().numpy()})
+        n_out = len(expected)
+        if len(got) != n_out:
+            raise ValueError(
+                f'{onnx_file} has {len(got)} outputs, PyTorch {n_out}'
+            )
+        for i, (e, g) in enumerate(zip(expected, got)):
+            g = torch.from_numpy(g)
+            if tuple(g.shape) != tuple(e.shape):
+                raise ValueError(
+                    f'{onnx_file} output{i} has shape {tuple(g.shape)}, '
+                    f'PyTorch {tuple(e.shape)}'
+                )
+            diff = (g.double() - e.detach().cpu().double()).abs().max()
+            worst = max(worst, float(diff))
+        images += len(batch)
+    if not images:
+        raise ValueError('onnx_parity: no input images')
+    if worst > atol:
+        raise ValueError(
+            f'{onnx_file} differs from PyTorch by up to {worst:.3g} on '
+            f'{images} images; allowed: {atol:g}'
+        )
+    print_log(
+        f'ONNX parity: max |ONNX Runtime - PyTorch| = {worst:.3g} on '
+        f'{images} images ({n_out} outputs)',
+        'current',
+        logging.INFO,
+    )
+    return dict(max_abs_diff=worst, atol=atol, images=images, outputs=n_out)

@@ -1,0 +1,410 @@
+"""The loafing table: accuracy (or the task metric) of the main network
+and of its sub-networks, each sub-network with its own re-estimated BN
+statistics, with parameters and FLOPs (``docs/analysis.md``).
+
+The main network is evaluated with its stored BN statistics (the number
+``tools/test.py`` gives); every sub-network, the full-depth member of the
+space included, with BN statistics re-estimated for it on
+``bn_recal_images`` training images (the same images, with the same
+augmentations, for every sub-network: :func:`mmst.analysis.build_recal_loader`
+seeded with ``seed``, the loader ``SubnetValLoop`` uses too).
+:func:`mmst.analysis.export_subnet` re-estimates exactly the same
+statistics, so the exported sub-network reproduces the number in the
+table.
+"""
+
+import csv
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from mmst.engine import evaluate_subnet
+from mmst.models.algorithms.stimulative import unwrap_st
+from mmst.subnet import format_subnet, parse_subnet_specs, resolve_subnets
+
+from .cost import FLOPS_CONVENTION, count_flops, count_params
+from .runner import (
+    build_evaluation,
+    build_recal_loader,
+    build_runner,
+    input_shape_of,
+    load_config,
+    load_weights,
+    model_space,
+    progress,
+)
+
+
+def default_labels(checkpoints: Sequence[str]) -> List[str]:
+    labels = []
+    for path in checkpoints:
+        parent = osp.basename(osp.dirname(osp.abspath(path)))
+        stem = osp.splitext(osp.basename(path))[0]
+        labels.append(f'{parent}/{stem}' if parent else stem)
+    if len(set(labels)) < len(labels):
+        labels = [f'{i + 1}:{label}' for i, label in enumerate(labels)]
+    return labels
+
+
+def check_labels(
+    labels: Optional[Sequence[str]], checkpoints: Sequence[str]
+) -> List[str]:
+    if labels is None:
+        return default_labels(checkpoints)
+    if len(labels) != len(checkpoints) or len(set(labels)) < len(labels):
+        raise ValueError(
+            f'--labels {list(labels)} is invalid; allowed: one distinct '
+            f'label per checkpoint ({len(checkpoints)} given)'
+        )
+    return list(labels)
+
+
+def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:
+    if not metrics:
+        raise ValueError('the evaluator returned no metrics')
+    if key is None:
+        return next(iter(metrics))
+    if key not in metrics:
+        raise ValueError(
+            f"--metric {key!r} is not among the evaluator's metrics; "
+            f'allowed: {" | ".join(metrics)}'
+        )
+    return key
+
+
+def run_loafing(
+    config: str,
+    checkpoints: Sequence[str],
+    labels: Optional[Sequence[str]] = None,
+    subnets: Union[str, Sequence] = ('all',),
+    space: Optional[str] = None,
+    bn_recal_images: int = 2000,
+    split: str = 'val',
+    metric: Optional[str] = None,
+    max_images: Optional[int] = None,
+    seed: int = 0,
+    cfg_options: Optional[dict] = None,
+    show_progress: bool = False,
+) -> dict:
+    """Evaluate the main network and the sub-networks of one config with
+    one or more checkpoints.
+
+    Args:
+        config (str): Config file (mmst ST config or upstream).
+        checkpoints (Sequence[str]): Checkpoints of models built by
+            ``config`` (e.g. a CT and an ST++ one).
+        labels (Sequence[str], optional): One distinct series name per
+            checkpoint (default: ``<folder>/<file stem>``).
+        subnets (str | Sequence): Sub-network specs
+            (:func:`mmst.subnet.parse_subnet_specs`). Defaults to all
+            members of the space.
+        space (str, optional): Space preset (``'default'``, ``'space1'``
+            ...); default: the ST model's space, or every depth of each
+            stage of a plain model.
+        bn_recal_images (int): Training images for each sub-network's BN
+            statistics (0: the stored statistics, which shows BN mismatch,
+            not loafing). Defaults to 2000.
+        split (str): ``'val'`` or ``'test'``.
+        metric (str, optional): Metric key to tabulate (default: the
+            first the evaluator returns).
+        max_images (int, optional): Evaluate on the first N images.
+        seed (int): Seed of the re-estimation images and augmentations.
+        cfg_options (dict, optional): Config overrides.
+        show_progress (bool): A progress bar on stderr.
+
+    Returns:
+        dict: ``config``, ``split``, ``eval_images``, ``metric``,
+        ``bn_recal_images``, ``seed``, ``input_shape``,
+        ``flops_convention``, ``space``, ``checkpoints`` and ``networks``
+        (per network: ``name``, ``subnet`` (blocks per stage), ``blocks``,
+        ``params``, ``flops``, ``bn_stats``, ``metrics`` (all metrics per
+        label), ``results`` (the chosen metric per label) and
+        ``recal_images_used``). :func:`write_all` writes it.
+
+    Raises:
+        ValueError: An invalid argument (the message names it).
+        FileNotFoundError: A checkpoint does not exist.
+    """
+    if isinstance(checkpoints, str):
+        checkpoints = [checkpoints]
+    if not checkpoints:
+        raise ValueError('checkpoints=[] is invalid; allowed: one or more')
+    if (
+        isinstance(bn_recal_images, bool)
+        or not isinstance(bn_recal_images, int)
+        or bn_recal_images < 0
+    ):
+        raise ValueError(
+            f'--bn-recal-images {bn_recal_images!r} is invalid; allowed: '
+            'an integer >= 0'
+        )
+    specs = parse_subnet_specs(subnets, '--subnets')
+    labels = check_labels(labels, checkpoints)
+    recal_images = bn_recal_images
+    cfg = load_config(config, cfg_options, split, max_images)
+    with tempfile.TemporaryDirectory(prefix='mmst_loafing_') as tmp:
+        runner = build_runner(cfg, tmp)
+        model = runner.model
+        arch = unwrap_st(model)
+        elastic, space_ = model_space(model, space)
+        members = resolve_subnets(specs, space_, '--subnets')
+        loader, evaluator = build_evaluation(runner, cfg, split)
+        recal = build_recal_loader(cfg, seed) if recal_images else None
+        shape = input_shape_of(model, loader)
+
+        networks = [dict(name='main', subnet=None, bn_stats='stored')]
+        for subnet in members:
+            networks.append(
+                dict(
+                    name=format_subnet(subnet),
+                    subnet=subnet,
+                    bn_stats='re-estimated' if recal_images else 'stored',
+                )
+            )
+        for net in networks:
+            subnet = net['subnet']
+            depths = (
+                [len(s) for s in subnet]
+                if subnet is not None
+                else elastic.stage_depths
+            )
+            net.update(
+                depths=depths,
+                blocks=sum(depths),
+                params=count_params(arch, elastic, subnet),
+                flops=count_flops(arch, shape, elastic, subnet),
+                metrics={},
+            )
+
+        bar = progress(
+            len(labels) * len(networks), 'loafing', not show_progress
+        )
+        try:
+            for label, path in zip(labels, checkpoints):
+                load_weights(runner, path)
+                for net in networks:
+                    bar.set_postfix_str(f'{label} {net["name"]}')
+                    use_recal = recal_images if net['subnet'] else 0
+                    net['metrics'][label] = {
+                        k: float(v)
+                        for k, v in evaluate_subnet(
+                            model,
+                            net['subnet'],
+                            elastic,
+                            loader,
+                            evaluator,
+                            recal,
+                            use_recal,
+                        ).items()
+                    }
+                    if use_recal:
+                        net['recal_images_used'] = recal.last_count
+                    bar.update(1)
+        finally:
+            bar.close()
+
+    metric = select_metric(networks[0]['metrics'][labels[0]], metric)
+    for net in networks:
+        net['subnet'] = net.pop('depths')
+        net['results'] = {
+            label: net['metrics'][label][metric] for label in labels
+        }
+    return dict(
+        config=osp.abspath(config),
+        split=split,
+        eval_images=len(loader.dataset),
+        metric=metric,
+        bn_recal_images=recal_images,
+        seed=seed,
+        input_shape=list(shape),
+        flops_convention=FLOPS_CONVENTION,
+        space=dict(
+            stage_depths=space_.stage_depths,
+            depth_choices=space_.depth_choices,
+        ),
+        checkpoints=[
+            dict(label=label, path=osp.abspath(path))
+            for label, path in zip(labels, checkpoints)
+        ],
+        networks=networks,
+    )
+
+
+def _flops_unit(result: dict) -> Tuple[str, float]:
+    flops = [n['flops'] for n in result['networks'] if n['flops']]
+    if flops and max(flops) >= 1e9:
+        return 'GFLOPs', 1e9
+    return 'MFLOPs', 1e6
+
+
+def _fmt(value: Optional[float], digits: int = 2) -> str:
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def write_csv(result: dict, path: str) -> None:
+    labels = [c['label'] for c in result['checkpoints']]
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
+            + [f'{label} {result["metric"]}' for label in labels]
+        )
+        for net in result['networks']:
+            writer.writerow(
+                [
+                    net['name'],
+                    ' '.join(map(str, net['subnet'])),
+                    net['blocks'],
+                    net['flops'] if net['flops'] is not None else '',
+                    net['params'],
+                    net['bn_stats'],
+                ]
+                + [net['results'][label] for label in labels]
+            )
+
+
+def markdown_table(result: dict) -> str:
+    labels = [c['label'] for c in result['checkpoints']]
+    unit, scale = _flops_unit(result)
+    recal = result['bn_recal_images']
+    lines = [
+        f'{result["metric"]} on the {result["split"]} set '
+        f'({result["eval_images"]} images) of '
+        f'`{osp.basename(result["config"])}`'
+        f'; main network with its stored BN statistics, sub-networks with '
+        + (
+            f'BN statistics re-estimated on {recal} training images each.'
+            if recal
+            else "the stored (main network's) BN statistics."
+        ),
+        '',
+        '| network | blocks per stage | blocks | '
+        f'{unit} | params (M) | ' + ' | '.join(labels) + ' |',
+        '|---|---|---|---|---|' + '---|' * len(labels),
+    ]
+    for net in result['networks']:
+        flops = net['flops'] / scale if net['flops'] is not None else None
+        name = 'main' if net['name'] == 'main' else 'sub-network'
+        lines.append(
+            f'| {name} | {net["subnet"]} | {net["blocks"]} | '
+            f'{_fmt(flops)} | {net["params"] / 1e6:.3f} | '
+            + ' | '.join(_fmt(net['results'][lb]) for lb in labels)
+            + ' |'
+        )
+    return '\n'.join(lines) + '\n'
+
+
+def plot(result: dict, path: str, title: Optional[str] = None) -> None:
+    """Accuracy vs FLOPs and vs blocks kept, one series per checkpoint."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    labels = [c['label'] for c in result['checkpoints']]
+    unit, scale = _flops_unit(result)
+    has_flops = all(n['flops'] is not None for n in result['networks'])
+    ncols = 2 if has_flops else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.8), squeeze=False)
+    axes = axes[0]
+    colors = ['tab:blue', 'tab:red', 'tab:green', 'tab:purple']
+    markers = ['o', 's', '^', 'D']
+    width = 0.3 if len(labels) > 1 else 0.0
+    subnets = [n for n in result['networks'] if n['name'] != 'main']
+    main = result['networks'][0]
+    for i, label in enumerate(labels):
+        color, marker = colors[i % len(colors)], markers[i % len(markers)]
+        offset = (i - (len(labels) - 1) / 2) * width
+        ys = [n['results'][label] for n in subnets]
+        ax_depth = axes[-1]
+        ax_depth.scatter(
+            [n['blocks'] + offset for n in subnets],
+            ys,
+            color=color,
+            marker=marker,
+            alpha=0.75,
+            label=f'{label} sub-networks',
+        )
+        ax_depth.scatter(
+            [main['blocks'] + offset],
+            [main['results'][label]],
+            color=color,
+            marker='*',
+            s=220,
+            edgecolors='black',
+            label=f'{label} main network',
+        )
+        if has_flops:
+            ax = axes[0]
+            ax.scatter(
+                [n['flops'] / scale for n in subnets],
+                ys,
+                color=color,
+                marker=marker,
+                alpha=0.75,
+                label=f'{label} sub-networks',
+            )
+            ax.scatter(
+                [main['flops'] / scale],
+                [main['results'][label]],
+                color=color,
+                marker='*',
+                s=220,
+                edgecolors='black',
+                label=f'{label} main network',
+            )
+    if has_flops:
+        axes[0].set_xlabel(unit)
+    axes[-1].set_xlabel('residual blocks kept')
+    for ax in axes:
+        ax.set_ylabel(result['metric'])
+        ax.grid(alpha=0.3)
+    handles, names = axes[-1].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        names,
+        loc='lower center',
+        ncol=min(4, len(names)),
+        fontsize=8,
+        frameon=False,
+    )
+    recal = result['bn_recal_images']
+    fig.suptitle(
+        title
+        or f'{osp.basename(result["config"])}: sub-networks with '
+        + (
+            f'BN re-estimated on {recal} images'
+            if recal
+            else "the main network's BN statistics"
+        ),
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_all(
+    result: dict,
+    out_dir: str,
+    plot_path: Optional[str] = None,
+    title: Optional[str] = None,
+) -> Dict[str, str]:
+    """Write JSON, CSV, Markdown and PNG; return their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = dict(
+        json=osp.join(out_dir, 'loafing.json'),
+        csv=osp.join(out_dir, 'loafing.csv'),
+        md=osp.join(out_dir, 'loafing.md'),
+        png=plot_path or osp.join(out_dir, 'loafing.png'),
+    )
+    with open(paths['json'], 'w') as f:
+        json.dump(result, f, indent=2)
+    write_csv(result, paths['csv'])
+    with open(paths['md'], 'w') as f:
+        f.write(markdown_table(result))
+    plot(result, paths['png'], title)
+    return paths

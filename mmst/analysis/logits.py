@@ -1,0 +1,278 @@
+"""Average L2 norm of the logits of the main network and its sub-networks
+(ST++ paper, Fig. 4), for classifiers (``docs/analysis.md``).
+
+For every network, the raw logits (the head's output before any softmax or
+ST++ logit normalisation) of each image of the val (or test) set, their L2
+norm averaged over the images; the top-1 accuracy of the same pass is
+recorded too. Sub-networks run with BN statistics re-estimated for them as
+in the loafing table (``bn_recal_images=0``: the stored statistics).
+"""
+
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+from mmst.engine import preserved_bn_stats, recalibrate_bn
+from mmst.models.algorithms.stimulative import unwrap_st
+from mmst.models.tasks import infer_task
+from mmst.subnet import (
+    ElasticDepth,
+    format_subnet,
+    parse_subnet_specs,
+    resolve_subnets,
+)
+from mmst.subnet.space import Subnet
+
+from .loafing import check_labels
+from .runner import (
+    build_recal_loader,
+    build_runner,
+    load_config,
+    load_weights,
+    model_space,
+    progress,
+)
+
+
+def check_classifier(arch: nn.Module) -> None:
+    """Raise a ValueError unless ``arch`` is an image classifier."""
+    try:
+        task = infer_task(arch)
+    except TypeError:
+        task = None
+    if task != 'classification':
+        raise ValueError(
+            'logit_magnitude needs a classifier (an mmpretrain '
+            'ImageClassifier, plain or inside mmst.StimulativeTraining); '
+            'the config builds '
+            f'{type(arch).__name__} (task: {task or "unknown"})'
+        )
+
+
+@torch.no_grad()
+def logit_stats(
+    model: nn.Module,
+    elastic: ElasticDepth,
+    subnet: Optional[Subnet],
+    dataloader: Iterable,
+    recal_loader: Optional[Iterable] = None,
+    bn_recal_images: int = 0,
+) -> Dict[str, float]:
+    """Mean / std of the per-image L2 norm of the logits and the top-1
+    accuracy of ``model`` run as ``subnet`` (None: the full network), with
+    BN statistics re-estimated for it first when ``bn_recal_images > 0``;
+    the model's BN statistics are restored afterwards."""
+    arch = unwrap_st(model)
+    total, total_sq, correct, count = 0.0, 0.0, 0, 0
+    with preserved_bn_stats(arch), elastic.activate(subnet):
+        if bn_recal_images:
+            recalibrate_bn(arch, recal_loader, bn_recal_images)
+        arch.eval()
+        for data in dataloader:
+            data = model.data_preprocessor(data, False)
+            logits = arch(data['inputs'], data.get('data_samples'), 'tensor')
+            if isinstance(logits, (tuple, list)):
+                logits = logits[-1]
+            logits = logits.float().flatten(1)
+            norms = logits.norm(dim=1)
+            total += norms.sum().item()
+            total_sq += (norms**2).sum().item()
+            count += norms.numel()
+            samples = data.get('data_samples')
+            if samples and 'gt_label' in samples[0]:
+                labels = torch.cat([s.gt_label.view(-1)[:1] for s in samples])
+                pred = logits.argmax(dim=1).cpu()
+                correct += int((pred == labels.cpu()).sum())
+    mean = total / max(count, 1)
+    var = max(total_sq / max(count, 1) - mean**2, 0.0)
+    return dict(
+        mean_l2=mean,
+        std_l2=var**0.5,
+        top1=100.0 * correct / max(count, 1),
+        images=count,
+    )
+
+
+def run_logit_magnitude(
+    config: str,
+    checkpoints: Sequence[str],
+    labels: Optional[Sequence[str]] = None,
+    subnets: Union[str, Sequence] = ('all',),
+    space: Optional[str] = None,
+    bn_recal_images: int = 2000,
+    split: str = 'val',
+    max_images: Optional[int] = None,
+    seed: int = 0,
+    cfg_options: Optional[dict] = None,
+    show_progress: bool = False,
+) -> dict:
+    """Logit statistics of the main network and the sub-networks.
+
+    Arguments as :func:`mmst.analysis.run_loafing` (``bn_recal_images``:
+    training images for each sub-network's BN statistics, 0: stored).
+
+    Returns:
+        dict: ``config``, ``split``, ``eval_images``, ``bn_recal_images``,
+        ``seed``, ``checkpoints`` and ``networks`` (per network: ``name``,
+        ``subnet`` (blocks per stage), ``bn_stats`` and ``stats``: per
+        label the :func:`logit_stats` dict).
+
+    Raises:
+        ValueError: Not a classifier, or an invalid argument.
+    """
+    if isinstance(checkpoints, str):
+        checkpoints = [checkpoints]
+    if (
+        isinstance(bn_recal_images, bool)
+        or not isinstance(bn_recal_images, int)
+        or bn_recal_images < 0
+    ):
+        raise ValueError(
+            f'--bn-recal-images {bn_recal_images!r} is invalid; allowed: '
+            'an integer >= 0'
+        )
+    specs = parse_subnet_specs(subnets, '--subnets')
+    labels = check_labels(labels, checkpoints)
+    recal_images = bn_recal_images
+    cfg = load_config(config, cfg_options, split, max_images)
+    with tempfile.TemporaryDirectory(prefix='mmst_logits_') as tmp:
+        runner = build_runner(cfg, tmp)
+        model = runner.model
+        check_classifier(unwrap_st(model))
+        elastic, space_ = model_space(model, space)
+        members: List[Optional[Subnet]] = [None] + resolve_subnets(
+            specs, space_, '--subnets'
+        )
+        loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
+        recal = build_recal_loader(cfg, seed) if recal_images else None
+        networks = [
+            dict(
+                name='main' if s is None else format_subnet(s),
+                subnet=elastic.stage_depths
+                if s is None
+                else [len(k) for k in s],
+                bn_stats='re-estimated'
+                if s is not None and recal_images
+                else 'stored',
+                stats={},
+            )
+            for s in members
+        ]
+        bar = progress(
+            len(labels) * len(networks), 'logit_magnitude', not show_progress
+        )
+        try:
+            for label, path in zip(labels, checkpoints):
+                load_weights(runner, path)
+                for net, subnet in zip(networks, members):
+                    bar.set_postfix_str(f'{label} {net["name"]}')
+                    net['stats'][label] = logit_stats(
+                        model,
+                        elastic,
+                        subnet,
+                        loader,
+                        recal,
+                        recal_images if subnet is not None else 0,
+                    )
+                    bar.update(1)
+        finally:
+            bar.close()
+
+    return dict(
+        config=osp.abspath(config),
+        split=split,
+        eval_images=len(loader.dataset),
+        bn_recal_images=recal_images,
+        seed=seed,
+        checkpoints=[
+            dict(label=label, path=osp.abspath(path))
+            for label, path in zip(labels, checkpoints)
+        ],
+        networks=networks,
+    )
+
+
+def write_logit_magnitude(result: dict, out_dir: str) -> Dict[str, str]:
+    """Write ``logit_magnitude.json`` and ``logit_magnitude.png`` to
+    ``out_dir``; return their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = dict(
+        json=osp.join(out_dir, 'logit_magnitude.json'),
+        png=osp.join(out_dir, 'logit_magnitude.png'),
+    )
+    with open(paths['json'], 'w') as f:
+        json.dump(result, f, indent=2)
+    plot_logit_magnitude(result, paths['png'])
+    return paths
+
+
+def logit_table(result: dict) -> str:
+    """A Markdown table: mean L2 norm and top-1 per network and label."""
+    labels = [c['label'] for c in result['checkpoints']]
+    lines = [
+        '| network | '
+        + ' | '.join(f'{lb} mean L2 | {lb} top-1' for lb in labels)
+        + ' |',
+        '|---|' + '---|---|' * len(labels),
+    ]
+    for net in result['networks']:
+        cells = ' | '.join(
+            f'{net["stats"][lb]["mean_l2"]:.3f} | '
+            f'{net["stats"][lb]["top1"]:.2f}'
+            for lb in labels
+        )
+        lines.append(f'| {net["name"]} | {cells} |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot_logit_magnitude(result: dict, path: str) -> None:
+    """Mean L2 norm of the logits (bars, std as error bars) per network,
+    one series per checkpoint; the main network hatched."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    labels = [c['label'] for c in result['checkpoints']]
+    nets = result['networks']
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(nets) + 2), 4.2))
+    width = 0.8 / len(labels)
+    colors = ['tab:blue', 'tab:red', 'tab:green', 'tab:purple']
+    for i, label in enumerate(labels):
+        xs = [
+            j + (i - (len(labels) - 1) / 2) * width for j in range(len(nets))
+        ]
+        ys = [n['stats'][label]['mean_l2'] for n in nets]
+        errs = [n['stats'][label]['std_l2'] for n in nets]
+        bars = ax.bar(
+            xs,
+            ys,
+            width,
+            yerr=errs,
+            capsize=2,
+            label=label,
+            color=colors[i % len(colors)],
+            alpha=0.8,
+        )
+        bars[0].set_hatch('//')  # the main network
+    ax.set_xticks(range(len(nets)))
+    ax.set_xticklabels(
+        [n['name'] for n in nets], rotation=60, ha='right', fontsize=8
+    )
+    ax.set_ylabel('mean L2 norm of the logits')
+    ax.set_title(
+        f'{osp.basename(result["config"])}: logit magnitude '
+        f'({result["eval_images"]} {result["split"]} images)',
+        fontsize=10,
+    )
+    ax.grid(axis='y', alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
