@@ -264,11 +264,19 @@ def check_stack(tasks: Sequence[str], what: str = '') -> None:
             if p not in lines:
                 lines.append(p)
     if lines:
-        raise StackError(
-            f'the installed packages cannot run {what or "/".join(tasks)}:\n'
-            + ''.join(f'  - {line}\n' for line in lines)
-            + f'Fix: {fix_command(tasks)}'
-        )
+        raise stack_error(tasks, lines, what)
+
+
+def stack_error(
+    tasks: Sequence[str], problems: Sequence[str], what: str = ''
+) -> StackError:
+    """The :class:`StackError` for ``problems`` of ``tasks``: one line per
+    problem, then the fix command."""
+    return StackError(
+        f'the installed packages cannot run {what or "/".join(tasks)}:\n'
+        + ''.join(f'  - {line}\n' for line in problems)
+        + f'Fix: {fix_command(tasks)}'
+    )
 
 
 def check_config_stack(cfg) -> None:
