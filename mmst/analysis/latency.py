@@ -197,8 +197,9 @@ def eager_latency(
 
 
 def onnxruntime_available() -> bool:
-    """Whether ``onnxruntime`` can be imported."""
+    """Whether ``onnx`` (to export) and ``onnxruntime`` can be imported."""
     try:
+        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return False

@@ -661,8 +661,8 @@ def build_menu(
         ort = lat.onnxruntime_available() and torch_device.type == 'cpu'
     elif ort and not lat.onnxruntime_available():
         raise ValueError(
-            '--onnxruntime needs the onnxruntime package (pip install '
-            'onnxruntime); it is not installed'
+            '--onnxruntime needs the onnx and onnxruntime packages (pip '
+            'install onnx onnxruntime); they are not installed'
         )
     specs = parse_subnet_specs(subnets)
     out_dir = out_dir or default_out_dir(config)
@@ -735,36 +735,46 @@ def build_menu(
                 runs=[],
             )
         menu['latency_batch_size'] = latency_batch_size
+        menu.pop('choice', None)  # a budget choice belongs to one call
         json_path = osp.join(out_dir, 'menu.json')
 
         model.to(torch_device)
-        t0 = time.perf_counter()
-        loader, evaluator = build_evaluation(runner, cfg, split)
-        with quiet_logs():
-            cached = cache_loader(loader, cache_mb)
-        eval_loader = cached if cached is not None else loader
-        first = _first_batch(eval_loader)
-        has_bn = _has_trainable_bn(arch)
-        recal_images = bn_recal_images if has_bn else 0
-        recal = None
-        if recal_images:
-            recal_source = build_recal_loader(cfg, seed)
-            per_rank = check_recal_images(recal_source, recal_images)
-            recal = cache_loader(recal_source, math.inf, per_rank)
-        timings['cache_s'] += time.perf_counter() - t0
-        with torch.no_grad():
-            prepared = model.data_preprocessor(copy.deepcopy(first), False)
-        input_shape = list(prepared['inputs'].shape[1:])
-        menu.update(
-            eval_images=len(loader.dataset),
-            input_shape=input_shape,
-            bn_stats='re-estimated'
-            if recal_images
-            else (
-                'stored' if has_bn else 'none (no BN layer in training mode)'
-            ),
-            eval_cache=cached is not None,
+        finished = bool(menu['members']) and all(
+            m['latency'] is not None
+            and all(label in m['results'] for label in labels)
+            for m in menu['members']
         )
+        prepared = recal = eval_loader = evaluator = None
+        recal_images = 0
+        if not finished:  # a finished menu needs no data
+            t0 = time.perf_counter()
+            loader, evaluator = build_evaluation(runner, cfg, split)
+            with quiet_logs():
+                cached = cache_loader(loader, cache_mb)
+            eval_loader = cached if cached is not None else loader
+            first = _first_batch(eval_loader)
+            has_bn = _has_trainable_bn(arch)
+            recal_images = bn_recal_images if has_bn else 0
+            if recal_images:
+                recal_source = build_recal_loader(cfg, seed)
+                per_rank = check_recal_images(recal_source, recal_images)
+                recal = cache_loader(recal_source, math.inf, per_rank)
+            timings['cache_s'] += time.perf_counter() - t0
+            with torch.no_grad():
+                prepared = model.data_preprocessor(copy.deepcopy(first), False)
+            menu.update(
+                eval_images=len(loader.dataset),
+                input_shape=list(prepared['inputs'].shape[1:]),
+                bn_stats='re-estimated'
+                if recal_images
+                else (
+                    'stored'
+                    if has_bn
+                    else 'none (no BN layer in training mode)'
+                ),
+                eval_cache=cached is not None,
+            )
+        input_shape = menu['input_shape']
 
         # member rows: names, sizes, FLOPs (cheap, once)
         rows = {m['name']: m for m in menu['members']}
@@ -850,18 +860,25 @@ def build_menu(
                 t0 = time.perf_counter()
                 entry = {}
                 ort_entry = {} if ort else None
-                with torch.no_grad():
+                with torch.no_grad(), tempfile.TemporaryDirectory(
+                    prefix='mmst_menu_onnx_'
+                ) as onnx_dir:
                     inputs = prepared['inputs'].to(torch_device)
                     samples = prepared.get('data_samples')
                     with elastic.activate(sub):
+                        onnx_file = None
+                        if ort:
+                            onnx_file = _export_for_ort(
+                                arch, input_shape, onnx_dir
+                            )
                         for bs in batch_sizes:
                             x, s = lat.tile_batch(inputs, samples, bs)
                             entry[str(bs)] = lat.eager_latency(
                                 arch, x, s, warmup, repeats
                             )
-                            if ort:
-                                ort_entry[str(bs)] = _ort_latency(
-                                    arch, x, warmup, repeats, threads
+                            if onnx_file is not None:
+                                ort_entry[str(bs)] = lat.onnxruntime_latency(
+                                    onnx_file, x, warmup, repeats, threads
                                 )
                 row['latency'] = entry
                 row['onnxruntime_latency'] = ort_entry
@@ -888,44 +905,62 @@ def build_menu(
     return menu
 
 
-def _ort_latency(
-    arch: torch.nn.Module,
-    inputs: torch.Tensor,
-    warmup: int,
-    repeats: int,
-    threads: Optional[int],
-) -> Optional[Dict[str, float]]:
-    """ONNX Runtime latency of the active sub-network of ``arch`` (exported
-    to a temporary file at the shape of ``inputs``); None when the model
-    does not export."""
-    from . import latency as lat
+def _export_for_ort(
+    arch: torch.nn.Module, input_shape: Sequence[int], folder: str
+) -> Optional[str]:
+    """The active sub-network of ``arch`` as an ONNX file in ``folder``
+    (:func:`mmst.analysis.export.export_onnx`, dynamic batch axis); None,
+    with a warning, when the model does not export (e.g. detectors)."""
+    from .export import export_onnx
 
-    class Tensor(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
+    path = osp.join(folder, 'member.onnx')
+    try:
+        export_onnx(arch, path, input_shape=input_shape, force=True)
+    except Exception as e:  # ORT latency is an extra column: best effort
+        logging.getLogger(__name__).warning(
+            'cannot export to ONNX (%s: %s); no ONNX Runtime latency',
+            type(e).__name__,
+            e,
+        )
+        return None
+    return path
 
-        def forward(self, x):
-            return self.model(x, None, mode='tensor')
 
-    with tempfile.TemporaryDirectory(prefix='mmst_menu_onnx_') as tmp:
-        path = osp.join(tmp, 'member.onnx')
-        try:
-            torch.onnx.export(
-                Tensor(arch).eval(),
-                (inputs.cpu(),),
-                path,
-                input_names=['inputs'],
-                dynamo=False,
-            )
-        except Exception as e:  # export is best effort here
-            logging.getLogger(__name__).warning(
-                'cannot export to ONNX (%s: %s); no ONNX Runtime latency',
-                type(e).__name__,
-                e,
-            )
-            return None
-        return lat.onnxruntime_latency(path, inputs, warmup, repeats, threads)
+def export_member(
+    menu: dict,
+    label: str,
+    member: dict,
+    out_dir: str,
+    onnx: bool = False,
+    force: bool = False,
+) -> dict:
+    """Write ``member`` of checkpoint ``label`` as a standalone config +
+    checkpoint (and ONNX file) with :func:`mmst.analysis.export.
+    export_subnet`, with the menu's config, ``cfg_options``, BN
+    re-estimation images and seed, so ``tools/test.py`` on the files gives
+    the menu's metric (same split and images).
+
+    Returns:
+        dict: :func:`mmst.analysis.export.export_subnet`'s summary.
+
+    Raises:
+        FileExistsError: Outputs exist and ``force`` is False.
+    """
+    from .export import export_subnet
+
+    st = menu['settings']
+    path = next(c['path'] for c in st['checkpoints'] if c['label'] == label)
+    return export_subnet(
+        st['config'],
+        path,
+        list(member['subnet']),
+        out_dir,
+        bn_recal_images=st['bn_recal_images'],
+        seed=st['seed'],
+        force=force,
+        cfg_options=st['cfg_options'] or None,
+        onnx=onnx,
+    )
 
 
 def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:

@@ -27,6 +27,7 @@ from mmst.analysis.menu import (
     build_menu,
     choose_member,
     default_out_dir,
+    export_member,
     markdown_table,
     write_outputs,
 )
@@ -225,14 +226,16 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         label, member = chosen
         print(f'chosen: {label} {member["name"]}')
     if args.export:
-        from mmst.analysis.menu import export_member
-
-        files = export_member(
+        summary = export_member(
             menu, label, member, args.export, onnx=args.onnx, force=args.force
         )
-        menu['choice']['export'] = files
+        files = [summary['config'], summary['checkpoint']]
+        files += [summary['onnx']] if 'onnx' in summary else []
+        menu['choice']['export'] = summary
         write_outputs(menu, out_dir, args.plot, args.title, chosen)
-        print('exported ' + ', '.join(str(f) for f in files.values()))
+        print('exported ' + ', '.join(files))
+        if 'onnx_parity' in summary:
+            print(f'ONNX parity: {summary["onnx_parity"]}')
     print('wrote ' + ', '.join(paths.values()))
     return menu
 

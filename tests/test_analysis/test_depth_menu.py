@@ -1,0 +1,477 @@
+"""The depth menu (mmst/analysis/menu.py, tools/analysis_tools/depth_menu.py):
+the Pareto frontier and the budget choice on a hand-made table; on a
+ResNet-20 trained for a few steps on Fashion-MNIST: the shared (cached)
+batches give the loaders' numbers, outputs, an interrupted sweep resumed,
+refusals; the chosen member exported and evaluated by ``tools/test.py``
+with the menu's number."""
+
+import copy
+import csv
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmst.analysis.menu import (
+    BudgetError,
+    MenuSettingsError,
+    build_menu,
+    choose_member,
+    frontier,
+    markdown_table,
+    pareto_front,
+    write_outputs,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / 'data' / 'fashion_mnist'
+CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
+TOOL = REPO / 'tools' / 'analysis_tools' / 'depth_menu.py'
+TEST_TOOL = REPO / 'tools' / 'test.py'
+VAL_IMAGES = 200
+RECAL = 128  # two training batches of 64
+SUBNETS = ['1,1,1', '2,1,1', '1,2,3', '3,3,3']
+FAST = dict(batch_sizes=(1, 4), warmup=1, repeats=3, progress=False)
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location('depth_menu_tool', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- hand-made table -------------------------------------------------------
+def _member(name, flops, params, lat1, results):
+    return dict(
+        name=name,
+        subnet=[int(c) for c in name.strip('[]').split(',')],
+        blocks=0,
+        params=params,
+        flops=flops,
+        latency={'1': dict(median_ms=lat1, iqr_ms=0.0)},
+        onnxruntime_latency=None,
+        results={k: dict(metric=v) for k, v in results.items()},
+    )
+
+
+def _hand_menu():
+    members = [
+        # name, FLOPs, params, latency at batch 1, metric per checkpoint
+        _member('[1,1]', 10, 100, 1.0, dict(CT=50.0, ST=70.0)),
+        _member('[2,1]', 20, 200, 2.0, dict(CT=60.0, ST=75.0)),
+        _member('[1,2]', 20, 150, 2.5, dict(CT=65.0, ST=75.0)),  # ties [2,1]
+        _member('[2,2]', 30, 300, 3.0, dict(CT=64.0, ST=80.0)),
+        _member('[3,1]', 25, 250, 2.0, dict(CT=60.0, ST=75.0)),  # = [2,1]
+        _member('[3,3]', 40, 400, 4.0, dict(CT=80.0, ST=80.0)),
+    ]
+    return dict(
+        settings=dict(batch_sizes=[1], device='cpu'),
+        latency_batch_size=1,
+        metric='accuracy/top1',
+        checkpoints=[dict(label='CT'), dict(label='ST')],
+        members=members,
+    )
+
+
+def test_pareto_front():
+    assert pareto_front([]) == []
+    assert pareto_front([(1.0, 5.0)]) == [True]
+    # (2, 5) is dominated by (1, 5) (cheaper, as good); identical points
+    # (3, 9) do not dominate each other
+    points = [(1, 5), (2, 5), (3, 9), (3, 9), (4, 8), (0.5, 1)]
+    assert pareto_front(points) == [True, False, True, True, False, True]
+
+    menu = _hand_menu()
+    # CT vs latency: [2,2] (3 ms, 64) is beaten by [1,2] (2.5 ms, 65);
+    # [2,1] and [3,1] are equal (2 ms, 60), so both stay
+    assert frontier(menu, 'CT', 'latency', 1) == [
+        '[1,1]',
+        '[2,1]',
+        '[3,1]',
+        '[1,2]',
+        '[3,3]',
+    ]
+    # CT vs FLOPs: [3,1] (25, 60) is dominated by [2,1] (20, 60)
+    assert frontier(menu, 'CT', 'flops') == ['[1,1]', '[1,2]', '[3,3]']
+    # ST vs latency: [2,2] reaches 80 at 3 ms, so [3,3] (4 ms, 80) is off
+    assert frontier(menu, 'ST', 'latency', 1) == [
+        '[1,1]',
+        '[2,1]',
+        '[3,1]',
+        '[2,2]',
+    ]
+
+
+def test_choose_member_budget_and_ties():
+    menu = _hand_menu()
+    # default: the last checkpoint (ST); no bound: the best metric, ties to
+    # the lower latency ([2,2] 3 ms before [3,3] 4 ms)
+    assert choose_member(menu)['name'] == '[2,2]'
+    assert choose_member(menu, 'CT')['name'] == '[3,3]'
+    # ST within 2.5 ms: 75 for [2,1], [3,1] (2.0 ms) and [1,2] (2.5 ms):
+    # lower latency first, then fewer FLOPs -> [2,1] (20 < 25)
+    assert choose_member(menu, 'ST', max_latency_ms=2.5)['name'] == '[2,1]'
+    # CT within 2.5 ms: [1,2] has the best metric (65)
+    assert choose_member(menu, 'CT', max_latency_ms=2.5)['name'] == '[1,2]'
+    # FLOPs bound: [1,2] and [2,1] tie on metric (75), latency -> [2,1]
+    assert choose_member(menu, 'ST', max_flops=24)['name'] == '[2,1]'
+    # metric floor alone: the best metric
+    assert choose_member(menu, 'CT', min_metric=61)['name'] == '[3,3]'
+    # all bounds together, inclusive
+    assert (
+        choose_member(
+            menu, 'CT', max_latency_ms=3.0, max_flops=30, min_metric=60
+        )['name']
+        == '[1,2]'
+    )
+    # ties on metric, latency and FLOPs: fewer parameters
+    tie = copy.deepcopy(menu)
+    tie['members'][2]['latency']['1']['median_ms'] = 2.0  # [1,2] like [2,1]
+    assert choose_member(tie, 'ST', max_latency_ms=2.0)['name'] == '[1,2]'
+
+
+def test_choose_member_impossible_budget():
+    menu = _hand_menu()
+    with pytest.raises(BudgetError) as e:
+        choose_member(menu, 'CT', max_latency_ms=0.5)
+    msg = str(e.value)
+    assert "no member of 'CT' satisfies latency <= 0.5 ms at batch 1" in msg
+    assert 'the fastest member is [1,1] (accuracy/top1 50, latency 1 ms' in msg
+    with pytest.raises(BudgetError, match=r'fewest FLOPs is \[1,1\]'):
+        choose_member(menu, 'ST', max_flops=5)
+    with pytest.raises(
+        BudgetError, match=r'highest accuracy/top1 is \[3,3\] \(accura'
+    ):
+        choose_member(menu, 'CT', min_metric=90)
+    # each bound satisfiable alone, not together
+    with pytest.raises(BudgetError, match='latency <= 1 ms.* and .*>= 60'):
+        choose_member(menu, 'CT', max_latency_ms=1, min_metric=60)
+    with pytest.raises(ValueError, match=r"--select 'X' is invalid"):
+        choose_member(menu, 'X')
+    with pytest.raises(ValueError, match='batch size 8 was not measured'):
+        choose_member(menu, 'CT', batch_size=8)
+    with pytest.raises(ValueError, match='--max-flops=nan is invalid'):
+        choose_member(menu, 'CT', max_flops=math.nan)
+
+
+# -- a trained ResNet-20 on Fashion-MNIST ----------------------------------
+fmnist = pytest.mark.skipif(
+    not (DATA / 'train-images-idx3-ubyte').exists(),
+    reason='Fashion-MNIST files missing (bash tools/setup_env.sh --data)',
+)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A tiny config (512 training / 200 test images) and the checkpoints
+    of its first two epochs (16 SGD steps)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmst.apis import prepare_config
+
+    root = tmp_path_factory.mktemp('depth_menu')
+    config = root / 'tiny_fmnist.py'
+    config.write_text(
+        f'_base_ = [{str(CT_CONFIG)!r}]\n'
+        f'data_root = {str(DATA)!r}\n'
+        'train_dataloader = dict(batch_size=64, '
+        'dataset=dict(data_root=data_root, indices=512))\n'
+        'val_dataloader = dict(batch_size=64, '
+        f'dataset=dict(data_root=data_root, indices={VAL_IMAGES}))\n'
+        'test_dataloader = val_dataloader\n'
+    )
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(root / 'train')
+    cfg.train_cfg.max_epochs = 2
+    cfg.param_scheduler.T_max = 2
+    cfg.optim_wrapper.optimizer.lr = 0.3
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.log_level = 'WARNING'
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the tools/test.py subprocess below
+    try:
+        Runner.from_cfg(prepare_config(cfg)).train()
+        yield dict(
+            root=root,
+            config=str(config),
+            ckpts=[str(root / 'train' / f'epoch_{e}.pth') for e in (1, 2)],
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(trained, out_dir, **kwargs):
+    options = dict(
+        labels=['E1', 'E2'],
+        subnets=SUBNETS,
+        bn_recal_images=RECAL,
+        out_dir=str(out_dir),
+        threads=1,
+        **FAST,
+    )
+    options.update(kwargs)
+    return build_menu(trained['config'], trained['ckpts'], **options)
+
+
+@pytest.fixture(scope='module')
+def menu(trained):
+    out = trained['root'] / 'menu'
+    return _build(trained, out), out
+
+
+@fmnist
+def test_menu_contents_and_files(menu):
+    result, out = menu
+    names = [m['name'] for m in result['members']]
+    assert names == ['[1,1,1]', '[2,1,1]', '[1,2,3]', '[3,3,3]']
+    assert result['complete'] and result['metric'] == 'accuracy/top1'
+    assert result['eval_images'] == VAL_IMAGES
+    assert result['input_shape'] == [1, 28, 28]
+    assert result['bn_stats'] == 're-estimated' and result['eval_cache']
+    st = result['settings']
+    assert st['batch_sizes'] == [1, 4] and st['threads'] == 1
+    assert st['device'] == 'cpu' and st['bn_recal_images'] == RECAL
+    machine = result['machine']
+    assert machine['torch'] == torch.__version__
+    assert machine['torch_threads'] == 1 and machine['cpu']
+    small, _, _, full = result['members']
+    assert small['params'] < full['params'] and small['flops'] < full['flops']
+    for m in result['members']:
+        assert set(m['latency']) == {'1', '4'}
+        for entry in m['latency'].values():
+            assert entry['runs'] == 3
+            assert 0 < entry['q1_ms'] <= entry['median_ms'] <= entry['q3_ms']
+            assert entry['iqr_ms'] == entry['q3_ms'] - entry['q1_ms']
+        for label in ('E1', 'E2'):
+            res = m['results'][label]
+            assert res['metric'] == res['metrics']['accuracy/top1']
+            assert res['recal_images_used'] == RECAL
+    # 16 SGD steps: above chance (10%), far from converged
+    assert 20 < full['results']['E2']['metric'] < 95
+    for label in ('E1', 'E2'):
+        front = result['frontiers'][label]
+        assert front['flops'] == frontier(result, label, 'flops')
+        assert front['latency'] == frontier(result, label, 'latency', 1)
+        assert front['flops'] and front['latency']
+
+    paths = write_outputs(result, str(out))
+    assert json.loads(Path(paths['json']).read_text()) == result
+    rows = list(csv.reader(open(paths['csv'])))
+    assert len(rows) == 1 + 4
+    head = rows[0]
+    assert head[:5] == ['member', 'subnet', 'blocks', 'params', 'flops']
+    assert 'latency_ms_b4' in head and 'E2 accuracy/top1' in head
+    col = head.index('E2 accuracy/top1')
+    assert float(rows[1][col]) == small['results']['E2']['metric']
+    table = Path(paths['md']).read_text()
+    assert table == markdown_table(result)
+    assert table.count('| `[') == 4
+    assert f'{small["results"]["E1"]["metric"]:.2f}' in table
+    assert Path(paths['png']).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+@fmnist
+def test_cached_batches_give_the_loaders_numbers(trained, menu):
+    """The menu shares decoded batches across members; mmst.engine's
+    evaluate_subnet on freshly built loaders gives the same numbers."""
+    from mmst.analysis import (
+        build_evaluation,
+        build_recal_loader,
+        build_runner,
+        load_config,
+        load_weights,
+        model_space,
+    )
+    from mmst.engine import evaluate_subnet
+    from mmst.subnet import SubnetSpace
+
+    result, _ = menu
+    cfg = load_config(trained['config'])
+    runner = build_runner(cfg, str(trained['root'] / 'plain_eval'))
+    load_weights(runner, trained['ckpts'][1])
+    elastic, _ = model_space(runner.model)
+    loader, evaluator = build_evaluation(runner, cfg)
+    recal = build_recal_loader(cfg, 0)
+    space = SubnetSpace(elastic.stage_depths)
+    for member in (result['members'][0], result['members'][2]):
+        metrics = evaluate_subnet(
+            runner.model,
+            space.subnet_from_depths(member['subnet']),
+            elastic,
+            loader,
+            evaluator,
+            recal,
+            RECAL,
+        )
+        assert metrics == member['results']['E2']['metrics']
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@fmnist
+def test_interrupted_sweep_resumes(trained, menu):
+    full, _ = menu
+    out = trained['root'] / 'resumed'
+    units = []
+
+    def stop_after_three(result, unit):
+        units.append(unit)
+        if len(units) == 3:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _build(trained, out, on_unit=stop_after_three)
+    saved = json.loads((out / 'menu.json').read_text())
+    assert not saved['complete']
+    done = [(lb, m['name']) for m in saved['members'] for lb in m['results']]
+    assert done == [('E1', '[1,1,1]'), ('E1', '[2,1,1]'), ('E1', '[1,2,3]')]
+
+    later = []
+    resumed = _build(
+        trained, out, on_unit=lambda result, unit: later.append(unit)
+    )
+    # 2 checkpoints x 4 members + 4 latencies, 3 of them done before
+    assert len(later) == 2 * 4 + 4 - 3
+    assert ('E1', '[1,1,1]') not in [
+        (u.get('label'), u['member']) for u in later
+    ]
+    assert resumed['complete'] and [r['resumed'] for r in resumed['runs']] == [
+        False,
+        True,
+    ]
+    for a, b in zip(full['members'], resumed['members']):
+        assert a['name'] == b['name']
+        for label in ('E1', 'E2'):
+            assert a['results'][label] == b['results'][label]
+    assert resumed['frontiers'].keys() == full['frontiers'].keys()
+
+    # a finished menu reruns nothing
+    again = _build(trained, out, on_unit=lambda *a: pytest.fail('reran'))
+    assert again['members'] == resumed['members']
+
+    # other settings are refused, naming them; --force restarts
+    with pytest.raises(MenuSettingsError) as e:
+        _build(trained, out, seed=1, batch_sizes=(1,))
+    msg = str(e.value)
+    assert 'seed: 0 (menu.json) vs 1 (now)' in msg
+    assert 'batch_sizes: [1, 4] (menu.json) vs [1] (now)' in msg
+    assert '--force' in msg and 'warmup' not in msg
+    small = _build(
+        trained, out, subnets=['1,1,1'], batch_sizes=(1,), force=True
+    )
+    assert [m['name'] for m in small['members']] == ['[1,1,1]']
+    assert small['members'][0]['results'] == full['members'][0]['results']
+
+
+def test_foreign_files_are_not_overwritten(tmp_path):
+    from mmst.analysis.menu import load_existing
+
+    (tmp_path / 'menu.csv').write_text('mine')
+    with pytest.raises(MenuSettingsError, match='no menu.json; pass --force'):
+        load_existing(str(tmp_path), {})
+    (tmp_path / 'menu.json').write_text('not json')
+    with pytest.raises(MenuSettingsError, match='is not a menu'):
+        load_existing(str(tmp_path), {})
+    assert load_existing(str(tmp_path), {}, force=True) is None
+
+
+def _cli_args(trained, out):
+    return (
+        [trained['config'], *trained['ckpts'], '--labels', 'E1', 'E2']
+        + ['--subnets', *SUBNETS, '--bn-recal-images', str(RECAL)]
+        + ['--batch-sizes', '1', '4', '--warmup', '1', '--repeats', '3']
+        + ['--threads', '1', '--no-progress', '--out-dir', str(out)]
+    )
+
+
+def _run_test_tool(config, checkpoint, work_dir, preds=None):
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    cmd = [sys.executable, str(TEST_TOOL), str(config), str(checkpoint)]
+    cmd += ['--work-dir', str(work_dir)]
+    if preds is not None:
+        cmd += ['--out', str(preds)]
+    proc = subprocess.run(
+        cmd,
+        cwd=str(REPO),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@fmnist
+def test_export_reproduces_the_menu(trained, menu):
+    """The CLI resumes the finished menu (same settings), chooses under a
+    FLOPs budget, exports the member; tools/test.py on the export gives
+    the menu's accuracy."""
+    result, out = menu
+    tool = _tool()
+    small, two = result['members'][0], result['members'][1]
+    export = trained['root'] / 'export'
+    chosen = tool.main(
+        _cli_args(trained, out)
+        + ['--max-flops', str(two['flops']), '--select', 'E1']
+        + ['--export', str(export)]
+    )
+    assert [r['resumed'] for r in chosen['runs']][-1] is True
+    assert chosen['runs'][-1]['units'] == 0  # nothing re-measured
+    best = max((small, two), key=lambda m: m['results']['E1']['metric'])
+    assert chosen['choice']['label'] == 'E1'
+    assert chosen['choice']['member'] == best['name']
+    assert chosen['choice']['max_flops'] == two['flops']
+    summary = chosen['choice']['export']
+    assert summary['subnet'] == best['subnet']
+    assert summary['params'] == best['params']
+    assert summary['flops'] == best['flops']
+    saved = json.loads((out / 'menu.json').read_text())
+    assert saved['choice']['member'] == best['name']
+    assert '(chosen)' in (out / 'menu.md').read_text()
+
+    logs = _run_test_tool(
+        summary['config'], summary['checkpoint'], trained['root'] / 'tw'
+    )
+    logged = re.findall(r'accuracy/top1: ([0-9.]+)', logs)
+    assert logged, logs[-2000:]
+    expected = best['results']['E1']['metric']
+    # the logged value is rounded to 4 decimals; the count is exact
+    assert float(logged[-1]) == round(expected, 4)
+    assert round(expected * VAL_IMAGES / 100, 6) == int(
+        round(expected * VAL_IMAGES / 100)
+    )
+
+    # an existing export is not overwritten
+    with pytest.raises(FileExistsError, match='--force'):
+        tool.main(_cli_args(trained, out) + ['--export', str(export)])
+
+
+@fmnist
+def test_cli_impossible_budget(trained, menu):
+    result, out = menu
+    fewest = min(m['flops'] for m in result['members'])
+    with pytest.raises(BudgetError) as e:
+        _tool().main(
+            _cli_args(trained, out) + ['--max-flops', str(fewest - 1)]
+        )
+    msg = str(e.value)
+    assert msg.startswith(
+        f"no member of 'E2' satisfies FLOPs <= {fewest - 1:g}"
+    )
+    assert 'the member with the fewest FLOPs is [1,1,1] (accuracy/top1 ' in msg
+    assert f'{fewest / 1e6:.4g} MFLOPs' in msg
+    # the menu files are still written (without a choice)
+    assert 'choice' not in json.loads((out / 'menu.json').read_text())
