@@ -492,3 +492,71 @@ def test_every_page_is_listed():
         assert page.stem in toctree, (
             f'docs/{page.name} is not in the toctree of docs/index.md'
         )
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
+def test_named_tests_exist(doc):
+    """``tests/...py::test_name`` names a test function of that file."""
+    missing = []
+    for path, name in re.findall(
+        r'(tests/[\w/]+\.py)::(\w+)', doc.read_text()
+    ):
+        source = REPO / path
+        if not source.is_file() or not re.search(
+            rf'^def {name}\(', source.read_text(), re.M
+        ):
+            missing.append(f'{path}::{name}')
+    assert not missing, f'{rel(doc)} names tests that do not exist: {missing}'
+
+
+def _config_of(cmd):
+    """The shipped config a command trains or tests: a path, or a file
+    name as ``mim`` takes it; None for placeholders."""
+    if not cmd.args:
+        return None
+    first = cmd.args[0]
+    if (REPO / first).is_file():
+        return REPO / first
+    if re.fullmatch(r'[\w.-]+\.py', first):
+        hits = list((REPO / 'configs').rglob(first))
+        return hits[0] if len(hits) == 1 else None
+    return None
+
+
+def test_cfg_options_keys_exist():
+    """In every quoted ``--cfg-options key=value`` for a shipped config,
+    the key's parent exists in that config (the leaf may be a new
+    argument, e.g. ``dataset.indices``): a misspelt ``model.architecure``
+    would otherwise be added silently by MMEngine."""
+    from mmengine.config import Config
+
+    import mmst  # noqa: F401
+
+    from .doc_text import cfg_options
+
+    cache, problems = {}, []
+    for cmd in _all_commands():
+        if _target(cmd.tool) not in ('tools/train.py', 'tools/test.py'):
+            continue
+        config = _config_of(cmd)
+        pairs = cfg_options(cmd.args)
+        if config is None or not pairs:
+            continue
+        if config not in cache:
+            cache[config] = Config.fromfile(str(config)).to_dict()
+        for key, _ in pairs:
+            node = cache[config]
+            for part in key.split('.')[:-1]:
+                if isinstance(node, dict) and part in node:
+                    node = node[part]
+                elif isinstance(node, list) and part.isdigit():
+                    node = node[int(part)] if int(part) < len(node) else None
+                else:
+                    node = None
+                if node is None:
+                    problems.append(
+                        f'{cmd.doc}:{cmd.line}: {key}: {part!r} is not '
+                        f'in {rel(config)}'
+                    )
+                    break
+    assert not problems, '\n'.join(problems)
