@@ -55,7 +55,8 @@ FORWARDS_TO = {
 OWN_OPTIONS = {
     # tools/run_tests.sh passes everything to pytest (-k, -x, ...)
     'tools/run_tests.sh': None,
-    'tools/setup_env.sh': {'--data'},
+    # tools/setup_env.sh: the options it names when it refuses one
+    'tools/setup_env.sh': 'refusal',
     'benchmarks/gpu_check.sh': set(),
     'benchmarks/gpu_wheels.sh': set(),
 }
@@ -258,9 +259,25 @@ def test_every_command_is_run_or_has_a_reason():
     )
 
 
+def _setup_env_options() -> set:
+    """tools/setup_env.sh refuses an unknown option before doing
+    anything, naming the ones it has."""
+    result = subprocess.run(
+        ['bash', str(REPO / 'tools/setup_env.sh'), '--no-such-option'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    allowed = re.search(r'allowed: (.*)\)', result.stderr).group(1)
+    return set(allowed.split(', '))
+
+
 def _accepted(helps: Dict[str, str], tool: str):
     """Options ``tool`` accepts (None: anything, it forwards to pytest)."""
     target = _target(tool)
+    if OWN_OPTIONS.get(target) == 'refusal':
+        return _setup_env_options()
     if target in OWN_OPTIONS:
         return OWN_OPTIONS[target]
     text = helps[target]
@@ -372,17 +389,9 @@ def test_make_tiny_coco_prints_documented_options(tmp_path):
 
 
 def test_setup_env_options():
-    """tools/setup_env.sh's options are the ones OWN_OPTIONS lists (it
-    names them when it refuses an unknown one, before doing anything)."""
-    result = subprocess.run(
-        ['bash', str(REPO / 'tools/setup_env.sh'), '--no-such-option'],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    allowed = re.search(r'allowed: (.*)\)', result.stderr).group(1)
-    assert set(allowed.split(', ')) == OWN_OPTIONS['tools/setup_env.sh']
+    """tools/setup_env.sh names its options when it refuses another (the
+    docs' options of it are checked against these)."""
+    assert '--data' in _setup_env_options()
 
 
 def _python_blocks(doc: Path) -> List:
@@ -560,3 +569,26 @@ def test_cfg_options_keys_exist():
                     )
                     break
     assert not problems, '\n'.join(problems)
+
+
+def test_requirements_name_existing_files():
+    """The requirement files' comments name files of this repository:
+    each ``NAME.ext`` they mention exists beside them, at the repository
+    root, or (a bare script name) somewhere under tools/ or tests/."""
+    missing = []
+    files = sorted((REPO / 'requirements').glob('*.txt'))
+    files.append(REPO / 'docs/requirements.txt')
+    for req in files:
+        for name in set(
+            re.findall(
+                r'(?<![\w./-])([\w./-]+\.(?:txt|sh|py|md|yml|yaml|toml))\b',
+                req.read_text(),
+            )
+        ):
+            here = [req.parent / name, REPO / name]
+            if '/' not in name:
+                here += list(REPO.glob(f'tools/**/{name}'))
+                here += list(REPO.glob(f'tests/**/{name}'))
+            if not any(p.exists() for p in here):
+                missing.append(f'{rel(req)}: {name}')
+    assert not missing, missing
