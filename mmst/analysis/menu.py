@@ -770,7 +770,8 @@ def build_menu(
                 else (
                     'stored'
                     if has_bn
-                    else 'none (no BN layer in training mode)'
+                    else 'stored (no BN layer is trained: norm_eval, '
+                    'frozen stages or no BN)'
                 ),
                 eval_cache=cached is not None,
             )
@@ -779,17 +780,22 @@ def build_menu(
         # member rows: names, sizes, FLOPs (cheap, once)
         rows = {m['name']: m for m in menu['members']}
         ordered = []
+        flops_of = None
         for sub in members_sub:
             name = format_subnet(sub)
             row = rows.get(name)
             if row is None:
+                if flops_of is None:
+                    flops_of, menu['flops_scope'] = _flops_counter(
+                        arch, input_shape, elastic, count_flops
+                    )
                 depths = [len(s) for s in sub]
                 row = dict(
                     name=name,
                     subnet=depths,
                     blocks=sum(depths),
                     params=count_params(arch, elastic, sub),
-                    flops=count_flops(arch, input_shape, elastic, sub),
+                    flops=flops_of(sub),
                     latency=None,
                     onnxruntime_latency=None,
                     results={},
@@ -903,6 +909,43 @@ def build_menu(
     run_info['timings'] = {k: round(v, 3) for k, v in timings.items()}
     write_json_atomic(menu, json_path)
     return menu
+
+
+class _Features(torch.nn.Module):
+    """``model.extract_feat``: the backbone and neck of a detector."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor):
+        return self.model.extract_feat(inputs)
+
+
+def _flops_counter(
+    arch: torch.nn.Module,
+    input_shape: Sequence[int],
+    elastic,
+    count_flops: Callable,
+) -> Tuple[Callable, str]:
+    """How the menu counts FLOPs: of the whole ``mode='tensor'`` forward
+    (scope ``'model'``) where mmengine can trace it, else (two-stage
+    detectors, whose forward needs data samples) of ``extract_feat``
+    (scope ``'backbone+neck'``; the depth changes only the backbone), else
+    not at all (scope ``None``)."""
+    if count_flops(arch, input_shape, elastic, None) is not None:
+        return (
+            lambda sub: count_flops(arch, input_shape, elastic, sub),
+            'model',
+        )
+    if hasattr(arch, 'extract_feat'):
+        feats = _Features(arch)
+        if count_flops(feats, input_shape, elastic, None) is not None:
+            return (
+                lambda sub: count_flops(feats, input_shape, elastic, sub),
+                'backbone+neck',
+            )
+    return (lambda sub: None), None
 
 
 def _export_for_ort(
@@ -1101,7 +1144,13 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
         + f'; latency: median (IQR) of {st["repeats"]} runs after '
         f'{st["warmup"]} warm-up runs on {st["device"]} '
         f'({machine.get("gpu") or machine["cpu"]}, {st["threads"]} '
-        f'thread(s), torch {machine["torch"]}). `*`: on the Pareto '
+        f'thread(s), torch {machine["torch"]}). '
+        + (
+            f'FLOPs: {menu["flops_scope"]} only. '
+            if menu.get('flops_scope') not in (None, 'model')
+            else ''
+        )
+        + '`*`: on the Pareto '
         f'frontier of {menu["metric"]} vs latency at batch {lb}; `f`: vs '
         'FLOPs.',
         '',

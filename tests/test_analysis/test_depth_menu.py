@@ -563,3 +563,49 @@ def test_mobilenet_v3_menu_export(tmp_path):
     # 4 decimals in the record; accuracy moves in steps of 100/18
     expected = chosen['results']['ST']['metric']
     assert tested['accuracy/top1'] == pytest.approx(expected, abs=1e-4)
+
+
+# -- a detector: ST* Faster R-CNN on generated COCO --------------------------
+def test_detector_menu(tmp_path):
+    """The menu of ST* Faster R-CNN (shrunk ResNet-50, generated COCO):
+    box mAP, FLOPs and the latency of the detector's tensor-mode forward
+    for two members; the budget choice and the export of the chosen one."""
+    from mmst.analysis import build_runner
+    from tests.test_downstream.data import make_coco, tiny_config
+
+    root = make_coco(tmp_path / 'coco')
+    cfg = tiny_config(
+        str(REPO / 'configs' / 'faster_rcnn_r50_st.py'), 'coco', root
+    )
+    config = tmp_path / 'faster_rcnn_tiny.py'
+    cfg.dump(str(config))
+    # initial weights: the numbers do not matter here, the sweep does
+    from mmst.analysis import load_config
+
+    runner = build_runner(load_config(str(config)), str(tmp_path / 'build'))
+    ckpt = tmp_path / 'init.pth'
+    torch.save(dict(state_dict=runner.model.state_dict(), meta={}), ckpt)
+    del runner
+
+    out = tmp_path / 'menu'
+    menu = _tool().main(
+        [str(config), str(ckpt), '--labels', 'init']
+        + ['--subnets', 'smallest', 'full', '--bn-recal-images', '2']
+        + ['--batch-sizes', '1', '--warmup', '0', '--repeats', '1']
+        + ['--threads', '1', '--no-progress', '--no-onnxruntime']
+        + ['--out-dir', str(out), '--export', str(tmp_path / 'export')]
+    )
+    assert menu['metric'] == 'coco/bbox_mAP'
+    assert menu['eval_images'] == 2
+    small, full = menu['members']
+    # the two-stage detector's tensor forward needs data samples: FLOPs of
+    # its backbone and neck (the part the depth changes)
+    assert menu['flops_scope'] == 'backbone+neck'
+    assert small['flops'] < full['flops'] and small['params'] < full['params']
+    for m in menu['members']:
+        assert m['latency']['1']['runs'] == 1
+        assert 0 <= m['results']['init']['metric'] <= 1
+    assert menu['choice']['member'] in (small['name'], full['name'])
+    summary = menu['choice']['export']
+    assert Path(summary['checkpoint']).is_file()
+    assert (out / 'menu.png').is_file()
