@@ -19,6 +19,7 @@ import argparse
 import importlib
 import importlib.metadata
 import importlib.util
+import re
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -298,6 +299,43 @@ def check_config_stack(cfg) -> None:
             'OpenMMLab library of that scope (mmst supports mmpretrain, '
             f'mmdet, mmseg, mmpose: {fix_command(["det"])})'
         )
+
+
+def load_config(filename: str, **kwargs):
+    """``mmengine.config.Config.fromfile`` that turns a missing piece into a
+    :class:`StackError` naming the fix: a task library that a
+    ``_base_ = ['mmdet::...']``-style base config needs, or the
+    ``pkg_resources`` (setuptools < 81) with which mmengine finds it.
+
+    Args:
+        filename (str): The config file.
+        **kwargs: passed to ``Config.fromfile``.
+
+    Returns:
+        mmengine.config.Config: The config.
+
+    Raises:
+        StackError: a missing task library or pkg_resources.
+    """
+    from mmengine.config import Config
+
+    try:
+        return Config.fromfile(filename, **kwargs)
+    except ModuleNotFoundError as e:
+        library_task = {lib: task for task, lib in TASK_LIBRARY.items()}
+        m = re.match(r'(\S+) is not installed, please install', str(e))
+        if m and m.group(1) in library_task:
+            task = library_task[m.group(1)]
+            problem = (
+                f'{m.group(1)} is not installed (its configs are base '
+                f'configs of {filename})'
+            )
+        elif e.name == 'pkg_resources':
+            task, problem = 'cls', stack_problems('cls', {}, None, False)[-1]
+        else:
+            raise
+        others = [p for p in stack_report(task)[1] if 'not installed' not in p]
+        raise stack_error([task], [problem, *others], filename) from e
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

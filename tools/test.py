@@ -22,6 +22,7 @@ from mmengine.runner import Runner
 
 from mmst.apis import plain_config, prepare_config
 from mmst.apis.launch import LAUNCHERS, maybe_destroy_process_group
+from mmst.stack import load_config
 
 # default_hooks.visualization per library: (switch, output-folder key); a
 # key of None means the folder is the visualizer's save_dir (mmseg).
@@ -132,7 +133,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def main() -> None:
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(load_config(args.config), args)
     cfg = plain_config(cfg)
     prepare_config(cfg, args.launcher)
     runner = (

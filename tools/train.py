@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 
 from mmst.apis import prepare_config
 from mmst.apis.launch import LAUNCHERS, maybe_destroy_process_group
+from mmst.stack import load_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -88,7 +89,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def main() -> None:
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    cfg = merge_args(load_config(args.config), args)
     prepare_config(cfg, args.launcher)
     runner = (
         Runner.from_cfg(cfg)
