@@ -592,3 +592,29 @@ def test_requirements_name_existing_files():
             if not any(p.exists() for p in here):
                 missing.append(f'{rel(req)}: {name}')
     assert not missing, missing
+
+
+def test_readme_st_block_builds_on_an_upstream_config(tmp_path):
+    """README's "To use ST with any existing upstream config, add:" block,
+    added to mmpretrain's ResNet-50 config, builds the ST model."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmst.registry import MODELS
+
+    readme = REPO / 'README.md'
+    after = readme.read_text().split('any existing upstream config, add:')[1]
+    (block,) = [
+        b
+        for b in code_blocks(readme)
+        if b.lang == 'python' and b.text.strip() in after[:2000]
+    ]
+    path = tmp_path / 'st_resnet50.py'
+    path.write_text(
+        "_base_ = ['mmpretrain::resnet/resnet50_8xb32_in1k.py']\n" + block.text
+    )
+    cfg = Config.fromfile(str(path))
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'StimulativeTraining'
+    assert model.num_subnets == 6
