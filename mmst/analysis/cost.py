@@ -1,5 +1,6 @@
 """Cost of a sub-network: parameters it uses and FLOPs of one forward."""
 
+import inspect
 import logging
 from typing import List, Optional, Sequence
 
@@ -47,6 +48,18 @@ def count_params(
     return total - skipped
 
 
+class _TensorMode(nn.Module):
+    """``model(inputs, None, 'tensor')``: mm models whose forward needs
+    ``data_samples`` (pose estimators) trace with one input too."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs):
+        return self.model(inputs, None, 'tensor')
+
+
 @torch.no_grad()
 def count_flops(
     arch: nn.Module,
@@ -70,8 +83,12 @@ def count_flops(
     was_training = arch.training
     arch.eval()
 
+    traced = arch
+    if 'mode' in inspect.signature(arch.forward).parameters:
+        traced = _TensorMode(arch)
+
     def total() -> int:
-        analyzer = FlopAnalyzer(arch, (inputs,))
+        analyzer = FlopAnalyzer(traced, (inputs,))
         flops = analyzer.unsupported_ops_warnings(
             False
         ).uncalled_modules_warnings(False)

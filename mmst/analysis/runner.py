@@ -114,6 +114,11 @@ def build_runner(cfg: Config, work_dir: str) -> Runner:
     # A unique name: the logger and visualizer are per-name singletons, and
     # an earlier runner's (in a removed temporary folder) must not be reused.
     cfg.experiment_name = f'mmst_analysis_{uuid.uuid4().hex[:8]}'
+    visualizer = cfg.get('visualizer')
+    if isinstance(visualizer, dict):
+        # upstream configs name it ('visualizer'), which would hand every
+        # later runner of this process the first one's (removed) folder
+        visualizer['name'] = cfg.experiment_name
     runner = (
         Runner.from_cfg(cfg)
         if 'runner_type' not in cfg

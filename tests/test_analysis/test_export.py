@@ -286,3 +286,86 @@ def test_export_refusals(trained, tmp_path):
     assert not (tmp_path / 'a').exists()
     with pytest.raises(ValueError, match='is not supported; allowed'):
         check_onnx_task(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize(
+    'framework', ['faster_rcnn', 'semantic_fpn', 'simple_baseline']
+)
+def test_downstream_member_export(tmp_path, framework):
+    """The backbone of a detector, a segmentor and a pose estimator (the
+    shipped ST* configs, shrunk): the exported model computes exactly what
+    the ST model computes as the sub-network (the detector: its features,
+    backbone + neck; the others: their ``mode='tensor'`` outputs); the
+    segmentor's ONNX file matches PyTorch; the detector's ONNX export is
+    refused."""
+    from mmst.analysis import (
+        build_model,
+        eval_inputs,
+        export_subnet,
+        flatten_outputs,
+        load_config,
+    )
+    from mmst.subnet import ElasticDepth
+    from tests.test_downstream.data import (
+        FRAMEWORKS,
+        make_cityscapes,
+        make_coco,
+        tiny_config,
+    )
+
+    st_path, _, kind = FRAMEWORKS[framework]
+    make = make_cityscapes if kind == 'cityscapes' else make_coco
+    cfg = tiny_config(st_path, kind, make(tmp_path / 'data'))
+    cfg.work_dir = str(tmp_path / 'work')
+    config = tmp_path / 'st.py'
+    cfg.dump(str(config))
+    # random weights of the ST model, saved as ST checkpoints are (plain)
+    torch.manual_seed(0)
+    model = build_model(load_config(str(config)))
+    ckpt = tmp_path / 'st.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+
+    onnx = framework == 'semantic_fpn'
+    out = tmp_path / 'export'
+    # the tiny Cityscapes' training crops differ in size, which BN
+    # re-estimation's batches cannot (mmst.engine.recalibrate_bn)
+    recal = 0 if kind == 'cityscapes' else 2
+    kwargs = dict(bn_recal_images=recal, onnx=onnx, onnx_images=2)
+    if framework == 'faster_rcnn':
+        with pytest.raises(ValueError, match=r'task: detection\) is not'):
+            export_subnet(
+                str(config), str(ckpt), '1,1,1,1', str(out), onnx=True
+            )
+    summary = export_subnet(
+        str(config), str(ckpt), '1,1,1,1', str(out), **kwargs
+    )
+    assert summary['subnet'] == [1, 1, 1, 1]
+    assert summary['dropped_keys'] > 0
+    if onnx:
+        assert summary['onnx_parity']['max_abs_diff'] <= 1e-4
+
+    fixed = build_model(summary['config'], summary['checkpoint'])
+    full = build_model(str(config), str(ckpt))
+    state = torch.load(summary['checkpoint'], map_location='cpu')
+    full.load_state_dict({**full.state_dict(), **state['state_dict']})
+    elastic = ElasticDepth(full.backbone)
+    (batch,) = eval_inputs(load_config(summary['config']), fixed, 1)
+    # a two-stage detector's tensor mode needs the images' metainfo
+    detector = framework == 'faster_rcnn'
+    with torch.no_grad():
+        out = (
+            fixed.extract_feat(batch)
+            if detector
+            else fixed(batch, None, 'tensor')
+        )
+        got = flatten_outputs(out)
+        with elastic.activate(((0,),) * 4):
+            out = (
+                full.extract_feat(batch)
+                if detector
+                else full(batch, None, 'tensor')
+            )
+            expected = flatten_outputs(out)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert torch.equal(g, e)
