@@ -30,6 +30,8 @@
 #                    torch and Python versions because pip's own cache key
 #                    ignores the torch version the wheel was built against.
 #   MAX_JOBS         parallel compile jobs for mmcv (default: number of cores)
+#   FORCE_CUDA=1     compile mmcv's CUDA ops too (automatic when torch sees a
+#                    GPU; needs nvcc for torch's CUDA version; untested here)
 #   UV_CACHE_DIR     uv's download cache (default ~/.cache/uv)
 set -euo pipefail
 
@@ -127,9 +129,14 @@ else
     TORCH_VER=$("$PY" -c 'import torch; print(torch.__version__)')
     PYTAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
     WH="$WHEELHOUSE/mmcv-${MMCV_VERSION}_torch-${TORCH_VER}_${PYTAG}"
+    # mmcv's setup.py adds CUDA ops when torch sees a GPU or FORCE_CUDA=1
+    # (needs nvcc of torch's CUDA version): such a wheel is cached apart
+    if [ "${FORCE_CUDA:-0}" = 1 ] || "$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
+      WH="${WH}_cuda"
+    fi
     mkdir -p "$WH"
     if ! ls "$WH"/mmcv-${MMCV_VERSION}-*.whl >/dev/null 2>&1; then
-      step "compile mmcv==$MMCV_VERSION with CPU ops against torch $TORCH_VER (MAX_JOBS=$MAX_JOBS; ~10-20 min, once)"
+      step "compile mmcv==$MMCV_VERSION with its ops ($WH) against torch $TORCH_VER (MAX_JOBS=$MAX_JOBS; ~10-20 min on 2 cores, once)"
       # torch>=2.14 headers need C++20 but mmcv's setup.py appends -std=c++17
       # to every compile line; gcc obeys the last -std, so compile through a
       # shim that appends -std=c++20.
