@@ -99,7 +99,7 @@ class Command:
     doc: str
     line: int
     text: str  # continuations joined, comment stripped
-    tool: str  # repository path of the script, e.g. tools/train.py
+    tool: str  # path of the script (tools/train.py) or '-m mmst.module'
     args: List[str]
 
 
@@ -157,6 +157,9 @@ def parse_command(
         words = words[1:]
     if not words:
         return None
+    # python -m mmst.x: an mmst module run as a script
+    if len(words) >= 2 and words[0] == '-m' and words[1].startswith('mmst'):
+        return Command(doc, line, text, '-m ' + words[1], words[2:])
     m = _TOOL.match(words[0])
     if not m:
         return None

@@ -108,6 +108,11 @@ NOT_RUN = [
     ),
     (r'^tools/run_tests\.sh$', 'the whole test suite'),
     (
+        r'^-m mmst\.',
+        'an mmst module run as a script (python -m mmst.x): its --help '
+        'runs here; what it prints depends on the installed environment',
+    ),
+    (
         r'^tools/analysis_tools/',
         'needs trained checkpoints; '
         'tests/test_analysis runs the tools on tiny ones',
@@ -138,6 +143,19 @@ def _target(tool: str) -> str:
     return FORWARDS_TO.get(tool, tool)
 
 
+def _is_python(tool: str) -> bool:
+    return tool.endswith('.py') or tool.startswith('-m ')
+
+
+def _exists(tool: str) -> bool:
+    """A repository script, or an importable mmst module."""
+    if tool.startswith('-m '):
+        import importlib.util
+
+        return importlib.util.find_spec(tool[3:]) is not None
+    return (REPO / tool).is_file()
+
+
 def _all_commands():
     return [c for p in DOCS for c in commands(p)]
 
@@ -149,8 +167,7 @@ def helps() -> Dict[str, str]:
         {
             _target(c.tool)
             for c in _all_commands()
-            if _target(c.tool).endswith('.py')
-            and (REPO / _target(c.tool)).exists()
+            if _is_python(_target(c.tool)) and _exists(_target(c.tool))
         }
     )
     out = REPO / 'work_dirs'  # ignored by git
@@ -291,7 +308,7 @@ def test_command_options(helps):
     problems = []
     for cmd in _all_commands():
         where = f'{cmd.doc}:{cmd.line}: {cmd.text}'
-        if not (REPO / cmd.tool).is_file():
+        if not _exists(cmd.tool):
             problems.append(f'{where}: {cmd.tool} does not exist')
             continue
         accepted = _accepted(helps, cmd.tool)
@@ -334,11 +351,12 @@ def test_inline_options(doc, helps):
         )
         if (REPO / m.group(1)).is_file()
     }
+    tools |= {'-m ' + m for m in re.findall(r'python -m (mmst[\w.]*)', text)}
     if doc.name == 'README.md' or doc.name == 'distributed.md':
         tools |= {'tools/train.py', 'tools/test.py'}
     accepted = set()
     for tool in tools:
-        if _target(tool).endswith('.py') and _target(tool) not in helps:
+        if _is_python(_target(tool)) and _target(tool) not in helps:
             continue
         acc = (
             _accepted(helps, tool)

@@ -5,6 +5,8 @@ imported once.
 
     python tests/test_docs/tool_help.py OUT.json tools/train.py ...
 
+(a module run as ``python -m mmst.x`` is given as '-m mmst.x').
+
 writes {tool: help text} to OUT.json; a tool that does not exit with
 status 0 on ``--help`` gets the text 'FAILED (...)' and its output.
 """
@@ -25,7 +27,10 @@ def tool_help(path: str) -> str:
     status = 'no exit'
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            runpy.run_path(path, run_name='__main__')
+            if path.startswith('-m '):  # python -m package.module
+                runpy.run_module(path[3:], run_name='__main__')
+            else:
+                runpy.run_path(path, run_name='__main__')
     except SystemExit as e:
         status = e.code
     except Exception as e:  # reported, not raised: one report per tool
