@@ -18,6 +18,12 @@ from .export import (
     subnet_config,
     subnet_depths,
 )
+from .latency import (
+    eager_latency,
+    machine_info,
+    onnxruntime_latency,
+    resolve_device,
+)
 from .loafing import (
     check_labels,
     default_labels,
@@ -35,6 +41,16 @@ from .logits import (
     plot_logit_magnitude,
     run_logit_magnitude,
     write_logit_magnitude,
+)
+from .menu import (
+    BudgetError,
+    MenuSettingsError,
+    build_menu,
+    choose_member,
+    export_member,
+    frontier,
+    pareto_front,
+    write_outputs,
 )
 from .runner import (
     SPLITS,
@@ -91,4 +107,16 @@ __all__ = [
     'onnx_parity',
     'subnet_config',
     'subnet_depths',
+    'eager_latency',
+    'machine_info',
+    'onnxruntime_latency',
+    'resolve_device',
+    'BudgetError',
+    'MenuSettingsError',
+    'build_menu',
+    'choose_member',
+    'export_member',
+    'frontier',
+    'pareto_front',
+    'write_outputs',
 ]

@@ -43,6 +43,8 @@ from typing import (
 
 import torch
 
+from .loafing import check_labels, select_metric
+
 #: ``menu.json`` layout version.
 MENU_FORMAT = 'mmst-depth-menu/1'
 #: Files a menu writes into its output folder.
@@ -1004,54 +1006,6 @@ def export_member(
         cfg_options=st['cfg_options'] or None,
         onnx=onnx,
     )
-
-
-def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:
-    """``key``, or the evaluator's first metric.
-
-    Raises:
-        ValueError: No metrics, or ``key`` is not among them.
-    """
-    if not metrics:
-        raise ValueError('the evaluator returned no metrics')
-    if key is None:
-        return next(iter(metrics))
-    if key not in metrics:
-        raise ValueError(
-            f"--metric {key!r} is not among the evaluator's metrics; "
-            f'allowed: {" | ".join(metrics)}'
-        )
-    return key
-
-
-def default_labels(checkpoints: Sequence[str]) -> List[str]:
-    """``folder/file`` names of the checkpoints (numbered if equal)."""
-    labels = []
-    for path in checkpoints:
-        parent = osp.basename(osp.dirname(osp.abspath(path)))
-        stem = osp.splitext(osp.basename(path))[0]
-        labels.append(f'{parent}/{stem}' if parent else stem)
-    if len(set(labels)) < len(labels):
-        labels = [f'{i + 1}:{label}' for i, label in enumerate(labels)]
-    return labels
-
-
-def check_labels(
-    labels: Optional[Sequence[str]], checkpoints: Sequence[str]
-) -> List[str]:
-    """``labels`` checked against ``checkpoints``, or the defaults.
-
-    Raises:
-        ValueError: Not one distinct label per checkpoint.
-    """
-    if labels is None:
-        return default_labels(checkpoints)
-    if len(labels) != len(checkpoints) or len(set(labels)) < len(labels):
-        raise ValueError(
-            f'--labels {list(labels)} is invalid; allowed: one distinct '
-            f'label per checkpoint ({len(checkpoints)} given)'
-        )
-    return list(labels)
 
 
 # -- outputs ---------------------------------------------------------------
