@@ -218,6 +218,21 @@ def test_non_resnet_member_export_reproduces_loafing(trained, name):
             elastic_out = full(batch, None, 'tensor')
     assert torch.equal(fixed_out, elastic_out)
 
+    # mmpretrain's own inference API runs the export as it is
+    from mmpretrain.apis import ImageClassificationInferencer
+
+    image = sorted((run['root'].parent / 'data').rglob('*.png'))[0]
+    inferencer = ImageClassificationInferencer(
+        str(out / 'config.py'), pretrained=str(out / 'subnet.pth')
+    )
+    (pred,) = inferencer(str(image))
+    batch = next(iter(inferencer.preprocess([str(image)])))
+    data = fixed.data_preprocessor(batch, False)
+    with torch.no_grad():
+        scores = fixed(data['inputs'], None, 'tensor').softmax(-1)[0]
+    # the same image, model and weights (one image each, same kernels)
+    assert torch.equal(torch.as_tensor(pred['pred_scores']), scores)
+
 
 def test_onnx_parity(trained):
     pytest.importorskip('onnxruntime', reason='pip install onnxruntime')
