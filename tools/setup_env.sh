@@ -72,6 +72,7 @@ case "$OLD_STAMP" in
   "" | *" "*) ;;
   *) OLD_STAMP="full $OLD_STAMP" ;;  # a stamp without mode: an older full venv
 esac
+ASKED=$MODE
 if [ "$MODE" = light ] && [ "${OLD_STAMP%% *}" = full ]; then
   MODE=full  # keep the superset; never downgrade a full venv
   step "venv $VENV has the full stack: keeping it (light mode needs a subset)"
@@ -179,14 +180,16 @@ if [ "$WITH_DATA" = 1 ]; then
       sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist
     fi
   fi
-  "$PY" -m mmst.datasets.fashion_mnist_files "$SRC" "$REPO/data/fashion_mnist"
+  # run as a file: the module needs the standard library only, and
+  # `-m mmst.datasets...` would first import mmst and every task library
+  "$PY" "$REPO/mmst/datasets/fashion_mnist_files.py" "$SRC" "$REPO/data/fashion_mnist"
 fi
 
-if [ "$MODE" = full ]; then
+if [ "$ASKED" = full ]; then
   step "verify the full stack (versions, mmcv.ops on CPU): python -m mmst.stack all"
   "$PY" -W ignore -m mmst.stack all --run-ops
 else
-  step "verify the light stack: python -m mmst.stack cls"
+  step "verify the classification stack: python -m mmst.stack cls"
   "$PY" -W ignore -m mmst.stack cls
 fi
 step "done ($MODE stack): activate with '. $VENV/bin/activate'"
