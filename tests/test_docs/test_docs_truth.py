@@ -161,7 +161,7 @@ def _all_commands():
 
 
 @pytest.fixture(scope='module')
-def helps() -> Dict[str, str]:
+def helps(tmp_path_factory) -> Dict[str, str]:
     """``--help`` of every Python script the docs quote, run once."""
     tools = sorted(
         {
@@ -170,26 +170,18 @@ def helps() -> Dict[str, str]:
             if _is_python(_target(c.tool)) and _exists(_target(c.tool))
         }
     )
-    out = REPO / 'work_dirs'  # ignored by git
-    out.mkdir(exist_ok=True)
-    dest = out / f'tool_help_{os.getpid()}.json'
+    dest = tmp_path_factory.mktemp('tool_help') / 'help.json'
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='131072')  # no re-exec
     subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name('tool_help.py')),
-            str(dest),
-        ]
+        [sys.executable, str(Path(__file__).with_name('tool_help.py'))]
+        + [str(dest)]
         + tools,
         cwd=REPO,
         env=env,
         check=True,
         timeout=600,
     )
-    try:
-        return json.loads(dest.read_text())
-    finally:
-        dest.unlink()
+    return json.loads(dest.read_text())
 
 
 @pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
@@ -454,6 +446,7 @@ def test_config_blocks_load(block, tmp_path):
 # Markdown file names the docs mention that are not pages of the docs.
 NOT_PAGES = {
     'loafing.md': 'a file tools/analysis_tools/loafing.py writes',
+    'menu.md': 'a file tools/analysis_tools/depth_menu.py writes',
 }
 
 
