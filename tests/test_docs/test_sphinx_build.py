@@ -11,6 +11,13 @@ from .doc_text import REPO
 
 
 def test_sphinx_build_without_warnings(tmp_path):
+    import importlib.util
+
+    for name in ('sphinx', 'myst_parser'):
+        assert importlib.util.find_spec(name), (
+            f'{name} is not installed (requirements/dev.txt): run '
+            'bash tools/setup_env.sh --full'
+        )
     out = tmp_path / 'html'
     result = subprocess.run(
         [
