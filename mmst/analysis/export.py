@@ -287,7 +287,9 @@ def export_model_subnet(
         force (bool): Overwrite existing outputs. Defaults to False.
         onnx (bool): Also write ``subnet.onnx`` and check it against
             PyTorch on ``onnx_images`` test images (:func:`export_onnx`,
-            :func:`onnx_parity`). Defaults to False.
+            :func:`onnx_parity`; a file that differs by more than
+            :data:`ONNX_ATOL` is removed and a ValueError raised, the
+            config and checkpoint stay). Defaults to False.
         onnx_images (int): Test images of the parity check. Defaults to 8.
         source (dict, optional): ``config`` / ``checkpoint`` paths recorded
             in the checkpoint's meta.
@@ -389,8 +391,12 @@ def export_model_subnet(
             fixed, paths['onnx'], input_shape=input_shape, force=True
         )
         inputs = eval_inputs(out_cfg, fixed, onnx_images)
+        try:
+            summary['onnx_parity'] = onnx_parity(fixed, info['file'], inputs)
+        except ValueError:
+            os.remove(info['file'])  # no ONNX file that does not match
+            raise
         summary['onnx'] = info['file']
-        summary['onnx_parity'] = onnx_parity(fixed, info['file'], inputs)
     return summary
 
 
