@@ -637,3 +637,22 @@ def test_readme_st_block_builds_on_an_upstream_config(tmp_path):
     model = MODELS.build(cfg.model)
     assert type(model).__name__ == 'StimulativeTraining'
     assert model.num_subnets == 6
+
+
+# Words of this project's development machinery that mean nothing to a
+# user (the docs once told users to pass files with a "device tool").
+INTERNAL_TERMS = [
+    r'device tool',
+    r'\$OUT\b',
+    r'\bcarry \[',
+    r'METHOD\.md',
+    r'shared folder',
+    r'lent (?:a|the) device',
+]
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
+def test_docs_speak_to_users(doc):
+    text = doc.read_text()
+    found = [t for t in INTERNAL_TERMS if re.search(t, text)]
+    assert not found, f'{rel(doc)} uses internal terms: {found}'
