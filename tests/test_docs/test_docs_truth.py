@@ -41,6 +41,7 @@ DOC_IDS = [rel(p) for p in DOCS]
 # Names that look like repository paths but are not meant as files.
 NOT_FILES = {
     'configs/x.py': 'a made-up config name inside a quoted error message',
+    'docs/_build/html': 'the output folder of the documentation build',
 }
 
 # Shell wrappers pass their extra arguments to this Python script.
