@@ -863,6 +863,17 @@ def build_menu(
                 )
                 finish(dict(kind='metric', label=label, member=row['name']))
 
+            ort_ok = bool(ort) and bool(todo_lat)
+            if ort_ok:
+                from .export import check_onnx_task
+
+                try:
+                    check_onnx_task(arch)
+                except ValueError as e:  # e.g. detectors: one warning
+                    logging.getLogger(__name__).warning(
+                        'no ONNX Runtime latency: %s', e
+                    )
+                    ort_ok = False
             for sub, row in todo_lat:
                 bar.set_postfix_str(f'latency {row["name"]}')
                 t0 = time.perf_counter()
@@ -875,7 +886,7 @@ def build_menu(
                     samples = prepared.get('data_samples')
                     with elastic.activate(sub):
                         onnx_file = None
-                        if ort:
+                        if ort_ok:
                             onnx_file = _export_for_ort(
                                 arch, input_shape, onnx_dir
                             )
@@ -978,12 +989,16 @@ def export_member(
     out_dir: str,
     onnx: bool = False,
     force: bool = False,
+    cfg_options: Optional[dict] = None,
 ) -> dict:
     """Write ``member`` of checkpoint ``label`` as a standalone config +
     checkpoint (and ONNX file) with :func:`mmst.analysis.export.
     export_subnet`, with the menu's config, ``cfg_options``, BN
     re-estimation images and seed, so ``tools/test.py`` on the files gives
     the menu's metric (same split and images).
+
+    ``cfg_options``: the overrides the menu was built with, as given (the
+    menu's JSON copy has tuples turned into lists; it is used when None).
 
     Returns:
         dict: :func:`mmst.analysis.export.export_subnet`'s summary.
@@ -1000,10 +1015,16 @@ def export_member(
         path,
         list(member['subnet']),
         out_dir,
-        bn_recal_images=st['bn_recal_images'],
+        # the menu re-estimated only where BN layers are trained (else the
+        # stored statistics, which a re-estimation would leave unchanged)
+        bn_recal_images=st['bn_recal_images']
+        if menu.get('bn_stats') == 're-estimated'
+        else 0,
         seed=st['seed'],
         force=force,
-        cfg_options=st['cfg_options'] or None,
+        cfg_options=cfg_options
+        if cfg_options is not None
+        else (st['cfg_options'] or None),
         onnx=onnx,
     )
 

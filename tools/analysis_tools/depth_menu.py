@@ -227,7 +227,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         print(f'chosen: {label} {member["name"]}')
     if args.export:
         summary = export_member(
-            menu, label, member, args.export, onnx=args.onnx, force=args.force
+            menu,
+            label,
+            member,
+            args.export,
+            onnx=args.onnx,
+            force=args.force,
+            cfg_options=args.cfg_options,
         )
         files = [summary['config'], summary['checkpoint']]
         files += [summary['onnx']] if 'onnx' in summary else []
