@@ -613,3 +613,22 @@ def test_detector_menu(tmp_path):
     summary = menu['choice']['export']
     assert Path(summary['checkpoint']).is_file()
     assert (out / 'menu.png').is_file()
+
+
+def test_latency_helpers():
+    from mmst.analysis.latency import resolve_device, summarize, tile_batch
+
+    stats = summarize([4.0, 1.0, 3.0, 2.0, 5.0])
+    assert stats['median_ms'] == 3.0 and stats['min_ms'] == 1.0
+    assert (stats['q1_ms'], stats['q3_ms'], stats['iqr_ms']) == (2.0, 4.0, 2.0)
+    assert stats['runs'] == 5
+    x = torch.arange(3.0).view(3, 1)
+    tiled, samples = tile_batch(x, ['a', 'b', 'c'], 5)
+    assert tiled.view(-1).tolist() == [0.0, 1.0, 2.0, 0.0, 1.0]
+    assert samples == ['a', 'b', 'c', 'a', 'b']
+    assert resolve_device('cpu').type == 'cpu'
+    with pytest.raises(ValueError, match="--device 'tpu' is invalid"):
+        resolve_device('tpu')
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='needs a CUDA device'):
+            resolve_device('cuda')
