@@ -1130,11 +1130,16 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
         'FLOPs.',
         '',
     ]
+    ort = any(m.get('onnxruntime_latency') for m in menu['members'])
     header = f'| member | blocks | params (M) | {unit} |'
     sep = '|---|---|---|---|'
     for bs in sizes:
         header += f' ms (b={bs}) |'
         sep += '---|'
+    if ort:
+        for bs in sizes:
+            header += f' ORT ms (b={bs}) |'
+            sep += '---|'
     for label in labels:
         header += f' {label} |'
         sep += '---|'
@@ -1160,6 +1165,14 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
                 if entry is None
                 else f'{entry["median_ms"]:.3g} ({entry["iqr_ms"]:.2g})'
             )
+        if ort:
+            for bs in sizes:
+                entry = (m.get('onnxruntime_latency') or {}).get(str(bs))
+                cells.append(
+                    '-'
+                    if entry is None
+                    else f'{entry["median_ms"]:.3g} ({entry["iqr_ms"]:.2g})'
+                )
         for label in labels:
             value = member_metric(m, label)
             front = fronts.get(label, {})
