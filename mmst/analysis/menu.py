@@ -51,6 +51,8 @@ MENU_FORMAT = 'mmst-depth-menu/1'
 MENU_FILES = ('menu.json', 'menu.csv', 'menu.md', 'menu.png')
 #: Costs the frontier and the budget are taken over.
 COSTS = ('latency', 'flops')
+#: Runtimes whose latency the frontier and the budget may use.
+RUNTIMES = ('eager', 'onnxruntime')
 #: What the latency columns time.
 LATENCY_WHAT = (
     "one model(inputs, data_samples, mode='tensor') call on a preprocessed "
@@ -99,18 +101,28 @@ def pareto_front(points: Sequence[Tuple[float, float]]) -> List[bool]:
 
 
 def member_cost(
-    member: dict, cost: str, batch_size: Optional[int] = None
+    member: dict,
+    cost: str,
+    batch_size: Optional[int] = None,
+    runtime: str = 'eager',
 ) -> Optional[float]:
     """The ``cost`` of a menu member: ``'flops'`` (FLOPs of one image) or
-    ``'latency'`` (median ms at ``batch_size``); None when not measured.
+    ``'latency'`` (median ms at ``batch_size`` of the ``runtime``:
+    ``'eager'`` PyTorch or ``'onnxruntime'``); None when not measured.
 
     Raises:
-        ValueError: ``cost`` is not one of :data:`COSTS`.
+        ValueError: ``cost`` or ``runtime`` is not allowed.
     """
+    if runtime not in RUNTIMES:
+        raise ValueError(
+            f'--latency-runtime {runtime!r} is invalid; allowed: '
+            + ' | '.join(RUNTIMES)
+        )
     if cost == 'flops':
         return member.get('flops')
     if cost == 'latency':
-        entry = (member.get('latency') or {}).get(str(batch_size))
+        key = 'latency' if runtime == 'eager' else 'onnxruntime_latency'
+        entry = (member.get(key) or {}).get(str(batch_size))
         return None if entry is None else entry['median_ms']
     raise ValueError(
         f'cost={cost!r} is invalid; allowed: ' + ' | '.join(COSTS)
@@ -130,8 +142,13 @@ def frontier(
     """Names of the members of checkpoint ``label`` on the Pareto frontier
     of the menu metric vs ``cost`` (see :func:`pareto_front`), cheapest
     first; members without the metric or the cost are left out."""
+    rt = menu.get('latency_runtime', 'eager')
     rows = [
-        (m['name'], member_cost(m, cost, batch_size), member_metric(m, label))
+        (
+            m['name'],
+            member_cost(m, cost, batch_size, rt),
+            member_metric(m, label),
+        )
         for m in menu['members']
     ]
     rows = [r for r in rows if r[1] is not None and r[2] is not None]
@@ -140,12 +157,15 @@ def frontier(
     return [name for name, _, _ in sorted(on, key=lambda r: (r[1], -r[2]))]
 
 
-def _describe(member: dict, label: str, batch_size: int, metric: str) -> str:
-    lat = member_cost(member, 'latency', batch_size)
+def _describe(
+    member: dict, label: str, batch_size: int, metric: str, rt: str
+) -> str:
+    lat = member_cost(member, 'latency', batch_size, rt)
     flops = member.get('flops')
     return (
         f'{member["name"]} ({metric} {member_metric(member, label):.4g}, '
-        f'latency {"-" if lat is None else f"{lat:.4g}"} ms at batch '
+        f'{"" if rt == "eager" else "ONNX Runtime "}latency '
+        f'{"-" if lat is None else f"{lat:.4g}"} ms at batch '
         f'{batch_size}, '
         f'{"-" if flops is None else f"{flops / 1e6:.4g}"} MFLOPs, '
         f'{member["params"] / 1e6:.4g} M params)'
@@ -214,6 +234,7 @@ def choose_member(
             raise ValueError(
                 f'{key}={bound!r} is invalid; allowed: a finite number'
             )
+    rt = menu.get('latency_runtime', 'eager')
     members = [
         m for m in menu['members'] if member_metric(m, label) is not None
     ]
@@ -224,7 +245,7 @@ def choose_member(
         return math.inf if value is None else value
 
     def fits(m: dict) -> bool:
-        lat = member_cost(m, 'latency', batch_size)
+        lat = member_cost(m, 'latency', batch_size, rt)
         if max_latency_ms is not None and inf(lat) > max_latency_ms:
             return False
         if max_flops is not None and inf(m.get('flops')) > max_flops:
@@ -237,7 +258,7 @@ def choose_member(
             fitting,
             key=lambda im: (
                 -member_metric(im[1], label),
-                inf(member_cost(im[1], 'latency', batch_size)),
+                inf(member_cost(im[1], 'latency', batch_size, rt)),
                 inf(im[1].get('flops')),
                 im[1]['params'],
                 im[0],
@@ -253,13 +274,13 @@ def choose_member(
         best = min(
             members,
             key=lambda m: (
-                inf(member_cost(m, 'latency', batch_size)),
+                inf(member_cost(m, 'latency', batch_size, rt)),
                 -member_metric(m, label),
             ),
         )
         nearest.append(
             'the fastest member is '
-            + _describe(best, label, batch_size, metric)
+            + _describe(best, label, batch_size, metric, rt)
         )
     if max_flops is not None:
         bounds.append(f'FLOPs <= {max_flops:g}')
@@ -269,7 +290,7 @@ def choose_member(
         )
         nearest.append(
             'the member with the fewest FLOPs is '
-            + _describe(best, label, batch_size, metric)
+            + _describe(best, label, batch_size, metric, rt)
         )
     if min_metric is not None:
         bounds.append(f'{metric} >= {min_metric:g}')
@@ -277,12 +298,12 @@ def choose_member(
             members,
             key=lambda m: (
                 -member_metric(m, label),
-                inf(member_cost(m, 'latency', batch_size)),
+                inf(member_cost(m, 'latency', batch_size, rt)),
             ),
         )
         nearest.append(
             f'the member with the highest {metric} is '
-            + _describe(best, label, batch_size, metric)
+            + _describe(best, label, batch_size, metric, rt)
         )
     raise BudgetError(
         f'no member of {label!r} satisfies {" and ".join(bounds)}; '
@@ -524,6 +545,7 @@ def build_menu(
     seed: int = 0,
     batch_sizes: Sequence[int] = (1,),
     latency_batch_size: Optional[int] = None,
+    latency_runtime: str = 'eager',
     warmup: int = 5,
     repeats: int = 30,
     device: str = 'cpu',
@@ -574,6 +596,8 @@ def build_menu(
         batch_sizes (Sequence[int]): Latency batch sizes.
         latency_batch_size (int, optional): The batch size whose latency
             the frontier and the budget use (default: the first).
+        latency_runtime (str): Whose latency they use: ``'eager'``
+            PyTorch or ``'onnxruntime'`` (needs ``ort``).
         warmup (int): Untimed runs before the timed ones.
         repeats (int): Timed runs (median and IQR reported).
         device (str): ``'cpu'`` or ``'cuda'``: where evaluation and latency
@@ -666,6 +690,16 @@ def build_menu(
             '--onnxruntime needs the onnx and onnxruntime packages (pip '
             'install onnx onnxruntime); they are not installed'
         )
+    if latency_runtime not in RUNTIMES:
+        raise ValueError(
+            f'--latency-runtime {latency_runtime!r} is invalid; allowed: '
+            + ' | '.join(RUNTIMES)
+        )
+    if latency_runtime == 'onnxruntime' and not ort:
+        raise ValueError(
+            '--latency-runtime onnxruntime needs the ONNX Runtime latency '
+            '(--onnxruntime: onnx and onnxruntime installed, device cpu)'
+        )
     specs = parse_subnet_specs(subnets)
     out_dir = out_dir or default_out_dir(config)
     if threads is not None:
@@ -737,6 +771,7 @@ def build_menu(
                 runs=[],
             )
         menu['latency_batch_size'] = latency_batch_size
+        menu['latency_runtime'] = latency_runtime
         menu.pop('choice', None)  # a budget choice belongs to one call
         json_path = osp.join(out_dir, 'menu.json')
 
@@ -1103,6 +1138,7 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
     sizes = menu['settings']['batch_sizes']
     unit, scale = _flops_unit(menu)
     lb = menu['latency_batch_size']
+    rt = menu.get('latency_runtime', 'eager')
     fronts = menu.get('frontiers', {})
     st = menu['settings']
     machine = menu['machine']
@@ -1126,7 +1162,9 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
             else ''
         )
         + '`*`: on the Pareto '
-        f'frontier of {menu["metric"]} vs latency at batch {lb}; `f`: vs '
+        f'frontier of {menu["metric"]} vs '
+        f'{"ONNX Runtime " if rt == "onnxruntime" else ""}latency at batch '
+        f'{lb}; `f`: vs '
         'FLOPs.',
         '',
     ]
@@ -1146,7 +1184,7 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
     lines += [header, sep]
 
     def key(m):
-        cost = member_cost(m, 'latency', lb)
+        cost = member_cost(m, 'latency', lb, rt)
         return (math.inf if cost is None else cost, m['blocks'])
 
     for m in sorted(menu['members'], key=key):
@@ -1201,10 +1239,13 @@ def plot(
     labels = _labels(menu)
     unit, scale = _flops_unit(menu)
     lb = menu['latency_batch_size']
+    rt = menu.get('latency_runtime', 'eager')
+    runtime = 'ONNX Runtime' if rt == 'onnxruntime' else 'PyTorch'
+    device = menu['settings']['device']
     panels = [
         (
             'latency',
-            f'latency (ms, batch {lb}, {menu["settings"]["device"]})',
+            f'{runtime} latency (ms, batch {lb}, {device})',
             1.0,
         )
     ]
@@ -1219,7 +1260,11 @@ def plot(
         for i, label in enumerate(labels):
             color = colors[i % len(colors)]
             pts = [
-                (member_cost(m, cost, lb), member_metric(m, label), m['name'])
+                (
+                    member_cost(m, cost, lb, rt),
+                    member_metric(m, label),
+                    m['name'],
+                )
                 for m in menu['members']
             ]
             pts = [p for p in pts if p[0] is not None and p[1] is not None]

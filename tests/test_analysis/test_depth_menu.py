@@ -632,3 +632,17 @@ def test_latency_helpers():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='needs a CUDA device'):
             resolve_device('cuda')
+
+
+def test_onnxruntime_latency_as_the_cost():
+    menu = _hand_menu()
+    # ONNX Runtime reverses the order of [1,1] and [2,1]
+    for m, ms in zip(menu['members'], (3.0, 1.0, 2.5, 3.0, 2.0, 4.0)):
+        m['onnxruntime_latency'] = {'1': dict(median_ms=ms, iqr_ms=0.0)}
+    assert frontier(menu, 'ST', 'latency', 1)[0] == '[1,1]'
+    menu['latency_runtime'] = 'onnxruntime'
+    # [2,1] (1 ms, 75) beats [1,1], [1,2] and [3,1]; [2,2] (3 ms, 80) [3,3]
+    assert frontier(menu, 'ST', 'latency', 1) == ['[2,1]', '[2,2]']
+    assert choose_member(menu, 'ST', max_latency_ms=1.5)['name'] == '[2,1]'
+    with pytest.raises(BudgetError, match='ONNX Runtime latency 1 ms'):
+        choose_member(menu, 'ST', max_latency_ms=0.5)

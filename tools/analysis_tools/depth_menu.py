@@ -8,7 +8,8 @@ exported. See docs/depth_menu.md.
         [--space default|space1..space7] [--bn-recal-images 2000]
         [--split val|test] [--metric KEY] [--max-images N] [--seed 0]
         [--device cpu|cuda] [--batch-sizes 1 128] [--latency-batch-size B]
-        [--warmup 5] [--repeats 30] [--threads N]
+        [--latency-runtime eager|onnxruntime] [--warmup 5] [--repeats 30]
+        [--threads N]
         [--onnxruntime | --no-onnxruntime]
         [--max-latency-ms MS] [--max-flops N] [--min-metric V]
         [--select LABEL] [--export DIR [--onnx]] [--out-dir DIR]
@@ -102,6 +103,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--max-latency-ms use (default: the first of --batch-sizes)',
     )
     p.add_argument(
+        '--latency-runtime',
+        choices=('eager', 'onnxruntime'),
+        default='eager',
+        help='whose latency the frontier, the plot and --max-latency-ms use '
+        '(default: eager PyTorch)',
+    )
+    p.add_argument(
         '--warmup', type=int, default=5, help='untimed runs before timing'
     )
     p.add_argument(
@@ -186,6 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         seed=args.seed,
         batch_sizes=args.batch_sizes,
         latency_batch_size=args.latency_batch_size,
+        latency_runtime=args.latency_runtime,
         warmup=args.warmup,
         repeats=args.repeats,
         device=args.device,
