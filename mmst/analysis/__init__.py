@@ -57,6 +57,7 @@ from .runner import (
     build_evaluation,
     build_recal_loader,
     build_runner,
+    check_bn_recal_images,
     input_shape_of,
     load_config,
     load_weights,
@@ -66,6 +67,7 @@ from .runner import (
 )
 
 __all__ = [
+    'check_bn_recal_images',
     'FLOPS_CONVENTION',
     'count_flops',
     'count_params',

@@ -48,6 +48,7 @@ from .cost import count_flops, count_params
 from .runner import (
     build_recal_loader,
     build_runner,
+    check_bn_recal_images,
     input_shape_of,
     load_config,
     load_weights,
@@ -306,15 +307,7 @@ def export_model_subnet(
         ValueError: An invalid argument, or a model this cannot export.
         FileExistsError: Outputs exist and ``force`` is False.
     """
-    if (
-        isinstance(bn_recal_images, bool)
-        or not isinstance(bn_recal_images, int)
-        or bn_recal_images < 0
-    ):
-        raise ValueError(
-            f'--bn-recal-images={bn_recal_images!r} is invalid; allowed: '
-            'an integer >= 0'
-        )
+    check_bn_recal_images(bn_recal_images)
     paths = output_paths(out_dir, onnx)
     check_outputs(paths.values(), force)
     arch = unwrap_st(model)

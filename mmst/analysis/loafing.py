@@ -29,6 +29,7 @@ from .runner import (
     build_evaluation,
     build_recal_loader,
     build_runner,
+    check_bn_recal_images,
     input_shape_of,
     load_config,
     load_weights,
@@ -131,15 +132,7 @@ def run_loafing(
         checkpoints = [checkpoints]
     if not checkpoints:
         raise ValueError('checkpoints=[] is invalid; allowed: one or more')
-    if (
-        isinstance(bn_recal_images, bool)
-        or not isinstance(bn_recal_images, int)
-        or bn_recal_images < 0
-    ):
-        raise ValueError(
-            f'--bn-recal-images {bn_recal_images!r} is invalid; allowed: '
-            'an integer >= 0'
-        )
+    check_bn_recal_images(bn_recal_images)
     specs = parse_subnet_specs(subnets, '--subnets')
     labels = check_labels(labels, checkpoints)
     recal_images = bn_recal_images

@@ -32,6 +32,7 @@ from .loafing import check_labels
 from .runner import (
     build_recal_loader,
     build_runner,
+    check_bn_recal_images,
     load_config,
     load_weights,
     model_space,
@@ -127,15 +128,7 @@ def run_logit_magnitude(
     """
     if isinstance(checkpoints, str):
         checkpoints = [checkpoints]
-    if (
-        isinstance(bn_recal_images, bool)
-        or not isinstance(bn_recal_images, int)
-        or bn_recal_images < 0
-    ):
-        raise ValueError(
-            f'--bn-recal-images {bn_recal_images!r} is invalid; allowed: '
-            'an integer >= 0'
-        )
+    check_bn_recal_images(bn_recal_images)
     specs = parse_subnet_specs(subnets, '--subnets')
     labels = check_labels(labels, checkpoints)
     recal_images = bn_recal_images

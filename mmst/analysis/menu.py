@@ -640,6 +640,7 @@ def build_menu(
         build_evaluation,
         build_recal_loader,
         build_runner,
+        check_bn_recal_images,
         load_config,
         load_weights,
         model_space,
@@ -670,11 +671,7 @@ def build_menu(
             f'--latency-batch-size {latency_batch_size} is invalid; allowed: '
             'one of --batch-sizes ' + ' | '.join(map(str, batch_sizes))
         )
-    if bn_recal_images < 0:
-        raise ValueError(
-            f'--bn-recal-images {bn_recal_images} is invalid; allowed: an '
-            'integer >= 0'
-        )
+    check_bn_recal_images(bn_recal_images)
     if warmup < 0 or repeats < 1:
         raise ValueError(
             f'--warmup {warmup} / --repeats {repeats} is invalid; allowed: '

@@ -203,6 +203,21 @@ def input_shape_of(model: nn.Module, dataloader) -> Tuple[int, ...]:
     return tuple(data['inputs'].shape[1:])
 
 
+def check_bn_recal_images(value) -> int:
+    """``value`` if it is a valid ``--bn-recal-images`` (an integer >= 0;
+    0: keep the stored BN statistics).
+
+    Raises:
+        ValueError: Not an integer >= 0 (the message names the value).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f'--bn-recal-images {value!r} is invalid; allowed: an integer '
+            '>= 0 (0: the stored BN statistics)'
+        )
+    return value
+
+
 def progress(total: int, desc: str, disable: bool = False):
     """A tqdm progress bar on stderr."""
     from tqdm import tqdm
