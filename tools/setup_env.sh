@@ -118,7 +118,9 @@ else
     step "light stack: requirements/cls.txt (torch, mmengine, mmcv-lite, mmpretrain)"
     uvi --reinstall-package mmcv-lite -c "$REQ/constraints.txt" -r "$REQ/cls.txt"
     step "mmst (editable, --no-deps)"
-    uvi --no-deps --no-build-isolation -e "$REPO"
+    # pip, not uv, for mmst itself: setuptools then writes mmst.egg-info into
+    # the checkout, with which MMEngine resolves mmst:: configs from here.
+    "$PY" -m pip install --disable-pip-version-check -q --no-deps -e "$REPO"
   else
     if has mmcv-lite; then
       step "remove mmcv-lite (the compiled mmcv replaces it)"
@@ -163,7 +165,9 @@ else
     uvi --no-deps -c "$REQ/constraints.txt" -r "$REQ/openmmlab.txt"
 
     step "mmst (editable) and the development tools (requirements/dev.txt)"
-    uvi --no-deps --no-build-isolation -e "$REPO"
+    # pip, not uv, for mmst itself: setuptools then writes mmst.egg-info into
+    # the checkout, with which MMEngine resolves mmst:: configs from here.
+    "$PY" -m pip install --disable-pip-version-check -q --no-deps -e "$REPO"
     uvi -c "$REQ/constraints.txt" -r "$REQ/dev.txt"
   fi
   echo "$WANT" > "$STAMP"
