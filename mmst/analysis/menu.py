@@ -628,16 +628,16 @@ def build_menu(
             settings (names the differing ones).
         ValueError: Invalid arguments (named with the allowed values).
     """
-    from mmst.engine import preserved_bn_stats, recalibrate_bn
     from mmst.engine.bn_recal import check_recal_images
-    from mmst.engine.subnet_eval import evaluate_model
     from mmst.models.algorithms.stimulative import unwrap_st
     from mmst.subnet import format_subnet, parse_subnet_specs, resolve_subnets
 
     from . import latency as lat
     from .cost import FLOPS_CONVENTION, count_flops, count_params
+    from .prefix_sharing import evaluate_members, recalibrate_members
     from .runner import (
         build_evaluation,
+        build_evaluator,
         build_recal_loader,
         build_runner,
         check_bn_recal_images,
@@ -778,11 +778,11 @@ def build_menu(
             and all(label in m['results'] for label in labels)
             for m in menu['members']
         )
-        prepared = recal = eval_loader = evaluator = None
+        prepared = recal = eval_loader = loader = None
         recal_images = 0
         if not finished:  # a finished menu needs no data
             t0 = time.perf_counter()
-            loader, evaluator = build_evaluation(runner, cfg, split)
+            loader, _ = build_evaluation(runner, cfg, split)
             with quiet_logs():
                 cached = cache_loader(loader, cache_mb)
             eval_loader = cached if cached is not None else loader
@@ -863,37 +863,52 @@ def build_menu(
 
         bar = _progress(len(todo_eval) + len(todo_lat), progress)
         try:
-            loaded = None
-            for label, path, sub, row in todo_eval:
-                bar.set_postfix_str(f'{label} {row["name"]}')
-                if loaded != path:
-                    with quiet_logs():
-                        load_weights(runner, path)
-                    model.to(torch_device)
-                    loaded = path
-                with preserved_bn_stats(arch), elastic.activate(sub):
-                    t0 = time.perf_counter()
-                    if recal_images:
-                        recalibrate_bn(arch, recal, recal_images)
-                    t1 = time.perf_counter()
-                    metrics = evaluate_model(model, eval_loader, evaluator)
-                    t2 = time.perf_counter()
-                timings['recal_s'] += t1 - t0
-                timings['eval_s'] += t2 - t1
-                metrics = {k: float(v) for k, v in metrics.items()}
-                key = menu['metric'] or select_metric(metrics, metric)
-                if key not in metrics:
-                    raise ValueError(
-                        f"metric {key!r} is not among the evaluator's "
-                        f'metrics: {" | ".join(metrics)}'
+            for label, path in zip(labels, checkpoints):
+                todo = [(s, r) for lb, _, s, r in todo_eval if lb == label]
+                if not todo:
+                    continue
+                bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
+                with quiet_logs():
+                    load_weights(runner, path)
+                model.to(torch_device)
+                subs = [sub for sub, _ in todo]
+                t0 = time.perf_counter()
+                stats, used = None, 0
+                if recal_images:
+                    stats, used = recalibrate_members(
+                        arch, elastic, subs, recal, recal_images
                     )
-                menu['metric'] = key
-                row['results'][label] = dict(
-                    metric=metrics[key],
-                    metrics=metrics,
-                    recal_images_used=recal.images if recal else 0,
+                t1 = time.perf_counter()
+                results = evaluate_members(
+                    model,
+                    elastic,
+                    subs,
+                    eval_loader,
+                    [
+                        build_evaluator(runner, cfg, split, loader.dataset)
+                        for _ in subs
+                    ],
+                    stats,
                 )
-                finish(dict(kind='metric', label=label, member=row['name']))
+                timings['recal_s'] += t1 - t0
+                timings['eval_s'] += time.perf_counter() - t1
+                for (_, row), metrics in zip(todo, results):
+                    metrics = {k: float(v) for k, v in metrics.items()}
+                    key = menu['metric'] or select_metric(metrics, metric)
+                    if key not in metrics:
+                        raise ValueError(
+                            f"metric {key!r} is not among the evaluator's "
+                            f'metrics: {" | ".join(metrics)}'
+                        )
+                    menu['metric'] = key
+                    row['results'][label] = dict(
+                        metric=metrics[key],
+                        metrics=metrics,
+                        recal_images_used=used,
+                    )
+                    finish(
+                        dict(kind='metric', label=label, member=row['name'])
+                    )
 
             ort_ok = bool(ort) and bool(todo_lat)
             if ort_ok:

@@ -189,11 +189,17 @@ def build_evaluation(runner: Runner, cfg: Config, split: str = 'val'):
         tuple: ``(DataLoader, Evaluator)``.
     """
     loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
+    return loader, build_evaluator(runner, cfg, split, loader.dataset)
+
+
+def build_evaluator(runner: Runner, cfg: Config, split: str, dataset):
+    """A new evaluator of the config's ``split``, its ``dataset_meta`` set
+    from ``dataset``."""
     evaluator = runner.build_evaluator(cfg.get(f'{split}_evaluator'))
-    metainfo = getattr(loader.dataset, 'metainfo', None)
+    metainfo = getattr(dataset, 'metainfo', None)
     if metainfo is not None:
         evaluator.dataset_meta = metainfo
-    return loader, evaluator
+    return evaluator
 
 
 def input_shape_of(model: nn.Module, dataloader) -> Tuple[int, ...]:

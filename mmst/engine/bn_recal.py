@@ -209,16 +209,73 @@ def _loader_capacity(dataloader) -> Tuple[int, int, int]:
     return batch_size, batches, images
 
 
+def new_sums(
+    num_features: int, device: torch.device
+) -> Dict[str, torch.Tensor]:
+    """Zeroed float64 accumulators ``s1``, ``s2`` (per channel) and ``n``."""
+    return dict(
+        s1=torch.zeros(num_features, dtype=torch.float64, device=device),
+        s2=torch.zeros(num_features, dtype=torch.float64, device=device),
+        n=torch.zeros(1, dtype=torch.float64, device=device),
+    )
+
+
+def add_sums(acc: Dict[str, torch.Tensor], x: torch.Tensor) -> None:
+    """Add a BN input ``x`` (N, C, ...) to ``acc``: per-channel sum and sum
+    of squares in float64, and the element count per channel."""
+    x = x.detach()
+    dims = [0] + list(range(2, x.dim()))
+    x = x.to(torch.float64)
+    acc['s1'] += x.sum(dims)
+    acc['s2'] += (x * x).sum(dims)
+    acc['n'] += x.numel() // x.shape[1]
+
+
+def stats_from_sums(
+    s1: torch.Tensor, s2: torch.Tensor, n: float
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, unbiased variance)`` of ``n`` values per channel from their
+    float64 sum ``s1`` and sum of squares ``s2``."""
+    mean = s1 / n
+    var = ((s2 - s1 * mean) / max(n - 1, 1)).clamp_(min=0)
+    return mean, var
+
+
 def _sum_hook(acc: Dict[str, torch.Tensor]):
     def hook(module: nn.Module, args) -> None:
-        x = args[0].detach()
-        dims = [0] + list(range(2, x.dim()))
-        x = x.to(torch.float64)
-        acc['s1'] += x.sum(dims)
-        acc['s2'] += (x * x).sum(dims)
-        acc['n'] += x.numel() // x.shape[1]
+        add_sums(acc, args[0])
 
     return hook
+
+
+@contextmanager
+def recal_mode(model: nn.Module, bns: List[_BatchNorm]) -> Iterator[None]:
+    """Within the context ``model`` runs in eval mode except ``bns``, which
+    normalise with batch statistics as in training (``momentum=0``, so their
+    running statistics are left alone); momentum, ``num_batches_tracked``
+    and the model's mode are put back on exit."""
+    was_training = model.training
+    model.eval()
+    saved = [
+        (
+            m.momentum,
+            None
+            if m.num_batches_tracked is None
+            else m.num_batches_tracked.clone(),
+        )
+        for m in bns
+    ]
+    for m in bns:
+        m.momentum = 0.0  # batch statistics, running ones left alone
+        m.train()
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(bns, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+        model.train(was_training)
 
 
 def check_recal_images(
@@ -313,40 +370,22 @@ def recalibrate_bn(
     per_rank = check_recal_images(dataloader, num_images, device)
     world_size = get_world_size()
 
-    accs = [
-        dict(
-            s1=torch.zeros(m.num_features, dtype=torch.float64, device=device),
-            s2=torch.zeros(m.num_features, dtype=torch.float64, device=device),
-            n=torch.zeros(1, dtype=torch.float64, device=device),
-        )
-        for m in bns
+    accs = [new_sums(m.num_features, device) for m in bns]
+    handles = [
+        m.register_forward_pre_hook(_sum_hook(acc))
+        for m, acc in zip(bns, accs)
     ]
-    was_training = model.training
-    model.eval()
-    saved = [
-        (
-            m.momentum,
-            None
-            if m.num_batches_tracked is None
-            else m.num_batches_tracked.clone(),
-        )
-        for m in bns
-    ]
-    handles = []
-    for m, acc in zip(bns, accs):
-        m.momentum = 0.0  # batch statistics, running ones left alone
-        m.train()
-        handles.append(m.register_forward_pre_hook(_sum_hook(acc)))
     seen = 0
     iterator = iter(dataloader)
     try:
-        for _ in range(per_rank):
-            data = next(iterator, None)
-            if data is None:
-                break
-            data = model.data_preprocessor(data, False)
-            model(data['inputs'], data.get('data_samples'), mode='tensor')
-            seen += data['inputs'].shape[0]
+        with recal_mode(model, bns):
+            for _ in range(per_rank):
+                data = next(iterator, None)
+                if data is None:
+                    break
+                data = model.data_preprocessor(data, False)
+                model(data['inputs'], data.get('data_samples'), mode='tensor')
+                seen += data['inputs'].shape[0]
     finally:
         close = getattr(iterator, 'close', None)
         if close is not None:
@@ -354,11 +393,6 @@ def recalibrate_bn(
         del iterator
         for h in handles:
             h.remove()
-        for m, (momentum, tracked) in zip(bns, saved):
-            m.momentum = momentum
-            if tracked is not None:
-                m.num_batches_tracked.copy_(tracked)
-        model.train(was_training)
 
     flat = torch.cat(
         [torch.tensor([seen], dtype=torch.float64, device=device)]
@@ -383,8 +417,7 @@ def recalibrate_bn(
         offset += 2 * c + 1
         if n == 0:
             continue  # not reached by this network
-        mean = s1 / n
-        var = ((s2 - s1 * mean) / max(n - 1, 1)).clamp_(min=0)
+        mean, var = stats_from_sums(s1, s2, n)
         m.running_mean.copy_(mean)
         m.running_var.copy_(var)
     return total
