@@ -872,11 +872,27 @@ def build_menu(
                     load_weights(runner, path)
                 model.to(torch_device)
                 subs = [sub for sub, _ in todo]
+                count = len(todo)
+
+                def show(what, members=count, label=label):
+                    def on_batch(done: int, total: int) -> None:
+                        bar.set_postfix_str(
+                            f'{label}: {members} member(s), {what} batch '
+                            f'{done}/{total}'
+                        )
+
+                    return on_batch
+
                 t0 = time.perf_counter()
                 stats, used = None, 0
                 if recal_images:
                     stats, used = recalibrate_members(
-                        arch, elastic, subs, recal, recal_images
+                        arch,
+                        elastic,
+                        subs,
+                        recal,
+                        recal_images,
+                        show('BN re-estimation'),
                     )
                 t1 = time.perf_counter()
                 results = evaluate_members(
@@ -889,6 +905,7 @@ def build_menu(
                         for _ in subs
                     ],
                     stats,
+                    show('evaluation'),
                 )
                 timings['recal_s'] += t1 - t0
                 timings['eval_s'] += time.perf_counter() - t1

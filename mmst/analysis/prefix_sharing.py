@@ -149,11 +149,13 @@ def recalibrate_members(
     subnets: List[Subnet],
     dataloader,
     num_images: int,
+    on_batch: Optional[Callable[[int, int], None]] = None,
 ) -> Tuple[List[Dict[nn.Module, Tuple[torch.Tensor, torch.Tensor]]], int]:
     """The BN statistics each of ``subnets`` gets from
     :func:`mmst.engine.recalibrate_bn` on ``num_images`` images of
     ``dataloader``, computed in one pass over the batches with the prefixes
-    shared. The model's own statistics are unchanged.
+    shared. The model's own statistics are unchanged. ``on_batch(done,
+    total)`` is called after each batch.
 
     Returns:
         tuple: ``(stats, images)``: per member, ``{bn: (running_mean,
@@ -201,7 +203,9 @@ def recalibrate_members(
     iterator = iter(dataloader)
     try:
         with recal_mode(model, bns):
-            for data in itertools.islice(iterator, batches):
+            for done, data in enumerate(
+                itertools.islice(iterator, batches), 1
+            ):
                 cache.clear()
                 for idx in order:
                     current.clear()
@@ -223,6 +227,8 @@ def recalibrate_members(
                             mode='tensor',
                         )
                 seen += batch['inputs'].shape[0]
+                if on_batch is not None:
+                    on_batch(done, batches)
     finally:
         close = getattr(iterator, 'close', None)
         if close is not None:
@@ -261,12 +267,14 @@ def evaluate_members(
     dataloader,
     evaluators: List[Evaluator],
     stats: Optional[List[Dict[nn.Module, tuple]]] = None,
+    on_batch: Optional[Callable[[int, int], None]] = None,
 ) -> List[Dict[str, float]]:
     """Metrics of ``model`` run as each of ``subnets`` (each with its own
     ``evaluators`` entry), as :func:`mmst.engine.evaluate_model` gives them
     member by member, in one pass over ``dataloader`` with the prefixes
     shared. ``stats`` (from :func:`recalibrate_members`) replace the BN
     statistics per member; the model's own are restored afterwards.
+    ``on_batch(done, total)`` is called after each batch.
 
     Returns:
         list[dict]: The metrics of each member, in ``subnets``' order.
@@ -284,7 +292,7 @@ def evaluate_members(
     order = prefix_order(subnets)
     model.eval()
     with preserved_bn_stats(arch):
-        for data in dataloader:
+        for done, data in enumerate(dataloader, 1):
             cache.clear()
             for idx in order:
                 for bn, (mean, var) in (stats[idx] if stats else {}).items():
@@ -296,4 +304,6 @@ def evaluate_members(
                 ):
                     outputs = model.val_step(batch)
                 evaluators[idx].process(data_samples=outputs, data_batch=batch)
+            if on_batch is not None:
+                on_batch(done, len(dataloader))
     return [e.evaluate(len(dataloader.dataset)) for e in evaluators]
