@@ -27,9 +27,9 @@ log "lint: ruff check . && ruff format --check ."
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 
-log "tests: python -m pytest tests -q $*"
+log "tests: python -m pytest tests -q --durations=25 $*"
 rc=0
-"$VENV/bin/python" -m pytest tests -q "$@" || rc=$?
+"$VENV/bin/python" -m pytest tests -q --durations=25 "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
   log "pytest collected no tests: failing" >&2
   exit 1
