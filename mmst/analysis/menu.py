@@ -466,13 +466,14 @@ def cache_loader(
     """The batches of one pass of ``loader`` (at most ``max_batches``), or
     None (nothing kept) when their inputs would exceed ``max_mb`` MiB
     (estimated from the first batch, checked as it goes)."""
+    from mmst.engine.bn_recal import closing_iter
+
     batches: list = []
     total = (
         len(loader) if max_batches is None else min(len(loader), max_batches)
     )
     used = 0
-    iterator = iter(loader)
-    try:
+    with closing_iter(loader) as iterator:
         for data in itertools.islice(iterator, total):
             used += _nbytes(
                 data.get('inputs') if isinstance(data, dict) else data
@@ -482,10 +483,6 @@ def cache_loader(
             if used > max_mb * 2**20:
                 return None
             batches.append(data)
-    finally:
-        close = getattr(iterator, 'close', None)
-        if close is not None:
-            close()  # a RecalLoader restores the random generators here
     batch_size = getattr(loader, 'batch_size', None) or _first_len(batches)
     return CachedBatches(batches, loader.dataset, batch_size)
 
@@ -523,13 +520,10 @@ def _has_trainable_bn(model: torch.nn.Module) -> bool:
 
 
 def _first_batch(loader) -> dict:
-    iterator = iter(loader)
-    try:
+    from mmst.engine.bn_recal import closing_iter
+
+    with closing_iter(loader) as iterator:
         return copy.deepcopy(next(iterator))
-    finally:
-        close = getattr(iterator, 'close', None)
-        if close is not None:
-            close()
 
 
 def build_menu(

@@ -170,6 +170,7 @@ def recalibrate_members(
         _active_bns,
         add_sums,
         check_recal_images,
+        closing_iter,
         new_sums,
         recal_mode,
         stats_from_sums,
@@ -200,9 +201,8 @@ def recalibrate_members(
     order = prefix_order(subnets)
     handles = [m.register_forward_pre_hook(hook) for m in bns]
     seen = 0
-    iterator = iter(dataloader)
     try:
-        with recal_mode(model, bns):
+        with recal_mode(model, bns), closing_iter(dataloader) as iterator:
             for done, data in enumerate(
                 itertools.islice(iterator, batches), 1
             ):
@@ -230,10 +230,6 @@ def recalibrate_members(
                 if on_batch is not None:
                     on_batch(done, batches)
     finally:
-        close = getattr(iterator, 'close', None)
-        if close is not None:
-            close()  # a RecalLoader restores the random generators here
-        del iterator
         for h in handles:
             h.remove()
     if seen < num_images:

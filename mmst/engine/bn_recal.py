@@ -17,6 +17,7 @@ tools alike:
 """
 
 import copy
+import itertools
 import math
 import random
 from contextlib import contextmanager
@@ -94,6 +95,19 @@ def _batch_len(data) -> int:
     tuple whose first element holds the inputs)."""
     inputs = data['inputs'] if isinstance(data, dict) else data[0]
     return len(inputs)
+
+
+@contextmanager
+def closing_iter(loader: Iterable) -> Iterator[Iterator]:
+    """An iterator over ``loader``, closed on exit even when the loop stops
+    early (a :class:`RecalLoader` restores the random generators then)."""
+    iterator = iter(loader)
+    try:
+        yield iterator
+    finally:
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            close()
 
 
 class RecalLoader:
@@ -376,21 +390,13 @@ def recalibrate_bn(
         for m, acc in zip(bns, accs)
     ]
     seen = 0
-    iterator = iter(dataloader)
     try:
-        with recal_mode(model, bns):
-            for _ in range(per_rank):
-                data = next(iterator, None)
-                if data is None:
-                    break
+        with recal_mode(model, bns), closing_iter(dataloader) as iterator:
+            for data in itertools.islice(iterator, per_rank):
                 data = model.data_preprocessor(data, False)
                 model(data['inputs'], data.get('data_samples'), mode='tensor')
                 seen += data['inputs'].shape[0]
     finally:
-        close = getattr(iterator, 'close', None)
-        if close is not None:
-            close()  # a RecalLoader restores the random generators here
-        del iterator
         for h in handles:
             h.remove()
 

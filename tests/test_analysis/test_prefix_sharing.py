@@ -17,19 +17,16 @@ from mmst.analysis.prefix_sharing import (
     prefix_order,
     recalibrate_members,
 )
+from tests.test_analysis.test_export import ARCHS as EXPORT_ARCHS
+from tests.test_analysis.test_export import CLASSES, HEAD
+from tests.test_analysis.test_export import _model as st_model
 
-CLASSES = 3
-HEAD = dict(
-    type='LinearClsHead',
-    num_classes=CLASSES,
-    loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-)
+# test_export's MobileNetV3 and ViT, and a narrow ResNet-20 (3 x 3 blocks)
 ARCHS = {
     'resnet20': dict(
         backbone=dict(
             type='mmst.ElasticResNet_CIFAR',
             depth=20,
-            in_channels=3,
             stem_channels=8,
             base_channels=8,
             num_stages=3,
@@ -41,29 +38,8 @@ ARCHS = {
         head=dict(HEAD, in_channels=32),
         size=16,
     ),
-    'mobilenet_v3': dict(
-        backbone=dict(type='MobileNetV3', arch='small'),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(HEAD, in_channels=576),
-        size=32,
-    ),
-    'vit': dict(
-        backbone=dict(
-            type='VisionTransformer',
-            arch=dict(
-                embed_dims=16,
-                num_layers=3,
-                num_heads=2,
-                feedforward_channels=32,
-            ),
-            img_size=16,
-            patch_size=4,
-            out_type='cls_token',
-        ),
-        neck=None,
-        head=dict(HEAD, type='VisionTransformerClsHead', in_channels=16),
-        size=16,
-    ),
+    'mobilenet_v3': dict(EXPORT_ARCHS['mobilenet_v3'], size=32),
+    'vit': dict(EXPORT_ARCHS['vit'], size=16),
 }
 
 
@@ -85,21 +61,8 @@ def _model(arch: dict):
 
     import mmst  # noqa: F401
 
-    cfg = dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(
-            type='ClsDataPreprocessor',
-            num_classes=CLASSES,
-            mean=[100.0] * 3,
-            std=[60.0] * 3,
-        ),
-        backbone=copy.deepcopy(arch['backbone']),
-        head=copy.deepcopy(arch['head']),
-    )
-    if arch['neck']:
-        cfg['neck'] = arch['neck']
     torch.manual_seed(0)
-    model = MODELS.build(cfg)
+    model = MODELS.build(st_model(arch)['architecture'])
     model.init_weights()
     return model
 
