@@ -57,12 +57,15 @@ class _Scores(BaseMetric):
 
 def _model(arch: dict):
     import mmpretrain  # noqa: F401 (registers the models)
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
     import mmst  # noqa: F401
 
     torch.manual_seed(0)
-    model = MODELS.build(st_model(arch)['architecture'])
+    # an earlier test may have left another library's default scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(st_model(arch)['architecture'])
     model.init_weights()
     return model
 
