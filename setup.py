@@ -119,7 +119,7 @@ setup(
     # CUDA torch. mmcv is in no install_requires (as in OpenMMLab's own
     # packages): `mim install mmcv` brings a build with ops for the user's
     # torch, which PyPI has only as an sdist to compile.
-    install_requires=['torch>=2.0', MMENGINE, 'numpy'],
+    install_requires=['torch>=2.0', MMENGINE, 'numpy', 'tqdm'],
     extras_require=EXTRAS,
     cmdclass={'build_py': BuildWithMim},
     zip_safe=False,

@@ -373,12 +373,13 @@ def load_existing(
     out_dir: str, settings: dict, force: bool = False
 ) -> Optional[dict]:
     """The menu in ``out_dir`` to resume, if its settings equal
-    ``settings``; None when there is none (or ``force``).
+    ``settings``; None when there is none (or ``force``, or it has other
+    settings but no finished unit: nothing is lost by starting again).
 
     Raises:
         MenuSettingsError: ``out_dir/menu.json`` exists with other
-            settings, or other menu files exist without a ``menu.json``
-            (and not ``force``).
+            settings and finished units, or other menu files exist
+            without a ``menu.json`` (and not ``force``).
     """
     path = osp.join(out_dir, 'menu.json')
     if force:
@@ -407,6 +408,18 @@ def load_existing(
             'pass --force to overwrite or choose another --out-dir'
         )
     diffs = settings_differences(menu.get('settings', {}), settings)
+    finished = any(
+        m.get('latency') is not None or m.get('results')
+        for m in menu.get('members', [])
+    )
+    if diffs and not finished:  # nothing to lose: e.g. a run that crashed
+        logging.getLogger(__name__).warning(
+            '%s holds no finished unit; starting again with the new '
+            'settings (%s)',
+            path,
+            '; '.join(diffs),
+        )
+        return None
     if diffs:
         raise MenuSettingsError(
             f'{path} was made with other settings, so it cannot be '

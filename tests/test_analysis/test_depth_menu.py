@@ -387,6 +387,22 @@ def test_foreign_files_are_not_overwritten(tmp_path):
     assert load_existing(str(tmp_path), {}, force=True) is None
 
 
+def test_other_settings_restart_only_an_empty_menu(tmp_path):
+    """A menu with no finished unit (e.g. a run that crashed) is started
+    again with the new settings; one with finished units is refused."""
+    from mmst.analysis.menu import MENU_FORMAT, load_existing
+
+    row = dict(name='[1]', latency=None, results={})
+    menu = dict(format=MENU_FORMAT, settings=dict(seed=0), members=[row])
+    (tmp_path / 'menu.json').write_text(json.dumps(menu))
+    assert load_existing(str(tmp_path), dict(seed=1)) is None
+    row['results'] = {'CT': dict(metric=50.0)}
+    (tmp_path / 'menu.json').write_text(json.dumps(menu))
+    with pytest.raises(MenuSettingsError, match=r'seed: 0 \(menu.json\) vs 1'):
+        load_existing(str(tmp_path), dict(seed=1))
+    assert load_existing(str(tmp_path), dict(seed=0))['members'] == [row]
+
+
 def _cli_args(trained, out):
     return (
         [trained['config'], *trained['ckpts'], '--labels', 'E1', 'E2']
