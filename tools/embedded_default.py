@@ -3,6 +3,7 @@ network's test accuracy and the loafing table (sub-networks, each with its
 own re-estimated BN statistics) for both.
 
     python tools/embedded_default.py [--epochs 1] [--train-images 60000]
+        [--backbone resnet20|convnext|swin] [--methods CT ST++ ...]
 """
 
 import argparse
@@ -19,6 +20,12 @@ from mmst.apis import prepare_config
 
 HERE = osp.dirname(osp.dirname(osp.abspath(__file__)))
 _FMNIST = 'configs/mmpretrain/fashion_mnist/resnet20_{}_fmnist.py'
+#: --backbone -> (name in the table, methods with a config of their own)
+BACKBONES = {
+    'resnet20': ('ResNet-20', None),  # every method
+    'convnext': ('ConvNeXt (3 stages of 2, 2, 4 blocks)', ('CT', 'ST++')),
+    'swin': ('Swin (3 stages of 2, 2, 4 blocks)', ('CT', 'ST++')),
+}
 # method name -> (config, config overrides)
 METHODS = {
     'CT': (_FMNIST.format('ct'), {}),
@@ -47,6 +54,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         '--methods', nargs='+', default=['CT', 'ST++'], choices=sorted(METHODS)
     )
+    p.add_argument(
+        '--backbone',
+        default='resnet20',
+        choices=sorted(BACKBONES),
+        help='the network (default resnet20; convnext and swin: the '
+        'configs/mmpretrain/fashion_mnist/{convnext,swin}_*_fmnist.py, whose '
+        'stages mmst discovers; methods CT and ST++)',
+    )
     p.add_argument('--epochs', type=int, default=1)
     p.add_argument(
         '--train-images',
@@ -68,7 +83,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         '--work-dir', default=osp.join(HERE, 'work_dirs', 'embedded_default')
     )
-    return p.parse_args()
+    args = p.parse_args()
+    allowed = BACKBONES[args.backbone][1]
+    if allowed is not None:
+        other = [m for m in args.methods if m not in allowed]
+        if other:
+            p.error(
+                f'--methods {" ".join(other)} is not available for '
+                f'--backbone {args.backbone}; allowed: {" ".join(allowed)}'
+            )
+    return args
 
 
 def run_method(name: str, args: argparse.Namespace) -> dict:
@@ -76,6 +100,7 @@ def run_method(name: str, args: argparse.Namespace) -> dict:
     ``args`` (epochs, train_images, bn_recal_images, seed, data_root,
     work_dir) and return the final validation metrics."""
     config, overrides = METHODS[name]
+    config = config.replace('/resnet20_', f'/{args.backbone}_')
     cfg = Config.fromfile(osp.join(HERE, config))
     cfg.merge_from_dict(overrides)
     cfg.work_dir = osp.join(args.work_dir, name.replace('+', 'p'))
@@ -86,7 +111,8 @@ def run_method(name: str, args: argparse.Namespace) -> dict:
     cfg.train_dataloader.dataset.indices = args.train_images
     # MMEngine validates after the last epoch: that is the evaluation.
     cfg.train_cfg.val_interval = args.epochs
-    cfg.val_cfg.bn_recal_images = args.bn_recal_images
+    if cfg.val_cfg.get('bn_recal_images'):  # 0: a model without BN
+        cfg.val_cfg.bn_recal_images = args.bn_recal_images
     cfg.randomness = dict(seed=args.seed)
     cfg.default_hooks.logger.interval = 25
     cfg.default_hooks.checkpoint = dict(
@@ -146,11 +172,17 @@ def main() -> None:
         {name: r['metrics'] for name, r in results.items()}, '{:.2f}'
     )
     print(
-        f'\nFashion-MNIST test accuracy (%), ResNet-20, {args.epochs} '
+        f'\nFashion-MNIST test accuracy (%), '
+        f'{BACKBONES[args.backbone][0]}, {args.epochs} '
         f'epoch{"s" if args.epochs != 1 else ""} on {args.train_images} '
         'training images; sub-networks '
-        f'keep the first k blocks of each stage, BN statistics '
-        f're-estimated on {args.bn_recal_images} training images each:\n'
+        'keep the first k blocks of each stage'
+        + (
+            f', BN statistics re-estimated on {args.bn_recal_images} '
+            'training images each:\n'
+            if args.backbone == 'resnet20'
+            else ' (no BN to re-estimate):\n'
+        )
     )
     print(table)
     print(f'\nresults: {osp.join(args.work_dir, "results.json")}')

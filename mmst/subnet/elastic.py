@@ -11,6 +11,12 @@ from typing import Iterator, List, Optional, Sequence, Union
 
 import torch.nn as nn
 
+from .discovery import (
+    StageCheckError,
+    check_stages,
+    discover_stages,
+    skip_forward,
+)
 from .space import Subnet
 
 StageSpec = Union[str, Sequence[str]]
@@ -22,10 +28,6 @@ _HOW_TO_DECLARE = (
     'paths per stage); blocks other than the first of a stage must keep '
     'their input shape'
 )
-
-
-def _identity(x, *args, **kwargs):
-    return x
 
 
 def _get(root: nn.Module, path: str) -> nn.Module:
@@ -52,21 +54,46 @@ def _mobilenet_v3_stages(backbone: nn.Module) -> List[List[nn.Module]]:
 
 
 def find_stages(
-    backbone: nn.Module, stages: Optional[Sequence[StageSpec]] = None
+    backbone: nn.Module,
+    stages: Optional[Union[Sequence[StageSpec], dict]] = None,
 ) -> List[List[nn.Module]]:
     """The residual stages of ``backbone`` as lists of blocks.
 
+    ResNet-family backbones (``res_layers``: mmpretrain, mmdet, mmseg,
+    mmpose), mmpretrain's MobileNetV3 and VisionTransformer-style ``layers``
+    (one stage) are known. Any other backbone's stages are discovered and
+    checked with one dry forward (:func:`mmst.subnet.discovery.
+    discover_stages`): containers of repeated blocks whose blocks after
+    the first keep their input shape and are residual. A declaration is
+    checked the same way (:func:`mmst.subnet.discovery.check_stages`).
+
     Args:
-        backbone (nn.Module): A ResNet-family backbone (mmpretrain, mmdet,
-            mmseg, mmpose: anything with ``res_layers``), mmpretrain's
-            MobileNetV3 or VisionTransformer (its layers as one stage), or
-            any backbone when ``stages`` is given.
-        stages (Sequence, optional): Explicit declaration: per stage, the
-            path of a container of blocks, or the list of block paths.
+        backbone (nn.Module): The backbone (built; its weights are not
+            changed).
+        stages (Sequence | dict, optional): Explicit declaration: per
+            stage, the path of a container of blocks, or the list of block
+            paths; or ``dict(stages=[...], allow_non_residual=True)`` to
+            keep blocks that are not residual on purpose.
 
     Returns:
         list[list[nn.Module]]: Blocks per stage, in execution order.
+
+    Raises:
+        TypeError: No stages found (says how to declare them).
+        ValueError: A declared path is not a sub-module, a stage is empty,
+            or a declared block fails a check
+            (:class:`~mmst.subnet.discovery.StageCheckError`, naming it).
     """
+    allow_non_residual = False
+    if isinstance(stages, dict):
+        unknown = set(stages) - {'stages', 'allow_non_residual'}
+        if unknown or 'stages' not in stages:
+            raise ValueError(
+                f'elastic_stages={stages!r} is invalid; allowed: a list of '
+                'stages, or dict(stages=[...], allow_non_residual=bool)'
+            )
+        allow_non_residual = bool(stages.get('allow_non_residual', False))
+        stages = stages['stages']
     if stages is not None:
         found = []
         for spec in stages:
@@ -79,6 +106,7 @@ def find_stages(
                 f'elastic_stages={list(stages)!r} declares an '
                 'empty stage; ' + _HOW_TO_DECLARE
             )
+        check_stages(backbone, found, allow_non_residual=allow_non_residual)
         return found
     if isinstance(getattr(backbone, 'res_layers', None), (list, tuple)):
         return [list(getattr(backbone, n)) for n in backbone.res_layers]
@@ -92,10 +120,26 @@ def find_stages(
         if mb_stages:
             return mb_stages
     if isinstance(layers, (nn.ModuleList, nn.Sequential)) and len(layers):
-        return [list(layers)]  # transformer encoder layers: one stage
+        # transformer encoder layers: one stage, if they pass the checks
+        # (EfficientNet's ``layers``, for one, are stages, not blocks)
+        try:
+            check_stages(backbone, [list(layers)])
+            return [list(layers)]
+        except StageCheckError:
+            pass
+    try:
+        discovered = discover_stages(backbone)
+    except StageCheckError as e:
+        raise TypeError(
+            f'mmst cannot find the residual stages of '
+            f'{type(backbone).__name__} ({e}); ' + _HOW_TO_DECLARE
+        ) from None
+    if discovered:
+        return [blocks for _, blocks in discovered]
     raise TypeError(
         f'mmst cannot find the residual stages of '
-        f'{type(backbone).__name__}; ' + _HOW_TO_DECLARE
+        f'{type(backbone).__name__} (no container of residual blocks that '
+        'keep their input shape: see docs/backbones.md); ' + _HOW_TO_DECLARE
     )
 
 
@@ -155,7 +199,7 @@ class ElasticDepth:
         # An instance attribute shadows the class's forward, so calls through
         # nn.Module.__call__ (hooks included) return the input unchanged.
         for block in skipped:
-            block.forward = _identity
+            block.forward = skip_forward(block)
         try:
             yield
         finally:

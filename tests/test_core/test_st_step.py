@@ -37,13 +37,17 @@ def manual_forward(arch, x, depths):
     return arch.head.fc(feats[-1])
 
 
-def reference_gradients(arch, inputs, labels, passes):
+def reference_gradients(
+    arch, inputs, labels, passes, forward=manual_forward, full=(2, 2, 2)
+):
     """CE(norm(z), y) + sum_i KL(softmax(t) || softmax(norm(s_i))),
-    each sub-network on the input resized once from the original batch.
+    each sub-network on the input resized once from the original batch;
+    ``forward(arch, x, depths)`` gives the logits of the network keeping
+    the first ``depths[i]`` blocks of stage i (``full``: the main one).
 
     Returns the gradients of the total, and those of each pass's loss
     (None where a pass leaves a parameter unused)."""
-    z = layernorm(manual_forward(arch, inputs, [2, 2, 2]))
+    z = layernorm(forward(arch, inputs, list(full)))
     total = F.cross_entropy(z, labels)
     losses = [total]
     t = z.detach()
@@ -51,7 +55,7 @@ def reference_gradients(arch, inputs, labels, passes):
         x = F.interpolate(
             inputs, size=(size, size), mode='bilinear', align_corners=False
         )
-        s = layernorm(manual_forward(arch, x, depths))
+        s = layernorm(forward(arch, x, depths))
         losses.append(
             F.kl_div(
                 F.log_softmax(s, -1), F.softmax(t, -1), reduction='batchmean'

@@ -125,8 +125,10 @@ def test_unknown_backbone_error_says_how_to_declare():
 
 
 def test_declared_stages():
-    blocks = torch.nn.ModuleDict(
-        dict(
+    from collections import OrderedDict
+
+    blocks = torch.nn.Sequential(
+        OrderedDict(
             stage=torch.nn.Sequential(*[torch.nn.Identity() for _ in range(3)])
         )
     )

@@ -28,15 +28,21 @@ from typing import List, Optional, Sequence
 import torch.nn as nn
 
 from mmst.registry import MODELS
+from mmst.subnet.discovery import RETURNS_INPUTS
 from mmst.subnet.elastic import StageSpec, find_stages
 
 
 class SkippedBlock(nn.Module):
-    """A block that a fixed sub-network skips: returns its (first) input
-    unchanged; no parameters, no buffers."""
+    """A block that a fixed sub-network skips: returns its first input
+    unchanged (``returns_inputs``: all of its positional inputs, for blocks
+    like MViT's whose output mirrors them); no parameters, no buffers."""
+
+    def __init__(self, returns_inputs: bool = False) -> None:
+        super().__init__()
+        self.returns_inputs = returns_inputs
 
     def forward(self, x, *args, **kwargs):
-        return x
+        return (x, *args) if self.returns_inputs else x
 
 
 def _check_depths(subnet, stage_depths: List[int]) -> List[int]:
@@ -99,7 +105,7 @@ def fix_subnet(
                 if parent_name
                 else backbone
             )
-            parent._modules[attr] = SkippedBlock()
+            parent._modules[attr] = SkippedBlock(block in RETURNS_INPUTS)
     backbone.mmst_subnet = depths
     return backbone
 
