@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.test_subnet.test_discovery import record_computed
+
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / 'docs' / 'backbones.md'
 TOOL = REPO / 'tools' / 'analysis_tools' / 'backbone_coverage.py'
@@ -76,18 +78,7 @@ def test_automatic_backbone_runs_as_a_subnet(name):
     smallest = SubnetSpace(elastic.stage_depths).smallest()
     channels = input_channels(net)
     full, size = _forward(net, channels)
-    calls = set()
-    for stage in elastic.stages:
-        for block in stage:  # a skipped block's own hooks still fire
-            inner = next(
-                m
-                for m in block.modules()
-                if m is not block
-                and any(True for _ in m.parameters(recurse=False))
-            )
-            inner.register_forward_pre_hook(
-                lambda m, a, block=block: calls.add(block)
-            )
+    calls = record_computed(elastic)
     x = torch.randn(1, channels, size, size)
     with torch.no_grad(), elastic.activate(smallest):
         small = net(x)

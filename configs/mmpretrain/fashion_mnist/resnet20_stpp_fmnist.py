@@ -7,19 +7,12 @@
 # main network learned far slower on them: 13.8% vs 50.5% test top-1 after
 # one epoch on 8000 images, both without gradient clipping (the first gets
 # 31.7% with the clipping below; docs/method.md).
-_base_ = ['../_base_/fashion_mnist_resnet20.py']
+_base_ = [
+    '../_base_/fashion_mnist_resnet20.py',
+    '../_base_/fashion_mnist_stpp.py',
+]
 
-model = dict(
-    _delete_=True,
-    type='mmst.StimulativeTraining',
-    architecture=_base_.model,
-    num_subnets=3,
-    space=dict(depths='default'),
-    input_resize=dict(ratio_range=(0.43, 1.0)),
-    subnet_loss='kl',
-    logit_norm='layernorm',
-    normalize_main_logits=False,
-)
+model = dict(_base_.stpp_model, _delete_=True, architecture=_base_.model)
 # LayerNorm of near-constant student logits amplifies their gradient by
 # 1 / std: without clipping one of three seeds lost 6 points (docs/
 # benchmarks.md). Typical gradient norms here are about 0.8.

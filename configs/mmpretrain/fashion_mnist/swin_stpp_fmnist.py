@@ -1,17 +1,7 @@
 # ST++ of the small Swin of swin_ct_fmnist.py, with the knobs of
 # resnet20_stpp_fmnist.py: 3 sub-networks per iteration from the default
 # space, random smaller inputs (12 .. 28 px), KL without logit magnitude.
-_base_ = ['./swin_ct_fmnist.py']
+_base_ = ['./swin_ct_fmnist.py', '../_base_/fashion_mnist_stpp.py']
 
-model = dict(
-    _delete_=True,
-    type='mmst.StimulativeTraining',
-    architecture=_base_.model,
-    num_subnets=3,
-    space=dict(depths='default'),
-    input_resize=dict(ratio_range=(0.43, 1.0)),
-    subnet_loss='kl',
-    logit_norm='layernorm',
-    normalize_main_logits=False,
-)
+model = dict(_base_.stpp_model, _delete_=True, architecture=_base_.model)
 optim_wrapper = dict(clip_grad=dict(max_norm=5.0))

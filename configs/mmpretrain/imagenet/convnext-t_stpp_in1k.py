@@ -7,17 +7,7 @@
 _base_ = [
     'mmpretrain::convnext/convnext-tiny_32xb128_in1k.py',
     '../../_base_/st_runtime.py',
+    '../../_base_/stpp_classification.py',
 ]
 
-model = dict(
-    _delete_=True,
-    type='mmst.StimulativeTraining',
-    architecture=_base_.model,
-    num_subnets=6,
-    space=dict(depths='default'),
-    input_resize=dict(ratio_range=(0.43, 1.0)),
-    subnet_loss='kl',
-    distill=dict(temperature=1.0, loss_weight=1.0),
-    logit_norm='layernorm',
-    logit_amplitude=1.0,
-)
+model = dict(_base_.stpp_model, _delete_=True, architecture=_base_.model)

@@ -9,20 +9,14 @@
 _base_ = [
     'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
     '../../_base_/st_runtime.py',
+    '../../_base_/stpp_classification.py',
 ]
 
 model = dict(
+    _base_.stpp_model,
     _delete_=True,
-    type='mmst.StimulativeTraining',
     # random smaller inputs give stage-4 maps below the 7 x 7 window
     architecture=dict(
         _base_.model, backbone=dict(_base_.model.backbone, pad_small_map=True)
     ),
-    num_subnets=6,
-    space=dict(depths='default'),
-    input_resize=dict(ratio_range=(0.43, 1.0)),
-    subnet_loss='kl',
-    distill=dict(temperature=1.0, loss_weight=1.0),
-    logit_norm='layernorm',
-    logit_amplitude=1.0,
 )
