@@ -250,6 +250,16 @@ def tiny_schedule(cfg: Config, iters: int = 2) -> Config:
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.pop('save_best', None)
     cfg.randomness = dict(seed=0)
+    # schedulers that would start after the run ends (e.g. the cosine
+    # phase after ConvNeXt's and Swin's 20 warm-up epochs) are dropped:
+    # MMEngine refuses a scheduler whose begin is past the end of training
+    schedulers = cfg.get('param_scheduler')
+    if isinstance(schedulers, (list, tuple)):
+        cfg.param_scheduler = [
+            s
+            for s in schedulers
+            if s.get('begin', 0) < (1 if s.get('by_epoch', True) else iters)
+        ]
     return cfg
 
 

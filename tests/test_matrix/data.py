@@ -71,9 +71,13 @@ CONFIG_KINDS: Dict[str, str] = {
     'mmpretrain/cifar100/mobilenetv3_st_cifar100.py': 'cifar',
     'mmpretrain/cifar100/resnet50_ct_cifar100.py': 'cifar',
     'mmpretrain/cifar100/resnet50_st_cifar100.py': 'cifar',
+    'mmpretrain/fashion_mnist/convnext_ct_fmnist.py': 'fashion_mnist',
+    'mmpretrain/fashion_mnist/convnext_stpp_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/resnet20_ct_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/resnet20_st_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/resnet20_stpp_fmnist.py': 'fashion_mnist',
+    'mmpretrain/fashion_mnist/swin_ct_fmnist.py': 'fashion_mnist',
+    'mmpretrain/fashion_mnist/swin_stpp_fmnist.py': 'fashion_mnist',
     'mmpretrain/imagenet/resnet101_st_in1k.py': 'imagenet',
     'mmpretrain/imagenet/resnet50_ct_in1k.py': 'imagenet',
     'mmpretrain/imagenet/resnet50_eval-256_in1k.py': 'imagenet_eval',
@@ -81,6 +85,8 @@ CONFIG_KINDS: Dict[str, str] = {
     'mmpretrain/imagenet/resnet50_stpp-a1_in1k.py': 'imagenet',
     'mmpretrain/imagenet/resnet50_stpp-a2_in1k.py': 'imagenet',
     'mmpretrain/imagenet/resnet50_stpp_eval_in1k.py': 'imagenet_eval',
+    'mmpretrain/imagenet/convnext-t_stpp_in1k.py': 'imagenet',
+    'mmpretrain/imagenet/swin-t_stpp_in1k.py': 'imagenet',
     'mmpretrain/imagenet/vit-b_st_in1k.py': 'imagenet',
     'mmseg/fpn_r50_st-backbone_4xb2-80k_cityscapes-512x1024.py': (
         'cityscapes'
