@@ -51,8 +51,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.check:
         if new != page:
             print(
-                f'{args.out}: the coverage table is stale; regenerate it with '
-                'python tools/analysis_tools/backbone_coverage.py',
+                f'{args.out}: the coverage table is stale; regenerate it by '
+                'running this tool without --check',
                 file=sys.stderr,
             )
             return 1
