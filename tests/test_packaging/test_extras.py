@@ -85,8 +85,9 @@ def test_mmcv_bounds_are_the_ones_the_libraries_assert():
 def test_setup_extras_carry_each_task_and_match_the_check():
     dist = setup_metadata()
     base = requirements(dist.install_requires)
-    # `pip install -e .`: what `import mmst` needs, no mmcv, no numpy<2
-    assert set(base) == {'torch', 'mmengine', 'numpy'}
+    # `pip install -e .`: what `import mmst` needs (tqdm: the analysis
+    # tools' progress), no mmcv, no numpy<2
+    assert set(base) == {'torch', 'mmengine', 'numpy', 'tqdm'}
     assert base['mmengine'].specifier == SpecifierSet(stack.MMENGINE_SPEC)
     assert base['numpy'].specifier == SpecifierSet('')
     extras = {k: requirements(v) for k, v in dist.extras_require.items()}
