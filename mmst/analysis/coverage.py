@@ -132,7 +132,7 @@ def classify(name: str) -> dict:
     declared = DECLARATIONS.get(name)
     try:
         stages = find_stages(backbone, declared)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError):
         rejected: list = []
         try:
             discover_stages(backbone, rejected=rejected)
@@ -145,8 +145,6 @@ def classify(name: str) -> dict:
             row['reason'] = '; '.join(
                 f'{path or "(root)"}: {why}' for path, why in rejected[:3]
             ) + (f' (+{len(rejected) - 3} more)' if len(rejected) > 3 else '')
-        if not rejected and not str(e):
-            row['reason'] = str(e)
         return row
     try:  # the known families too: a forward that takes an image
         check_stages(backbone, stages)
