@@ -49,6 +49,12 @@ BUILD_ARGS: Dict[str, dict] = {
 #: ``elastic_stages`` for backbones whose stages are not found alone.
 DECLARATIONS: Dict[str, list] = {}
 
+#: Settings with which a backbone takes the random smaller inputs of ST++.
+SMALLER_INPUT_SETTINGS: Dict[str, dict] = {
+    'SwinTransformer': dict(pad_small_map=True),
+    'SwinTransformerV2': dict(pad_small_map=True),
+}
+
 #: Backbones not built, and why.
 NOT_BUILT: Dict[str, str] = {
     'CSPNet': 'a base class (CSPDarkNet, CSPResNet, CSPResNeXt are its '
@@ -96,7 +102,9 @@ def _stage_paths(backbone: nn.Module, stages) -> List[str]:
 def classify(name: str) -> dict:
     """The coverage row of one registered mmpretrain backbone: ``name``,
     ``args``, ``status``, ``rule``, ``stages`` (container[first:end]),
-    ``depths``, ``reason``."""
+    ``depths``, ``reason``, ``smaller_inputs`` (whether it runs on the
+    smallest input ST++'s default ``input_resize`` gives a sub-network:
+    ``yes``, ``with <setting>`` or ``no (...)``)."""
     import mmpretrain.models  # noqa: F401 (registers the backbones)
     from mmpretrain.registry import MODELS
 
@@ -115,6 +123,7 @@ def classify(name: str) -> dict:
         stages=[],
         depths=[],
         reason='',
+        smaller_inputs='',
     )
     if name in NOT_BUILT:
         row['reason'] = NOT_BUILT[name]
@@ -155,7 +164,30 @@ def classify(name: str) -> dict:
     row['rule'] = 'declared' if declared else _rule(backbone, stages)
     row['stages'] = _stage_paths(backbone, stages)
     row['depths'] = [len(s) for s in stages]
+    row['smaller_inputs'] = _smaller_inputs(name, row['args'], backbone)
     return row
+
+
+def _smaller_inputs(name: str, args: dict, backbone: nn.Module) -> str:
+    from mmpretrain.registry import MODELS
+
+    from mmst.subnet import InputSizeSampler
+    from mmst.subnet.discovery import smaller_input_failure
+
+    sampler = InputSizeSampler()  # ST++'s default ratio range
+    settings = SMALLER_INPUT_SETTINGS.get(name)
+    failure = smaller_input_failure(backbone, sampler)
+    if failure is None:
+        return 'yes'
+    if settings:
+        torch.manual_seed(0)
+        other = MODELS.build(dict(type=name, **args, **settings))
+        if smaller_input_failure(other, sampler) is None:
+            return 'with ' + ', '.join(
+                f'{k}={v!r}' for k, v in settings.items()
+            )
+    size, small, _ = failure
+    return f'no (runs on {size} px, not on {small})'
 
 
 def coverage_table(names: Optional[List[str]] = None) -> List[dict]:
@@ -188,8 +220,9 @@ def markdown(rows: List[dict]) -> str:
         f'{counts[DECLARATION]} with a declaration, '
         f'{counts[NOT_APPLICABLE]} not applicable.',
         '',
-        '| backbone | built with | status | how | stages (blocks) | reason |',
-        '|---|---|---|---|---|---|',
+        '| backbone | built with | status | how | stages (blocks) | '
+        'smaller inputs | reason |',
+        '|---|---|---|---|---|---|---|',
     ]
     for r in rows:
         args = ', '.join(f'{k}={v!r}' for k, v in r['args'].items())
@@ -199,7 +232,7 @@ def markdown(rows: List[dict]) -> str:
         reason = r['reason'].replace('|', '\\|')
         lines.append(
             f'| {r["name"]} | {args or "defaults"} | {r["status"]} | '
-            f'{r["rule"]} | {stages} | {reason} |'
+            f'{r["rule"]} | {stages} | {r["smaller_inputs"]} | {reason} |'
         )
     return '\n'.join(lines) + '\n'
 

@@ -149,6 +149,102 @@ class _Trace:
             h.remove()
 
 
+def dry_shapes(backbone: nn.Module) -> List[Tuple[int, int, int]]:
+    """The input shapes ``(C, H, W)`` a dry forward tries, in turn: the
+    :data:`DRY_SIZES`, then the backbone's own ``img_size`` if it is
+    another (e.g. Swin V2's 256)."""
+    sizes = list(DRY_SIZES)
+    img_size = getattr(backbone, 'img_size', None)
+    if isinstance(img_size, (tuple, list)) and img_size:
+        img_size = img_size[0]
+    if isinstance(img_size, int) and img_size not in sizes:
+        sizes.append(img_size)
+    return [(input_channels(backbone), s, s) for s in sizes]
+
+
+def forward_error(
+    backbone: nn.Module, shape: Sequence[int]
+) -> Optional[Exception]:
+    """What a forward of ``backbone`` (eval mode, no gradients) on one
+    random image of ``shape`` ``(C, H, W)`` raises, None if it runs."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(0)
+            backbone(torch.randn((1, *shape), generator=gen))
+        return None
+    except Exception as e:  # noqa: BLE001 (reported to the caller)
+        return e
+    finally:
+        backbone.train(was_training)
+
+
+def smaller_input_failure(
+    backbone: nn.Module, sampler
+) -> Optional[Tuple[int, int, Exception]]:
+    """Whether ``backbone`` runs on the smallest input a sub-network gets
+    from ``sampler`` (an :class:`~mmst.subnet.InputSizeSampler`): for each
+    of :func:`dry_shapes` the backbone runs on, dry forwards at the
+    sampler's smallest size for it and the next; one size that runs both
+    is enough (ConvNeXt runs
+    on 224 and 96 pixels, not on 64 and 27: its stem and three 2x
+    downsamplings leave nothing of 27). Backbones with tables tied to one
+    input size (BEiT's relative position bias, LeViT's attention biases)
+    refuse smaller inputs at every size. The sizes a run really uses come
+    from its data pipeline, which the model does not see: a failure there
+    names ``input_resize`` too (:class:`StimulativeTraining`).
+
+    Returns:
+        None if it runs (or no size runs at all: the stage checks report
+        that), else ``(size, smaller size, error)`` in pixels for the
+        first size that runs.
+    """
+    failure = None
+    for shape in dry_shapes(backbone):
+        if forward_error(backbone, shape) is not None:
+            continue
+        size = min(shape[1:])
+        small = sampler.smallest(size)
+        if small >= size:
+            return None
+        # the smallest and the next size: a backbone that needs sizes
+        # divisible by some stride (HRNet's fusion of branches) fails on
+        # one of them, though the sampler draws every integer
+        errors = [
+            (s, forward_error(backbone, (shape[0], s, s)))
+            for s in sorted({small, min(small + 1, size)})
+        ]
+        errors = [(s, e) for s, e in errors if e is not None]
+        if not errors:
+            return None
+        failure = failure or (size, *errors[0])
+    return failure
+
+
+def check_smaller_inputs(backbone: nn.Module, sampler, value) -> None:
+    """Build-time form of :func:`smaller_input_failure`; ``value`` is the
+    config's ``input_resize``, for the message.
+
+    Raises:
+        ValueError: The smaller input fails (names ``input_resize``, both
+            sizes, the backbone's error and what is allowed).
+    """
+    failure = smaller_input_failure(backbone, sampler)
+    if failure is None:
+        return
+    size, small, error = failure
+    raise ValueError(
+        f'input_resize={value!r}: {type(backbone).__name__} runs on '
+        f'{size}x{size} inputs but not on {small}x{small}, the smallest a '
+        f'sub-network gets from them ({type(error).__name__}: '
+        f'{str(error)[:200]}); allowed: input_resize=None (sub-networks at '
+        'the main input size), a range the backbone accepts, or a backbone '
+        'setting for smaller inputs (Swin: pad_small_map=True); see the '
+        '"smaller inputs" column of docs/backbones.md'
+    )
+
+
 def dry_forward(
     backbone: nn.Module,
     blocks: List[nn.Module],
@@ -162,16 +258,9 @@ def dry_forward(
         StageCheckError: No input size runs (names the sizes and the last
             error).
     """
+    shapes = dry_shapes(backbone)
     if input_shape is not None:
         shapes = [tuple(input_shape)]
-    else:
-        sizes = list(DRY_SIZES)
-        img_size = getattr(backbone, 'img_size', None)
-        if isinstance(img_size, (tuple, list)) and img_size:
-            img_size = img_size[0]
-        if isinstance(img_size, int) and img_size not in sizes:
-            sizes.append(img_size)  # e.g. Swin V2's 256
-        shapes = [(input_channels(backbone), s, s) for s in sizes]
     was_training = backbone.training
     backbone.eval()
     error = None

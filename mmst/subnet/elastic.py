@@ -157,16 +157,28 @@ class ElasticDepth:
     ) -> None:
         self.stages = find_stages(backbone, stages)
         self.backbone_name = type(backbone).__name__
-        # ResNet-family ``frozen_stages=k`` freezes exactly the first k of
-        # these stages; other backbones count their own units (ViT layers,
-        # MobileNetV3 layers), which are not mmst's stages.
-        self.stages_are_res_layers = stages is None and isinstance(
-            getattr(backbone, 'res_layers', None), (list, tuple)
-        )
 
     @property
     def stage_depths(self) -> List[int]:
         return [len(s) for s in self.stages]
+
+    def frozen_prefix(self) -> List[int]:
+        """Per stage, how many leading blocks are frozen: they have
+        parameters and none requires a gradient (what a backbone's
+        ``frozen_stages`` does when it is built, whatever units it counts:
+        ResNet stages, ConvNeXt / Swin stages, ViT encoder layers).
+        Sub-networks never skip them (:class:`StimulativeTraining` keeps
+        the space's depths at or above these counts)."""
+        counts = []
+        for stage in self.stages:
+            count = 0
+            for block in stage:
+                params = list(block.parameters())
+                if not params or any(p.requires_grad for p in params):
+                    break
+                count += 1
+            counts.append(count)
+        return counts
 
     def validate(self, subnet: Subnet) -> None:
         if len(subnet) != len(self.stages) or any(

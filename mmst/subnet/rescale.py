@@ -75,6 +75,12 @@ class InputSizeSampler:
         self.ratio_range = ratio_range
         self.size_range = size_range
 
+    def smallest(self, shorter_side: int) -> int:
+        """The smallest length :meth:`sample` can draw, in pixels."""
+        if self.size_range is not None:
+            return self.size_range[0]
+        return max(math.floor(shorter_side * self.ratio_range[0]), 1)
+
     def sample(self, rng: random.Random, shorter_side: int) -> int:
         """A shorter-side length in pixels (>= 1)."""
         if self.size_range is not None:

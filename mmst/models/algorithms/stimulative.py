@@ -21,6 +21,7 @@ from mmst.subnet import (
     SubnetSpace,
     subnet_depths,
 )
+from mmst.subnet.discovery import check_smaller_inputs
 from mmst.subnet.space import Subnet
 
 from ..tasks import build_task
@@ -50,8 +51,14 @@ def freeze_bn_running_stats(model: nn.Module) -> Iterator[None]:
             m.track_running_stats = True
 
 
-def _frozen_stage_count(backbone: nn.Module) -> int:
-    return max(int(getattr(backbone, 'frozen_stages', -1) or 0), 0)
+def _resized_note(inputs: torch.Tensor, size: int) -> str:
+    return (
+        f'mmst: this sub-network pass ran on inputs resized by input_resize '
+        f'from {tuple(inputs.shape[-2:])} to a shorter side of {size} px; '
+        'a backbone that refuses smaller inputs is listed in the "smaller '
+        'inputs" column of docs/backbones.md (input_resize=None trains '
+        'sub-networks at the main input size)'
+    )
 
 
 @contextmanager
@@ -217,11 +224,10 @@ class StimulativeTraining(BaseModel):
         backbone = architecture.backbone
         self.elastic = ElasticDepth(backbone, elastic_stages)
         self.space = self._build_space(space or {}, backbone)
-        self.size_sampler = (
-            InputSizeSampler(**input_resize)
-            if input_resize is not None
-            else None
-        )
+        self.size_sampler = None
+        if input_resize is not None:
+            self.size_sampler = InputSizeSampler(**input_resize)
+            check_smaller_inputs(backbone, self.size_sampler, input_resize)
 
         # Checkpoints carry the architecture's plain keys.
         self._register_state_dict_hook(self._strip_prefix)
@@ -241,29 +247,47 @@ class StimulativeTraining(BaseModel):
             cfg.get('depths', 'default'),
             cfg.get('mode', 'ordered'),
         )
-        frozen = (
-            min(_frozen_stage_count(backbone), len(stage_depths))
-            if self.elastic.stages_are_res_layers
-            else 0
-        )
+        # Frozen blocks (no trainable parameter, e.g. a backbone's
+        # ``frozen_stages``) are never skipped: a preset keeps depths that
+        # include them, an explicit depth that would skip one is an error.
         explicit = not isinstance(cfg.get('depths', 'default'), str)
-        for i in range(frozen):
+        frozen_stages = getattr(backbone, 'frozen_stages', None)
+        # Some backbones freeze only in train() (Swin); the runner calls it
+        # before training anyway, in the same mode.
+        backbone.train(backbone.training)
+        for i, frozen in enumerate(self.elastic.frozen_prefix()):
             n = stage_depths[i]
-            if space.depth_choices[i] != [n]:
+            choices = space.depth_choices[i]
+            kept = [k for k in choices if k >= frozen]
+            if kept != choices:
                 if explicit:
                     raise ValueError(
-                        f'space.depths[{i}]={space.depth_choices[i]} would '
-                        f'shorten stage {i}, which the backbone freezes '
-                        f'(frozen_stages={frozen}); allowed: [{n}]'
+                        f'space.depths[{i}]={choices} would skip frozen '
+                        f'blocks: the first {frozen} of the {n} blocks of '
+                        f'stage {i} have no trainable parameter '
+                        f'(frozen_stages={frozen_stages}); allowed: depths '
+                        f'>= {frozen}'
                     )
-                # A preset never samples frozen stages shorter (their
-                # parameters receive no gradient).
-                space.depth_choices[i] = [n]
-        if self.num_subnets and space.members() == [space.full()]:
+                space.depth_choices[i] = kept
+            if space.mode == 'stochastic' and 1 < frozen < n:
+                raise ValueError(
+                    f"space.mode='stochastic' would skip frozen blocks: the "
+                    f'first {frozen} of the {n} blocks of stage {i} have no '
+                    f'trainable parameter (frozen_stages={frozen_stages}) '
+                    "and stochastic sampling keeps only a stage's first "
+                    "block for sure; allowed: mode='ordered', or no frozen "
+                    'blocks inside a stage'
+                )
+        if (
+            self.num_subnets
+            and len(space) == 1
+            and space.largest() == space.full()
+        ):
             raise ValueError(
                 f'space.depths={cfg.get("depths", "default")!r} leaves one '
                 f'sub-network, the full network (stage depths '
-                f'{stage_depths}, frozen_stages={frozen}): '
+                f'{stage_depths}, frozen blocks per stage '
+                f'{self.elastic.frozen_prefix()}): '
                 f'num_subnets={self.num_subnets} would repeat the main pass; '
                 'allowed: a space with a member shallower than the full '
                 'network, or num_subnets=0 (conventional training)'
@@ -431,13 +455,18 @@ class StimulativeTraining(BaseModel):
                         sub_inputs, sub_samples = self.task.rescale(
                             inputs, samples, size / shorter
                         )
-                        sub_losses = self.task.subnet_pass(
-                            arch,
-                            sub_inputs,
-                            sub_samples,
-                            teacher,
-                            self.distill,
-                        )
+                        try:
+                            sub_losses = self.task.subnet_pass(
+                                arch,
+                                sub_inputs,
+                                sub_samples,
+                                teacher,
+                                self.distill,
+                            )
+                        except Exception as e:
+                            if size != shorter:
+                                e.add_note(_resized_note(inputs, size))
+                            raise
                     sub_loss, _ = self.parse_losses(sub_losses)
                     # Backward inside the sub-network context: activation
                     # checkpointing (``with_cp=True``) re-runs the kept
