@@ -20,6 +20,6 @@ model = dict(_base_.st_star_model, _delete_=True, architecture=_base_.model)
 # keypoints, which PackPoseInputs packs only with pack_transformed=True
 # (without it mmst falls back to heatmap peaks and warns once).
 train_pipeline = _base_.train_pipeline[:-1] + [
-    dict(type='PackPoseInputs', pack_transformed=True)
+    dict(_scope_='mmpose', type='PackPoseInputs', pack_transformed=True)
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -21,6 +21,7 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmst.engine import evaluate_subnet
+from mmst.engine.bn_recal import _active_bns
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.subnet import format_subnet, parse_subnet_specs, resolve_subnets
 
@@ -144,6 +145,9 @@ def run_loafing(
         elastic, space_ = model_space(model, space)
         members = resolve_subnets(specs, space_, '--subnets')
         loader, evaluator = build_evaluation(runner, cfg, split)
+        has_bn = bool(_active_bns(arch))
+        if not has_bn:  # LayerNorm-only (ConvNeXt, Swin, ViT): none to redo
+            recal_images = 0
         recal = build_recal_loader(cfg, seed) if recal_images else None
         shape = input_shape_of(model, loader)
 
@@ -210,6 +214,7 @@ def run_loafing(
         eval_images=len(loader.dataset),
         metric=metric,
         bn_recal_images=recal_images,
+        has_bn=has_bn,
         seed=seed,
         input_shape=list(shape),
         flops_convention=FLOPS_CONVENTION,
@@ -266,11 +271,16 @@ def markdown_table(result: dict) -> str:
         f'{result["metric"]} on the {result["split"]} set '
         f'({result["eval_images"]} images) of '
         f'`{osp.basename(result["config"])}`'
-        f'; main network with its stored BN statistics, sub-networks with '
         + (
-            f'BN statistics re-estimated on {recal} training images each.'
-            if recal
-            else "the stored (main network's) BN statistics."
+            '; no BN layer is trained (nothing to re-estimate).'
+            if not result.get('has_bn', True)
+            else '; main network with its stored BN statistics, '
+            'sub-networks with '
+            + (
+                f'BN statistics re-estimated on {recal} training images each.'
+                if recal
+                else "the stored (main network's) BN statistics."
+            )
         ),
         '',
         '| network | blocks per stage | blocks | '
@@ -366,11 +376,16 @@ def plot(result: dict, path: str, title: Optional[str] = None) -> None:
     recal = result['bn_recal_images']
     fig.suptitle(
         title
-        or f'{osp.basename(result["config"])}: sub-networks with '
+        or f'{osp.basename(result["config"])}: '
         + (
-            f'BN re-estimated on {recal} images'
-            if recal
-            else "the main network's BN statistics"
+            'no trained BN layer'
+            if not result.get('has_bn', True)
+            else 'sub-networks with '
+            + (
+                f'BN re-estimated on {recal} images'
+                if recal
+                else "the main network's BN statistics"
+            )
         ),
         fontsize=10,
     )

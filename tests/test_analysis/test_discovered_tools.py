@@ -88,13 +88,18 @@ def test_loafing_and_menu_agree_with_validation(trained):
     )
     result = loafing.main(
         [trained['config'], trained['ckpt'], '--subnets', *SUBNETS]
-        + ['--bn-recal-images', '0', '--no-progress']
+        + ['--no-progress']  # the default 2000 re-estimation images
         + ['--out-dir', str(trained['root'] / 'loafing')]
     )
     nets = {
         n['name']: next(iter(n['results'].values()))  # one checkpoint
         for n in result['networks']
     }
+    # no BN layer: nothing re-estimated, and the outputs say so
+    assert result['has_bn'] is False and result['bn_recal_images'] == 0
+    assert {n['bn_stats'] for n in result['networks']} == {'stored'}
+    assert not any('recal_images_used' in n for n in result['networks'])
+    assert 'no BN layer is trained' in loafing.markdown_table(result)
     metrics = trained['metrics']
     # no BN in these backbones: validation, loafing and the menu evaluate
     # the same weights on the same images

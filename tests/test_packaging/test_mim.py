@@ -173,6 +173,43 @@ site = sys.argv[1]
 assert mmst.__file__.startswith(site), mmst.__file__
 assert MODULE2PACKAGE['mmst'] == 'mmst'  # registered by `import mmst`
 
+# Loaded by ``mmst::``, the outermost typed dicts of mmst's own files get
+# ``_scope_='mmst'`` and are built, with what they hold, from mmst's
+# registries (or MMEngine's roots, where mmst has none): what they hold
+# must resolve there, or carry its own ``_scope_`` (mmpretrain's models and
+# datasets in the Fashion-MNIST configs).
+import mmengine.registry as roots
+import mmdet.registry  # noqa: F401 (the task libraries' registries)
+import mmpose.registry  # noqa: F401
+import mmpretrain.registry  # noqa: F401
+import mmseg.registry  # noqa: F401
+from mmengine.registry import Registry
+
+
+# types built in the mmst scope: a typed dict's own _scope_, else its
+# nearest typed ancestor's (builders build what they hold in their scope)
+def scoped_types(node, scope=None):
+    if isinstance(node, dict):
+        if isinstance(node.get('type'), str):
+            scope = node.get('_scope_', scope)
+            if scope == 'mmst':
+                yield node['type']
+        for value in node.values():
+            yield from scoped_types(value, scope)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from scoped_types(value, scope)
+
+
+def builds_in_mmst(name):
+    for root in vars(roots).values():
+        if isinstance(root, Registry) and root.parent is None:
+            registry = root._search_child('mmst') or root
+            if registry.get(name) is not None:
+                return True
+    return False
+
+
 cfg = Config.fromfile('user_config.py')
 assert cfg.model.type == 'mmst.StimulativeTraining', cfg.model
 assert cfg.model.num_subnets == 2  # the user's override
@@ -199,6 +236,9 @@ for path in sys.argv[2:]:
         raise AssertionError(f'{path} resolved: update docs/mim.md')
     cfg = Config.fromfile('one.py')
     assert 'model' in cfg and 'train_dataloader' in cfg, path
+    types = list(scoped_types(cfg.to_dict()))
+    unresolved = [t for t in types if not builds_in_mmst(t)]
+    assert not unresolved, (path, unresolved)
     resolved += 1
 print('resolved', resolved)
 """
@@ -261,3 +301,31 @@ def test_mim_train_and_test(installed, tmp_path):
     )  # fmt: skip
     assert f'{mim_dir}/tools/test.py' in out
     assert 'Epoch(test) [2/2]' in out or 'accuracy/top1' in out
+
+
+def test_user_config_by_scope_trains(installed, tmp_path):
+    """A user config outside the checkout that bases on a Fashion-MNIST
+    config by scope builds and trains (its model, dataset, pipeline and
+    evaluator were built from mmst's registries once: KeyError)."""
+    fmnist = require_fashion_mnist()
+    (tmp_path / 'my_convnext.py').write_text(
+        "_base_ = ['mmst::mmpretrain/fashion_mnist/convnext_stpp_fmnist.py']\n"
+        f'data_root = {str(fmnist)!r}\n'
+        'train_dataloader = dict(batch_size=8, '
+        'dataset=dict(data_root=data_root, indices=16))\n'
+        'val_dataloader = dict('
+        'dataset=dict(data_root=data_root, indices=40))\n'
+        'test_dataloader = val_dataloader\n'
+        'train_cfg = dict(max_epochs=1)\n'
+        'param_scheduler = []\n'
+        'default_hooks = dict(logger=dict(interval=1))\n'
+    )
+    out = run(
+        [MIM, 'train', 'mmst', tmp_path / 'my_convnext.py',
+         '--work-dir', tmp_path / 'work'],
+        cwd=tmp_path,
+        env=env_with(installed),
+    )  # fmt: skip
+    assert 'Epoch(train) [1][2/2]' in out
+    assert 'subnet[1,1,1]/accuracy/top1' in out
+    assert (tmp_path / 'work' / 'epoch_1.pth').is_file()

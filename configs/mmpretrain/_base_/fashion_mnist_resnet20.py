@@ -9,7 +9,11 @@ _base_ = [
 ]
 
 data_root = 'data/fashion_mnist'
+# `_scope_='mmpretrain'` on mmpretrain's components: a user config that
+# bases on this file by scope (`mmst::mmpretrain/...`) would otherwise build
+# them from mmst's registries (MMEngine scopes a scoped base's typed dicts)
 model = dict(
+    _scope_='mmpretrain',
     type='ImageClassifier',
     data_preprocessor=dict(
         type='ClsDataPreprocessor',
@@ -39,15 +43,16 @@ model = dict(
 )
 
 train_pipeline = [
-    dict(type='RandomCrop', crop_size=28, padding=2),
+    dict(_scope_='mmpretrain', type='RandomCrop', crop_size=28, padding=2),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackInputs')]
+test_pipeline = [dict(_scope_='mmpretrain', type='PackInputs')]
 train_dataloader = dict(
     batch_size=128,
     num_workers=0,
     dataset=dict(
+        _scope_='mmpretrain',
         type='FashionMNIST',
         data_root=data_root,
         split='train',
@@ -60,6 +65,7 @@ val_dataloader = dict(
     batch_size=500,
     num_workers=0,
     dataset=dict(
+        _scope_='mmpretrain',
         type='FashionMNIST',
         data_root=data_root,
         split='test',
@@ -70,7 +76,7 @@ val_dataloader = dict(
     ),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
-val_evaluator = dict(type='Accuracy', topk=(1,))
+val_evaluator = dict(_scope_='mmpretrain', type='Accuracy', topk=(1,))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 

@@ -8,6 +8,7 @@ _base_ = ['../_base_/fashion_mnist_resnet20.py']
 model = dict(
     backbone=dict(
         _delete_=True,
+        _scope_='mmpretrain',  # see ../_base_/fashion_mnist_resnet20.py
         type='ConvNeXt',
         arch=dict(depths=[2, 2, 4], channels=[32, 64, 128]),
         in_channels=1,

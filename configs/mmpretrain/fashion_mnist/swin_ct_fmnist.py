@@ -8,6 +8,7 @@ _base_ = ['../_base_/fashion_mnist_resnet20.py']
 model = dict(
     backbone=dict(
         _delete_=True,
+        _scope_='mmpretrain',  # see ../_base_/fashion_mnist_resnet20.py
         type='SwinTransformer',
         arch=dict(embed_dims=32, depths=[2, 2, 4], num_heads=[2, 4, 8]),
         in_channels=1,

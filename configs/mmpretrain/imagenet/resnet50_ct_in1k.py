@@ -35,10 +35,16 @@ real_lighting = dict(
 train_crop = 224
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=train_crop),
+    dict(_scope_='mmpretrain', type='RandomResizedCrop', scale=train_crop),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
-    dict(type='PackInputs'),
+    dict(
+        _scope_='mmpretrain',
+        type='ColorJitter',
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
+    ),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
 train_dataloader = dict(batch_size=64, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=64)

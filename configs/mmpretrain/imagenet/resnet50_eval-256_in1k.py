@@ -13,6 +13,7 @@ test_pipeline = [
         color_type='color_ignore_orientation',
     ),
     dict(
+        _scope_='mmpretrain',
         type='ResizeEdge',
         scale=256,
         edge='short',
@@ -20,7 +21,7 @@ test_pipeline = [
         interpolation='bilinear',
     ),
     dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
@@ -34,12 +35,13 @@ train_pipeline = [
         color_type='color_ignore_orientation',
     ),
     dict(
+        _scope_='mmpretrain',
         type='RandomResizedCrop',
         scale=224,
         backend='pillow',
         interpolation='bilinear',
     ),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -8,17 +8,23 @@ _base_ = ['./resnet50_ct_in1k.py']
 train_crop = 200
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=train_crop),
+    dict(_scope_='mmpretrain', type='RandomResizedCrop', scale=train_crop),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
-    dict(type='PackInputs'),
+    dict(
+        _scope_='mmpretrain',
+        type='ColorJitter',
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
+    ),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=240, edge='short'),
+    dict(_scope_='mmpretrain', type='ResizeEdge', scale=240, edge='short'),
     dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -5,11 +5,19 @@ _base_ = ['./resnet50_stpp-a1_in1k.py']
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=_base_.train_crop),
+    dict(
+        _scope_='mmpretrain', type='RandomResizedCrop', scale=_base_.train_crop
+    ),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4),
+    dict(
+        _scope_='mmpretrain',
+        type='ColorJitter',
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
+    ),
     dict(type='mmst.UniformAugment', num_ops=2, prob=0.5),
-    dict(type='PackInputs'),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 max_epochs = 400

@@ -19,6 +19,7 @@ test_pipeline = [
         color_type='color_ignore_orientation',
     ),
     dict(
+        _scope_='mmpretrain',
         type='ResizeEdge',
         scale=240,
         edge='short',
@@ -26,7 +27,7 @@ test_pipeline = [
         interpolation='bilinear',
     ),
     dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
@@ -41,12 +42,13 @@ train_pipeline = [
         color_type='color_ignore_orientation',
     ),
     dict(
+        _scope_='mmpretrain',
         type='RandomResizedCrop',
         scale=200,
         backend='pillow',
         interpolation='bilinear',
     ),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
+    dict(_scope_='mmpretrain', type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
