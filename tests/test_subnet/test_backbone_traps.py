@@ -75,6 +75,17 @@ def classifier(backbone: dict, in_channels: int) -> dict:
     return arch
 
 
+def st(arch: dict, **kwargs):
+    """An ``mmst.StimulativeTraining`` model around a copy of ``arch``."""
+    return build(
+        dict(
+            type='mmst.StimulativeTraining',
+            architecture=copy.deepcopy(arch),
+            **kwargs,
+        )
+    )
+
+
 def resnet20_frozen() -> dict:
     arch = tiny_classifier_cfg(depth=20)
     arch['backbone']['frozen_stages'] = 1
@@ -110,14 +121,7 @@ FROZEN = {
 def test_frozen_blocks_are_never_skipped(name):
     arch, prefix, choices = FROZEN[name]
     torch.manual_seed(0)
-    model = build(
-        dict(
-            type='mmst.StimulativeTraining',
-            architecture=copy.deepcopy(arch),
-            num_subnets=2,
-            seed=0,
-        )
-    )
+    model = st(arch, num_subnets=2, seed=0)
     assert model.elastic.frozen_prefix() == prefix
     assert model.space.depth_choices == choices
     frozen = {
@@ -138,27 +142,13 @@ def test_frozen_blocks_are_never_skipped(name):
     depths = [list(c) for c in choices]
     depths[stage] = [1, prefix[stage]]
     with pytest.raises(ValueError, match=rf'space\.depths\[{stage}\].*frozen'):
-        build(
-            dict(
-                type='mmst.StimulativeTraining',
-                architecture=copy.deepcopy(arch),
-                num_subnets=2,
-                space=dict(depths=depths),
-            )
-        )
+        st(arch, num_subnets=2, space=dict(depths=depths))
 
 
 def test_stochastic_sampling_inside_a_frozen_prefix_is_refused():
     arch = FROZEN['vit'][0]
     with pytest.raises(ValueError, match=r"mode='stochastic'.*frozen"):
-        build(
-            dict(
-                type='mmst.StimulativeTraining',
-                architecture=copy.deepcopy(arch),
-                num_subnets=2,
-                space=dict(mode='stochastic'),
-            )
-        )
+        st(arch, num_subnets=2, space=dict(mode='stochastic'))
 
 
 def _backbone(cfg: dict):
@@ -241,15 +231,12 @@ def test_stochastic_depth_rates_stay_per_block(name):
     if name == 'swin':
         arch['neck'] = dict(type='GlobalAveragePooling')
     torch.manual_seed(0)
-    model = build(
-        dict(
-            type='mmst.StimulativeTraining',
-            architecture=arch,
-            num_subnets=2,
-            logit_norm='layernorm',
-            input_resize=dict(ratio_range=(0.6, 1.0)),
-            seed=0,
-        )
+    model = st(
+        arch,
+        num_subnets=2,
+        logit_norm='layernorm',
+        input_resize=dict(ratio_range=(0.6, 1.0)),
+        seed=0,
     )
     blocks = [b for stage in model.elastic.stages for b in stage]
     expected = torch.linspace(0, rate, len(blocks)).tolist()
@@ -273,12 +260,11 @@ def test_smaller_inputs_are_checked_at_build_and_named_at_run():
     test_backbone_matrix.py); inputs smaller than the dry sizes can still
     fail in training, and the error then says which resize it was."""
     arch = classifier(convnext(out_indices=(1,)), 2 * WIDTH)
-    cfg = dict(
-        type='mmst.StimulativeTraining', architecture=arch, num_subnets=1
-    )
     with pytest.raises(ValueError, match=r'input_resize=.*size_range'):
-        build(dict(cfg, input_resize=dict(size_range=(1, 1))))
-    model = build(dict(cfg, input_resize=dict(ratio_range=(0.05, 0.05))))
+        st(arch, num_subnets=1, input_resize=dict(size_range=(1, 1)))
+    model = st(
+        arch, num_subnets=1, input_resize=dict(ratio_range=(0.05, 0.05))
+    )
     model.train()
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
     with pytest.raises(RuntimeError) as error:
