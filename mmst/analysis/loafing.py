@@ -21,7 +21,7 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmst.engine import evaluate_subnet
-from mmst.engine.bn_recal import _active_bns
+from mmst.engine.bn_recal import has_trainable_bn
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.subnet import format_subnet, parse_subnet_specs, resolve_subnets
 
@@ -145,7 +145,7 @@ def run_loafing(
         elastic, space_ = model_space(model, space)
         members = resolve_subnets(specs, space_, '--subnets')
         loader, evaluator = build_evaluation(runner, cfg, split)
-        has_bn = bool(_active_bns(arch))
+        has_bn = has_trainable_bn(arch)
         if not has_bn:  # LayerNorm-only (ConvNeXt, Swin, ViT): none to redo
             recal_images = 0
         recal = build_recal_loader(cfg, seed) if recal_images else None

@@ -526,12 +526,6 @@ def _progress(total: int, enabled: bool):
     )
 
 
-def _has_trainable_bn(model: torch.nn.Module) -> bool:
-    from mmst.engine.bn_recal import _active_bns
-
-    return bool(_active_bns(model))
-
-
 def _first_batch(loader) -> dict:
     from mmst.engine.bn_recal import closing_iter
 
@@ -794,7 +788,9 @@ def build_menu(
                 cached = cache_loader(loader, cache_mb)
             eval_loader = cached if cached is not None else loader
             first = _first_batch(eval_loader)
-            has_bn = _has_trainable_bn(arch)
+            from mmst.engine.bn_recal import has_trainable_bn
+
+            has_bn = has_trainable_bn(arch)
             recal_images = bn_recal_images if has_bn else 0
             if recal_images:
                 recal_source = build_recal_loader(cfg, seed)

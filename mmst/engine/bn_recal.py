@@ -49,6 +49,12 @@ def _active_bns(model: nn.Module) -> List[_BatchNorm]:
     return active
 
 
+def has_trainable_bn(model: nn.Module) -> bool:
+    """Whether training updates any BN statistics of ``model`` (False for
+    LayerNorm-only models: ConvNeXt, Swin, ViT): nothing to re-estimate."""
+    return bool(_active_bns(model))
+
+
 @contextmanager
 def preserved_bn_stats(model: nn.Module) -> Iterator[None]:
     """Restore every BN running statistic on exit."""

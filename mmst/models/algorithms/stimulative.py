@@ -255,7 +255,8 @@ class StimulativeTraining(BaseModel):
         # Some backbones freeze only in train() (Swin); the runner calls it
         # before training anyway, in the same mode.
         backbone.train(backbone.training)
-        for i, frozen in enumerate(self.elastic.frozen_prefix()):
+        frozen_prefix = self.elastic.frozen_prefix()
+        for i, frozen in enumerate(frozen_prefix):
             n = stage_depths[i]
             choices = space.depth_choices[i]
             kept = [k for k in choices if k >= frozen]
@@ -286,8 +287,7 @@ class StimulativeTraining(BaseModel):
             raise ValueError(
                 f'space.depths={cfg.get("depths", "default")!r} leaves one '
                 f'sub-network, the full network (stage depths '
-                f'{stage_depths}, frozen blocks per stage '
-                f'{self.elastic.frozen_prefix()}): '
+                f'{stage_depths}, frozen blocks per stage {frozen_prefix}): '
                 f'num_subnets={self.num_subnets} would repeat the main pass; '
                 'allowed: a space with a member shallower than the full '
                 'network, or num_subnets=0 (conventional training)'
