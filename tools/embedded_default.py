@@ -97,13 +97,28 @@ def parse_args() -> argparse.Namespace:
 
 def run_method(name: str, args: argparse.Namespace) -> dict:
     """Train ``name`` (a key of :data:`METHODS`) with the settings of
-    ``args`` (epochs, train_images, bn_recal_images, seed, data_root,
-    work_dir) and return the final validation metrics."""
+    ``args`` (backbone, epochs, train_images, bn_recal_images, seed,
+    data_root, work_dir) and return the final validation metrics."""
     config, overrides = METHODS[name]
     config = config.replace('/resnet20_', f'/{args.backbone}_')
+    return train_and_evaluate(
+        config,
+        overrides,
+        osp.join(args.work_dir, name.replace('+', 'p')),
+        args,
+    )
+
+
+def train_and_evaluate(
+    config: str, overrides: dict, work_dir: str, args: argparse.Namespace
+) -> dict:
+    """Train ``config`` (relative to the repository) with ``overrides``
+    (``Config.merge_from_dict`` keys) and the settings of ``args`` in
+    ``work_dir``; return ``dict(metrics=..., seconds=...)`` of the
+    validation after the last epoch."""
     cfg = Config.fromfile(osp.join(HERE, config))
     cfg.merge_from_dict(overrides)
-    cfg.work_dir = osp.join(args.work_dir, name.replace('+', 'p'))
+    cfg.work_dir = work_dir
     cfg.train_cfg.max_epochs = args.epochs
     cfg.param_scheduler.T_max = args.epochs
     for loader in (cfg.train_dataloader, cfg.val_dataloader):

@@ -23,6 +23,7 @@ CONFIGS = {
 }
 SUBNETS = ['1,1,1', '2,2,2']
 VAL_IMAGES = 100
+BATCH, ITERS = 32, 20
 
 pytestmark = pytest.mark.skipif(
     not (DATA / 'train-images-idx3-ubyte').exists(),
@@ -32,8 +33,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope='module', params=sorted(CONFIGS))
 def trained(request, tmp_path_factory):
-    """One epoch of 4 ST++ iterations, validated by the config's
-    ``SubnetValLoop`` (main network and three sub-networks)."""
+    """One epoch of 20 ST++ iterations of 32 images (constant learning
+    rate), validated by the config's ``SubnetValLoop`` (main network and
+    three sub-networks)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -44,8 +46,8 @@ def trained(request, tmp_path_factory):
     config.write_text(
         f'_base_ = [{str(REPO / CONFIGS[request.param])!r}]\n'
         f'data_root = {str(DATA)!r}\n'
-        'train_dataloader = dict(batch_size=64, '
-        'dataset=dict(data_root=data_root, indices=256))\n'
+        f'train_dataloader = dict(batch_size={BATCH}, '
+        f'dataset=dict(data_root=data_root, indices={BATCH * ITERS}))\n'
         'val_dataloader = dict(batch_size=50, '
         f'dataset=dict(data_root=data_root, indices={VAL_IMAGES}))\n'
         'test_dataloader = val_dataloader\n'
@@ -62,7 +64,9 @@ def trained(request, tmp_path_factory):
         runner = Runner.from_cfg(prepare_config(cfg))
         runner.train()
         metrics = runner.val()
+        main_ce = runner.message_hub.get_scalar('train/loss_main').data[0]
         yield dict(
+            main_ce=main_ce.tolist(),
             root=root,
             config=str(config),
             ckpt=str(root / 'train' / 'epoch_1.pth'),
@@ -70,6 +74,18 @@ def trained(request, tmp_path_factory):
         )
     finally:
         torch.set_num_threads(threads)
+
+
+def test_main_network_learns(trained):
+    """The shipped config trains its main network: the mean cross-entropy
+    of the last 5 of 20 iterations is at least 0.1 below that of the first
+    5 (seed 0, about 2.3 -> 2.1 for both). With the KL, the small Swin's
+    stayed at chance (2.36 -> 2.41; docs/backbones.md, "The small Swin
+    and the KL"): this fails on that config."""
+    main_ce = trained['main_ce']
+    assert len(main_ce) == ITERS
+    first, last = sum(main_ce[:5]) / 5, sum(main_ce[-5:]) / 5
+    assert last < first - 0.1, main_ce
 
 
 def test_validation_loop_reports_every_subnet(trained):
