@@ -3,6 +3,7 @@ network learn?
 
     python benchmarks/swin_stpp_diagnostic.py [VARIANT ...]
         [--iters 40 | --train-images N] [--work-dir DIR]
+    python benchmarks/swin_stpp_diagnostic.py --at-init [--work-dir DIR]
 
 Each variant is ``configs/mmpretrain/fashion_mnist/swin_stpp_fmnist.py``
 (trained from scratch, seed 0, one thread) with some config keys changed:
@@ -23,7 +24,10 @@ Three measurements:
 
 - default: ``--iters`` iterations of 128 images at a constant learning
   rate, no validation; prints the main network's cross-entropy
-  (``loss_main``) every 10 iterations (chance: ln 10 = 2.30);
+  (``loss_main``), the mean of each 10 iterations (chance: ln 10 = 2.30).
+  The run trains on the first 128 x ``--iters`` images, shuffled, so a
+  shorter run sees other images in another order: its curve is not the
+  start of a longer one;
 - ``--train-images N``: one epoch on the first N training images with the
   config's schedule, then the test accuracy of the main network and of the
   sub-networks of ``val_cfg`` (the loafing view, as
@@ -106,14 +110,15 @@ def loss_curve(variant: str, iters: int, work_dir: str) -> list:
     return losses
 
 
-def at_initialisation(config: str, overrides: dict) -> None:
+def at_initialisation(config: str, overrides: dict, work_dir: str) -> None:
     """One batch of 128 training images through the initialised model of
     ``config``: the spread of the main network's logits (per image, and of
     their input-dependent part), then the loss and the gradient norm of the
     main pass and of three sub-network passes, each backwarded alone."""
     cfg = Config.fromfile(osp.join(HERE, config))
     cfg.merge_from_dict(overrides)
-    cfg.work_dir = osp.join('work_dirs', 'swin_stpp_diagnostic', 'init')
+    cfg.work_dir = osp.join(work_dir, 'init')
+    cfg.log_level = 'WARNING'
     runner = Runner.from_cfg(prepare_config(cfg))
     model = runner.model
     model.init_weights()
@@ -131,8 +136,12 @@ def at_initialisation(config: str, overrides: dict) -> None:
     with torch.no_grad():
         z = task.raw_logits(arch, inputs)
     spread = (z - z.mean(0)).std(-1).mean().item()
+    changed = ''.join(
+        f' ({k[len("model.") :]}={v!r})' for k, v in overrides.items()
+    )
+    std = z.std(-1).mean().item()
     print(
-        f'{osp.basename(config)}: logits std {z.std(-1).mean().item():.3f}, '
+        f'{osp.basename(config)}{changed}: logits std {std:.3f}, '
         f'input-dependent part {spread:.3f}'
     )
     losses, teacher = task.main_pass(arch, inputs, samples)
@@ -167,7 +176,13 @@ def main() -> None:
         nargs='*',
         help=f'of {", ".join(VARIANTS)} (default: all)',
     )
-    p.add_argument('--iters', type=int, default=40)
+    p.add_argument(
+        '--iters',
+        type=int,
+        default=40,
+        help='iterations of 128 images per variant (default 40), on the '
+        'first 128 x ITERS training images',
+    )
     p.add_argument(
         '--train-images',
         type=int,
@@ -182,21 +197,26 @@ def main() -> None:
     )
     p.add_argument('--work-dir', default='work_dirs/swin_stpp_diagnostic')
     args = p.parse_args()
+    torch.set_num_threads(1)
     if args.at_init:
+        if args.variants or args.train_images is not None:
+            p.error(
+                '--at-init measures the three configs it names; it '
+                'takes no variants and no --train-images'
+            )
         torch.manual_seed(0)
         for config, overrides in AT_INIT:
-            at_initialisation(config, overrides)
+            at_initialisation(config, overrides, args.work_dir)
         return
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         p.error(
             f'unknown variants {sorted(unknown)}; allowed: {list(VARIANTS)}'
         )
-    torch.set_num_threads(1)
     variants = args.variants or list(VARIANTS)
     if args.train_images is None:
         rows = {v: loss_curve(v, args.iters, args.work_dir) for v in variants}
-        print('main cross-entropy every 10 iterations (chance 2.30):')
+        print('main cross-entropy, mean of each 10 iterations (chance 2.30):')
         for variant, losses in rows.items():
             print(f'{variant:12s}', ' '.join(f'{v:.2f}' for v in losses))
         return

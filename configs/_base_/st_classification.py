@@ -8,6 +8,7 @@ st_model = dict(
     num_subnets=1,
     space=dict(depths='default'),
     subnet_loss='kl',
-    distill=dict(temperature=1.0, loss_weight=1.0),
+    # distill: the default KL (T = 1, weight 1, as the authors'); not set
+    # here, so that subnet_loss='task' can be chosen on top of this config
     logit_norm='none',
 )

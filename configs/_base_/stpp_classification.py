@@ -10,7 +10,8 @@ stpp_model = dict(
     space=dict(depths='default'),
     input_resize=dict(ratio_range=(0.43, 1.0)),
     subnet_loss='kl',
-    distill=dict(temperature=1.0, loss_weight=1.0),
+    # distill: the default KL (T = 1, weight 1, as the authors'); not set
+    # here, so that subnet_loss='task' can be chosen on top of this config
     logit_norm='layernorm',
     logit_amplitude=1.0,
 )

@@ -82,6 +82,37 @@ def test_torchrun_cells_cover_every_model_kind():
         assert cell.split('-')[0] == library(rel), (cell, rel)
 
 
+def _kl_configs() -> list:
+    """The shipped configs whose sub-networks learn from the KL."""
+    return [
+        rel
+        for rel in CONFIGS
+        if _model_kind(rel)[1]
+        and Config.fromfile(str(CONFIG_ROOT / rel)).model.get('subnet_loss')
+        == 'kl'
+    ]
+
+
+def test_kl_configs_take_subnet_loss_task():
+    """The documented fallback from the KL (docs/backbones.md, "The small
+    Swin and the KL"): ``model.subnet_loss='task'`` on any shipped KL
+    config builds. Before, the configs that spelled out the default
+    ``distill`` failed with "distill=... would be ignored"."""
+    from mmengine.registry import DefaultScope
+
+    from mmst.registry import MODELS
+
+    configs = _kl_configs()
+    assert 'mmpretrain/imagenet/swin-t_stpp_in1k.py' in configs, configs
+    for rel in configs:
+        cfg = Config.fromfile(str(CONFIG_ROOT / rel))
+        cfg.merge_from_dict({'model.subnet_loss': 'task'})
+        prepare_config(cfg)
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            model = MODELS.build(cfg.model)
+        assert model.subnet_loss == 'task' and model.distill is None, rel
+
+
 @pytest.mark.parametrize('rel', CONFIGS)
 def test_config_trains_single_process(rel, matrix_data, tmp_path):
     """Runner.from_cfg builds the shrunk config and trains 2 iterations
