@@ -17,19 +17,9 @@ from typing import Tuple, Union
 
 import torch
 
-U32 = 2.0**-24  # float32 unit roundoff
+from mmst.analysis.rounding import U32, gamma  # noqa: F401 (re-exported)
 
 Number = Union[float, torch.Tensor]
-
-
-def gamma(n: int, u: float = U32) -> float:
-    """``n * u / (1 - n * u)``: the relative error of ``n`` successive
-    roundings (of a product of ``n`` factors, or of a sum's partial sums)."""
-    if n < 0:
-        raise ValueError(f'n={n!r} is invalid; allowed: n >= 0')
-    if n * u >= 1:
-        raise ValueError(f'n={n} roundings of u={u} bound nothing')
-    return n * u / (1 - n * u)
 
 
 def sum_bound(n: int, abs_sum: Number, u: float = U32) -> Number:

@@ -4,12 +4,18 @@
 #      (tools/setup_env.sh --full --data: upgrades a light venv made by
 #      tools/run_default.sh in place; seconds when the venv is up to date),
 #   2. lint and check formatting with ruff (configured in pyproject.toml),
-#   3. run the whole test suite with the venv's pytest.
+#   3. run the test suite with the venv's pytest in two phases:
+#      the single-process tests on $MMST_TEST_WORKERS pytest-xdist workers
+#      (default 2, one per core; 0: no workers), then the tests marked
+#      `multiprocess` (torchrun jobs of 2 processes) one at a time,
+#   4. print the slowest tests and the suite's time against its budget
+#      (benchmarks/suite_time.py; JUnit reports in work_dirs/test_reports).
+#      With MMST_SUITE_BUDGET=SECONDS, a suite over budget fails.
 #
 #   bash tools/run_tests.sh [extra pytest arguments, e.g. -k resume]
 #
 # Exits non-zero when any step fails, including when pytest collects no
-# tests (its exit code 5).
+# tests in either phase (its exit code 5).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,11 +33,39 @@ log "lint: ruff check . && ruff format --check ."
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 
-log "tests: python -m pytest tests -q --durations=25 $*"
-rc=0
-"$VENV/bin/python" -m pytest tests -q --durations=25 "$@" || rc=$?
-if [ "$rc" -eq 5 ]; then
+REPORTS=$REPO/work_dirs/test_reports
+rm -rf "$REPORTS"
+mkdir -p "$REPORTS"
+WORKERS=${MMST_TEST_WORKERS:-2}
+XDIST=()
+if [ "$WORKERS" != 0 ]; then
+  XDIST=(-n "$WORKERS" --dist loadgroup)
+fi
+PYTEST=("$VENV/bin/python" -m pytest tests -q -p no:cacheprovider)
+rc1=0
+rc2=0
+log "tests 1/2: ${PYTEST[*]:1} ${XDIST[*]} -m 'not multiprocess' $*"
+"${PYTEST[@]}" "${XDIST[@]}" -m 'not multiprocess' \
+  --junitxml="$REPORTS/1_single_process.xml" "$@" || rc1=$?
+log "tests 2/2: ${PYTEST[*]:1} -m multiprocess $*"
+"${PYTEST[@]}" -m multiprocess \
+  --junitxml="$REPORTS/2_multiprocess.xml" "$@" || rc2=$?
+
+budget_rc=0
+"$VENV/bin/python" "$REPO/benchmarks/suite_time.py" --reports "$REPORTS" \
+  ${MMST_SUITE_BUDGET:+--budget "$MMST_SUITE_BUDGET"} || budget_rc=$?
+
+if [ "$rc1" -eq 5 ] && [ "$rc2" -eq 5 ]; then
   log "pytest collected no tests: failing" >&2
   exit 1
 fi
-exit "$rc"
+for rc in "$rc1" "$rc2"; do
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then
+    exit "$rc"
+  fi
+done
+if [ -n "${MMST_SUITE_BUDGET:-}" ] && [ "$budget_rc" -ne 0 ]; then
+  log "the suite is over its budget of ${MMST_SUITE_BUDGET} s" >&2
+  exit 1
+fi
+exit 0

@@ -4,7 +4,6 @@ command-line tools under ``tools/`` are thin wrappers around it."""
 
 from .cost import FLOPS_CONVENTION, count_flops, count_params, skipped_blocks
 from .export import (
-    ONNX_ATOL,
     ONNX_TASKS,
     TensorOutputs,
     build_model,
@@ -52,6 +51,7 @@ from .menu import (
     pareto_front,
     write_outputs,
 )
+from .rounding import accumulation_length, network_rounding_bound
 from .runner import (
     SPLITS,
     build_evaluation,
@@ -67,6 +67,8 @@ from .runner import (
 )
 
 __all__ = [
+    'accumulation_length',
+    'network_rounding_bound',
     'check_bn_recal_images',
     'FLOPS_CONVENTION',
     'count_flops',
@@ -96,7 +98,6 @@ __all__ = [
     'plot_logit_magnitude',
     'run_logit_magnitude',
     'write_logit_magnitude',
-    'ONNX_ATOL',
     'ONNX_TASKS',
     'TensorOutputs',
     'build_model',

@@ -55,11 +55,11 @@ def test_library_api_matches_st_model(case, api_data, tmp_path):
     assert runner.iter == 2
     checkpoint = last_checkpoint(tmp_path / 'train')
 
-    expected, infos = st_predictions(cfg, checkpoint)
+    expected, infos, length = st_predictions(cfg, checkpoint)
     model, actual = api_predictions(library, cfg, checkpoint, infos)
     assert type(model).__name__ == PLAIN_TYPES[library]
     assert_loaded(model, checkpoint)
-    assert_same_predictions(library, expected, actual)
+    assert_same_predictions(library, expected, actual, length)
 
     if library == 'mmpretrain':
         from mmpretrain import get_model

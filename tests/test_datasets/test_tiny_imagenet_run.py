@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +35,6 @@ def test_block_is_the_acceptance_command():
     )
 
 
-@pytest.mark.slow
 def test_documented_run(tmp_path):
     # run from a folder that looks like the repository root, so that the
     # block's relative data/ and work_dirs/ land in tmp_path

@@ -1,11 +1,17 @@
-"""Launching multi-process CPU jobs from the distributed tests."""
+"""Running the tools from the tests: multi-process CPU jobs (torchrun,
+free ports, the environment), subprocesses, and tools/*.py in-process
+where a subprocess proves nothing (the libraries are imported already;
+a subprocess costs seconds of imports)."""
 
+import importlib.util
+import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).parent / 'scripts'
@@ -115,3 +121,28 @@ def dist_train_fmnist(
         cwd=cwd,
         env=cpu_env(dict(PORT=str(free_port()))),
     )
+
+
+def run_tool(tool: str, *args: str) -> None:
+    """``python tools/<tool>.py ARGS`` as ``main()`` in this process,
+    with ``sys.argv`` and the environment restored afterwards (the tools
+    set ``LOCAL_RANK`` when it is unset)."""
+    path = REPO / 'tools' / f'{tool}.py'
+    name = 'mmst_tools_' + tool.replace('/', '_')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = [str(path), *map(str, args)]
+    with mock.patch.object(sys, 'argv', argv), mock.patch.dict(os.environ):
+        module.main()
+
+
+def tool_metrics(work_dir: Path) -> dict:
+    """The metrics tools/test.py wrote (``<timestamp>/<timestamp>.json``)."""
+    files = [
+        f
+        for f in Path(work_dir).glob('*/*.json')
+        if f.stem == f.parent.name and f.stem[:8].isdigit()
+    ]
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())

@@ -18,7 +18,7 @@ from .common import run as run_cmd
 CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_ct_config_trains_under_dist_train(tmp_path):
     """configs/_base_/st_runtime.py sets mmst's wrapper for whatever model
     the config has; a CT (plain) model gets MMEngine's DDP and trains."""
@@ -36,28 +36,30 @@ def test_ct_config_trains_under_dist_train(tmp_path):
     assert (work_dir / 'epoch_1.pth').is_file()
 
 
-def sequence(tmp_path, name, data_root, *extra) -> list:
-    out = tmp_path / f'{name}.json'
-    cmd = torchrun(
-        SCRIPTS / 'subnet_sequence.py',
-        [str(tmp_path / name), data_root, str(out), *extra],
-    )
-    run_cmd(cmd, cwd=tmp_path, timeout=300)
+def load_sequence(out) -> list:
     return [
         {int(k): v for k, v in ranks.items()}
         for ranks in json.loads(out.read_text())
     ]
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_diff_rank_seed_keeps_one_subnet_sequence_and_resumes(tmp_path):
     """With ``randomness.diff_rank_seed=True`` (runner seed = seed + rank)
     every rank still samples the same sub-networks and sizes at every
-    iteration, and a run resumed from a checkpoint continues the same
-    sequence."""
+    iteration, and a run resumed from a checkpoint (a second Runner in
+    the same launch) continues the same sequence."""
     data_root = make_folder_dataset(tmp_path / 'data', per_class=4)
     # 12 images, 2 ranks x 3 per batch: 2 iterations per epoch
-    full = sequence(tmp_path, 'full', data_root, '--diff-rank-seed')
+    cmd = torchrun(
+        SCRIPTS / 'subnet_sequence.py',
+        [str(tmp_path / 'full'), str(data_root), str(tmp_path / 'full.json')]
+        + ['--diff-rank-seed', '--then-resume', str(tmp_path / 'resumed')]
+        + [str(tmp_path / 'full' / 'epoch_1.pth')]
+        + [str(tmp_path / 'resumed.json')],
+    )
+    run_cmd(cmd, cwd=tmp_path, timeout=300)
+    full = load_sequence(tmp_path / 'full.json')
     rank0, rank1 = full
     assert sorted(rank0) == [0, 1, 2, 3]
     assert rank0 == rank1
@@ -65,14 +67,7 @@ def test_diff_rank_seed_keeps_one_subnet_sequence_and_resumes(tmp_path):
     passes = [(tuple(p[0]), p[1]) for v in rank0.values() for p in v]
     assert len(set(passes)) > 1, passes
 
-    resumed = sequence(
-        tmp_path,
-        'resumed',
-        data_root,
-        '--diff-rank-seed',
-        '--resume',
-        str(tmp_path / 'full' / 'epoch_1.pth'),
-    )
+    resumed = load_sequence(tmp_path / 'resumed.json')
     assert resumed[0] == resumed[1]
     assert sorted(resumed[0]) == [2, 3]
     assert resumed[0] == {i: rank0[i] for i in (2, 3)}

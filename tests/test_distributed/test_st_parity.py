@@ -24,11 +24,14 @@ from typing import Dict
 import pytest
 import torch
 
+from tests.tolerance import gamma
+
 from .common import SCRIPTS, run, torchrun
 
+# one torchrun job shared by the module's tests
+pytestmark = pytest.mark.multiprocess
+
 MODES = ('mmst', 'mmst_accum2', 'nosync', 'torchddp', 'torchddp_main')
-# float32 unit roundoff
-U32 = 2.0**-24
 
 
 @pytest.fixture(scope='module')
@@ -60,8 +63,7 @@ def reorder_tolerance(ref) -> float:
     max |final - init| (about 1.5e-4 here; measured: 1 ulp, 1.2e-7).
     """
     k = 8 * 28 * 28
-    gamma = k * U32 / (1 - k * U32)
-    return gamma * (ref['final'] - ref['init']).abs().max().item()
+    return gamma(k) * (ref['final'] - ref['init']).abs().max().item()
 
 
 # torch's DDP reducer (not mmst code) averages after every backward pass,
@@ -113,7 +115,6 @@ def assert_parity(ranks, ref, exact: bool = True) -> None:
     )
 
 
-@pytest.mark.slow
 def test_passes_are_shared_and_skip_blocks(results):
     ref = results['ref'][1]
     stages = ref['stage_depths']
@@ -128,7 +129,6 @@ def test_passes_are_shared_and_skip_blocks(results):
     assert min(sizes) < 28 and max(sizes) <= 28, sizes
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['mmst', 'mmst_accum2'])
 def test_mmst_wrapper_matches_single_process(results, mode):
     ranks = results[mode]
@@ -144,7 +144,6 @@ def test_mmst_wrapper_matches_single_process(results, mode):
     assert ranks[0]['losses'] != ranks[1]['losses']
 
 
-@pytest.mark.slow
 def test_torch_ddp_every_pass_matches_single_process(results):
     """torch (2.14) DDP with find_unused_parameters=True is also correct
     when each pass is a forward of the DDP module; it all-reduces after
@@ -153,7 +152,6 @@ def test_torch_ddp_every_pass_matches_single_process(results):
     assert_parity(results['torchddp'], results['ref'][1], exact=False)
 
 
-@pytest.mark.slow
 def test_references_agree_to_rounding(results):
     """The two single-process references (global batch, shard order) are
     the same mathematics: they agree to the reordering tolerance, which is
@@ -164,7 +162,6 @@ def test_references_agree_to_rounding(results):
         assert diff.item() <= tol, (diff.item(), tol)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['nosync', 'torchddp_main'])
 def test_parity_fails_without_gradient_sync(results, mode):
     """The parity check can fail: without the wrapper's all-reduce, or with

@@ -320,3 +320,8 @@ def run_python(
             f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}'
         )
     return proc
+
+
+def data_root(kind: str, tiny_coco: Path, tiny_cityscapes: Path) -> Path:
+    """The generated data set of a data kind ('cityscapes' or COCO's)."""
+    return tiny_cityscapes if kind == 'cityscapes' else tiny_coco

@@ -217,7 +217,6 @@ def st_backbone_file(tmp_path_factory):
     return path, _write_backbone_checkpoint(path)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     'framework', ['faster_rcnn', 'semantic_fpn', 'simple_baseline']
 )

@@ -24,8 +24,13 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from .conftest import data_root
-from .data import FRAMEWORKS, point_at_data, shrink_model, tiny_config
+from .data import (
+    FRAMEWORKS,
+    data_root,
+    point_at_data,
+    shrink_model,
+    tiny_config,
+)
 
 SPACE3 = [[3], [3, 4], [3, 4, 5, 6], [3]]
 
@@ -214,7 +219,6 @@ def test_pose_step_uses_exact_keypoints_when_packed(packed, tiny_coco):
     assert torch.isfinite(torch.as_tensor(log['loss_subnet']))
 
 
-@pytest.mark.slow
 def test_headline_st_star_step_real_size(tiny_coco):
     """configs/faster_rcnn_r50_st.py as shipped (ResNet-50, N=6), only
     without the checkpoint download and on 128x96 images."""

@@ -20,12 +20,15 @@ import torch
 from mmengine.config import Config
 
 from mmst.testing import tiny_coco_cfg_options
+from tests.test_distributed.common import run_tool
 
-from .conftest import data_root
-from .data import FRAMEWORKS, REPO, run_python, shrink_model, tiny_config
+from .data import (
+    FRAMEWORKS,
+    data_root,
+    shrink_model,
+    tiny_config,
+)
 
-TRAIN = str(REPO / 'tools' / 'train.py')
-TEST = str(REPO / 'tools' / 'test.py')
 
 # framework -> metric keys tools/test.py must report
 METRICS = {
@@ -72,13 +75,23 @@ def _train_and_test(
     options: Optional[List[str]] = None,
     validate: bool = False,
 ) -> Path:
-    options = ['--cfg-options', *options] if options else []
+    """tools/train.py, then tools/test.py on its last checkpoint, each
+    run as ``main()`` in this process (a fresh interpreter proves nothing
+    more here: tests/test_matrix runs tools/train.py under torchrun)."""
+    options = list(options or [])
     work = tmp_path / 'train'
-    run_python(
-        [TRAIN, str(config), '--work-dir', str(work)]
-        + ([] if validate else ['--no-validate'])
-        + options,
-        cwd=REPO,
+    run_tool(
+        'train',
+        config,
+        '--work-dir',
+        work,
+        *([] if validate else ['--no-validate']),
+        '--cfg-options',
+        # unique names: MMEngine reuses a logger or visualizer (mmdet's
+        # configs name it 'visualizer') of an earlier run in the process
+        f'experiment_name={tmp_path.name}_train',
+        f'visualizer.name={tmp_path.name}_train',
+        *options,
     )
     logs = [r for r in _train_scalars(work) if 'loss_subnet' in r]
     assert len(logs) >= 2, logs  # a log line per ST* iteration
@@ -90,10 +103,16 @@ def _train_and_test(
     checkpoint = _last_checkpoint(work)
 
     tested = tmp_path / 'test'
-    run_python(
-        [TEST, str(config), str(checkpoint), '--work-dir', str(tested)]
-        + options,
-        cwd=REPO,
+    run_tool(
+        'test',
+        config,
+        checkpoint,
+        '--work-dir',
+        tested,
+        '--cfg-options',
+        f'experiment_name={tmp_path.name}_test',
+        f'visualizer.name={tmp_path.name}_test',
+        *options,
     )
     results = _test_metrics(tested)
     for key in metrics:
@@ -131,7 +150,6 @@ def test_faster_rcnn_train_test_with_documented_options(tmp_path, tiny_coco):
     assert keys == set(detector.state_dict())
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     'framework',
     ['mask_rcnn', 'panoptic_fpn', 'semantic_fpn', 'simple_baseline'],

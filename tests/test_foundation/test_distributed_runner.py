@@ -24,7 +24,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_rank_ddp_training(tmp_path):
     env = dict(os.environ)
     env.update(

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import List
 
 import numpy as np
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
@@ -135,7 +134,6 @@ def _rand_xyxy(
     return np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
 
 
-@pytest.mark.slow
 def test_mmdet_faster_rcnn(tmp_path):
     from mmdet.structures import DetDataSample
 
@@ -192,7 +190,6 @@ def test_mmdet_faster_rcnn(tmp_path):
             assert pred.bboxes[:, 1::2].max() <= height
 
 
-@pytest.mark.slow
 def test_mmseg_sem_fpn(tmp_path):
     from mmseg.structures import SegDataSample
 
@@ -241,7 +238,6 @@ def test_mmseg_sem_fpn(tmp_path):
         assert torch.equal(logits.argmax(dim=0, keepdim=True), pred)
 
 
-@pytest.mark.slow
 def test_mmpretrain_resnet50(tmp_path):
     from mmpretrain.structures import DataSample
 
@@ -283,7 +279,6 @@ def test_mmpretrain_resnet50(tmp_path):
         assert torch.equal(result.gt_label, sample.gt_label)
 
 
-@pytest.mark.slow
 def test_mmpose_topdown_heatmap(tmp_path):
     from mmpose.registry import KEYPOINT_CODECS
     from mmpose.structures import PoseDataSample

@@ -9,13 +9,8 @@ dropped from it silently.
 """
 
 import functools
-import importlib.util
-import json
 import math
-import os
-import sys
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
@@ -32,7 +27,13 @@ from ..test_apis.common import (
     st_predictions,
     train_in_process,
 )
-from ..test_distributed.common import REPO, run, torchrun
+from ..test_distributed.common import (
+    REPO,
+    run,
+    run_tool,
+    tool_metrics,
+    torchrun,
+)
 from .data import (
     CONFIG_KINDS,
     CONFIG_ROOT,
@@ -45,7 +46,13 @@ from .data import (
 )
 
 TRAIN = REPO / 'tools' / 'train.py'
-TEST = REPO / 'tools' / 'test.py'
+TRAIN_THEN = Path(__file__).parent / 'scripts' / 'train_then.py'
+RUN_DONE = '=== train_then.py: run {} done on rank {} ==='
+
+
+def first_name(by_iter: bool) -> str:
+    return 'iter_2.pth' if by_iter else 'epoch_1.pth'
+
 
 CONFIGS = discover_configs()
 
@@ -144,51 +151,42 @@ def test_config_trains_single_process(rel, matrix_data, tmp_path):
 # ------------------------------------------------------- torchrun cells ---
 
 
-def _test_metrics(work_dir: Path) -> dict:
-    """The metrics tools/test.py wrote (``<timestamp>/<timestamp>.json``)."""
-    files = [
-        f
-        for f in work_dir.glob('*/*.json')
-        if f.stem == f.parent.name and f.stem[:8].isdigit()
-    ]
-    assert len(files) == 1, files
-    return json.loads(files[0].read_text())
-
-
-def run_test_tool(cfg_file: Path, checkpoint: Path, work_dir: Path) -> None:
-    """``python tools/test.py CONFIG CHECKPOINT --work-dir DIR``, run as
-    ``main()`` in this process (the libraries are imported already)."""
-    spec = importlib.util.spec_from_file_location('mmst_tools_test', TEST)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    argv = [str(TEST), str(cfg_file), str(checkpoint)]
-    argv += ['--work-dir', str(work_dir)]
-    # main() sets LOCAL_RANK when it is unset: restore the environment
-    with mock.patch.object(sys, 'argv', argv), mock.patch.dict(os.environ):
-        tool.main()
-
-
-def _train(cfg_file: Path, work_dir: Path, tmp: Path, *options: str) -> str:
-    """tools/train.py under torchrun (2 gloo processes); its output."""
-    args = [str(cfg_file), '--work-dir', str(work_dir), '--launcher']
-    args += ['pytorch', *options]
-    proc = run(torchrun(TRAIN, args), cwd=tmp, timeout=300)
+def _train_then_resume(
+    cfg_file: Path, work_dir: Path, tmp: Path, resume_options: list
+) -> list:
+    """tools/train.py under one torchrun launch (2 gloo processes): a run
+    without validation, then ``--resume`` with ``resume_options`` in the
+    same processes (tests/test_matrix/scripts/train_then.py); the output
+    of each run."""
+    common = [str(cfg_file), '--work-dir', str(work_dir)]
+    common += ['--launcher', 'pytorch']
+    args = [*common, '--no-validate', '--cfg-options']
+    args += [f'experiment_name={cfg_file.stem}_train']
+    args += ['--then', *common, '--resume', '--cfg-options', *resume_options]
+    args += [f'experiment_name={cfg_file.stem}_resume']
+    proc = run(torchrun(TRAIN_THEN, args), cwd=tmp, timeout=300)
     log = proc.stdout + proc.stderr
+    for run_index in range(2):
+        for rank in range(2):
+            assert RUN_DONE.format(run_index, rank) in log, log[-3000:]
     for rank in range(2):
         assert f'initialised gloo process group: rank {rank} of 2' in log
-    return log
+    # rank 0 logs (MMEngine's logger), in order: split at its own marker
+    split = proc.stdout.index(RUN_DONE.format(0, 0))
+    first, second = proc.stdout[:split], proc.stdout[split:]
+    return [first, second]
 
 
-@pytest.mark.slow
+@pytest.mark.multiprocess
 @pytest.mark.parametrize('cell', list(DIST_CELLS))
 def test_torchrun_train_resume_test_infer(cell, matrix_data, tmp_path):
     """One config of each model kind per library under torchrun (2 gloo
     processes, tools/train.py --launcher pytorch): 2 iterations (global
     batch 2: 1 per rank, iteration-based loops 2 per rank), then resumed
-    from that checkpoint for 2 more with validation; tools/test.py on the
-    last checkpoint tests the plain model and reports finite metrics; the
-    library's inference API on it predicts what the config's own model
-    predicts."""
+    from that checkpoint for 2 more with validation (the same launch);
+    tools/test.py on the last checkpoint tests the plain model and reports
+    finite metrics; the library's inference API on it predicts what the
+    config's own model predicts."""
     library = cell.split('-')[0]
     rel = DIST_CELLS[cell]
     cfg = cpu_norms(matrix_config(rel, matrix_data, num_subnets=2))
@@ -206,31 +204,31 @@ def test_torchrun_train_resume_test_infer(cell, matrix_data, tmp_path):
     cfg.dump(str(cfg_file))
     work = tmp_path / 'train'
 
-    log = _train(cfg_file, work, tmp_path, '--no-validate')
+    log, resumed_log = _train_then_resume(cfg_file, work, tmp_path, extra)
     assert train_line in log, log[-3000:]
     if is_st_model(cfg.model):
         assert 'loss_subnet' in log, log[-3000:]
-    first = last_checkpoint(work)
-    assert first.name in ('epoch_1.pth', 'iter_2.pth'), first
+    val = 'Iter(val)' if by_iter else 'Epoch(val)'
+    assert val not in log, log[-3000:]  # --no-validate
+    assert (work / first_name(by_iter)).is_file()
 
-    log = _train(cfg_file, work, tmp_path, '--resume', '--cfg-options', *extra)
-    assert resumed in log, log[-3000:]
-    assert ('Iter(val)' if by_iter else 'Epoch(val)') in log, log[-3000:]
+    assert resumed in resumed_log, resumed_log[-3000:]
+    assert val in resumed_log, resumed_log[-3000:]
     checkpoint = last_checkpoint(work)
     assert checkpoint.name == final, checkpoint
     meta = torch.load(checkpoint, map_location='cpu', weights_only=False)
     assert meta['meta']['iter'] == 4, meta['meta']
 
     tested = tmp_path / 'test'
-    run_test_tool(cfg_file, checkpoint, tested)
-    metrics = _test_metrics(tested)
+    run_tool('test', cfg_file, checkpoint, '--work-dir', tested)
+    metrics = tool_metrics(tested)
     assert metrics and all(
         math.isfinite(v) for v in metrics.values() if isinstance(v, float)
     ), metrics
     dumped = Config.fromfile(str(tested / cfg_file.name))
     assert not is_st_model(dumped.model), dumped.model.type
 
-    expected, infos = st_predictions(cfg, checkpoint)
+    expected, infos, length = st_predictions(cfg, checkpoint)
     model, actual = api_predictions(library, cfg, checkpoint, infos)
     assert_loaded(model, checkpoint)
-    assert_same_predictions(library, expected, actual)
+    assert_same_predictions(library, expected, actual, length)

@@ -11,8 +11,6 @@ could).
 import os
 import subprocess
 
-import pytest
-
 from tests.test_packaging.test_mim import copy_tree, run
 
 DET = 'configs/mmdet/faster_rcnn_r50_st-backbone_1x_coco.py'
@@ -34,7 +32,6 @@ def build_fails(py, src, config, tmp_path) -> str:
     return proc.stderr[proc.stderr.index('mmst.stack.StackError') :]
 
 
-@pytest.mark.slow
 def test_light_venv_runs_classification_and_names_the_fix(tmp_path):
     src = copy_tree(tmp_path / 'src')
     venv = tmp_path / 'venv'

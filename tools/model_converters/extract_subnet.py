@@ -17,7 +17,8 @@ Writes
   sub-network (``subnet=[...]``);
 - with ``--onnx``, ``OUT_DIR/subnet.onnx``: the model's ``mode='tensor'``
   forward, checked against PyTorch on ``--onnx-images`` test images
-  (largest difference 1e-4; classifiers, segmentors, pose estimators).
+  (within float32 rounding of the outputs' magnitude, docs/analysis.md;
+  classifiers, segmentors, pose estimators).
 
 Any backbone mmst trains elastically: ResNets (mmpretrain, mmdet, mmseg,
 mmpose), MobileNetV3, VisionTransformer, or one with ``elastic_stages``.
