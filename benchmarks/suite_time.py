@@ -32,9 +32,7 @@ def read_phase(xml_file: Path) -> dict:
     for case in suite.iter('testcase'):
         name = f'{case.get("classname")}::{case.get("name")}'
         tests.append((float(case.get('time', 0.0)), name))
-    counts = {
-        k: int(suite.get(k, 0)) for k in ('tests', 'failures', 'errors')
-    }
+    counts = {k: int(suite.get(k, 0)) for k in ('tests', 'failures', 'errors')}
     counts['skipped'] = int(suite.get('skipped', 0))
     return dict(wall=float(suite.get('time', 0.0)), tests=tests, **counts)
 
@@ -49,8 +47,10 @@ def report(reports: Path, budget: float, top: int) -> int:
     every = sorted(
         (t for p in phases.values() for t in p['tests']), reverse=True
     )
-    print(f'slowest {min(top, len(every))} of {len(every)} tests '
-          '(setup + call + teardown, seconds; two workers run at once):')
+    print(
+        f'slowest {min(top, len(every))} of {len(every)} tests '
+        '(setup + call + teardown, seconds; two workers run at once):'
+    )
     for seconds, name in every[:top]:
         print(f'  {seconds:7.1f}  {name}')
     for name, p in phases.items():

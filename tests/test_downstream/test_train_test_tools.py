@@ -29,7 +29,6 @@ from .data import (
     tiny_config,
 )
 
-
 # framework -> metric keys tools/test.py must report
 METRICS = {
     'faster_rcnn': ['coco/bbox_mAP', 'coco/bbox_mAP_50'],
