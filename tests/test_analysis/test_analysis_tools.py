@@ -7,19 +7,17 @@ thin command lines over mmst.analysis, none importing another by path."""
 
 import ast
 import csv
-import glob
 import importlib.util
 import json
-import os
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+
+from tests.test_distributed.common import tools_test
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / 'data' / 'fashion_mnist'
@@ -160,7 +158,9 @@ def test_loafing_without_bn_recal_differs(tools, trained, loafing_result):
     assert any(acc_stored[k] != acc[k] for k in ('[1,1,1]', '[1,2,3]'))
 
 
-def test_extract_subnet_reproduces_loafing(tools, trained, loafing_result):
+def test_extract_subnet_reproduces_loafing(
+    tools, trained, loafing_result, capfd
+):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -218,34 +218,24 @@ def test_extract_subnet_reproduces_loafing(tools, trained, loafing_result):
     assert flops == row['flops'] < main['flops']
 
     # tools/test.py on the extracted files gives the table's accuracy
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     preds = trained['root'] / 'preds.pkl'
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(TEST_TOOL),
-            str(out / 'config.py'),
-            str(out / 'subnet.pth'),
-            '--work-dir',
-            str(trained['root'] / 'test_work'),
-            '--out',
-            str(preds),
-        ],
-        cwd=str(REPO),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    capfd.readouterr()
+    metrics = tools_test(
+        out / 'config.py',
+        out / 'subnet.pth',
+        trained['root'] / 'test_work',
+        '--out',
+        preds,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    logged = re.findall(r'accuracy/top1: ([0-9.]+)', proc.stdout + proc.stderr)
-    assert logged, proc.stdout[-2000:]
+    captured = capfd.readouterr()
+    logged = re.findall(
+        r'accuracy/top1: ([0-9.]+)', captured.out + captured.err
+    )
+    assert logged, captured.out[-2000:]
     expected = row['results']['E2']
     assert logged[-1] == f'{expected:.4f}'
     # the metric tools/test.py records, exactly the table's
-    (record,) = glob.glob(str(trained['root'] / 'test_work/*/*.json'))
-    with open(record) as f:
-        assert json.load(f)['accuracy/top1'] == expected
+    assert metrics['accuracy/top1'] == expected
     with open(preds, 'rb') as f:
         samples = pickle.load(f)
     assert len(samples) == VAL_IMAGES

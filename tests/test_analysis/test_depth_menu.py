@@ -7,13 +7,9 @@ with the menu's number."""
 
 import copy
 import csv
-import glob
 import importlib.util
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +25,7 @@ from mmst.analysis.menu import (
     pareto_front,
     write_outputs,
 )
+from tests.test_distributed.common import tools_test
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / 'data' / 'fashion_mnist'
@@ -413,22 +410,9 @@ def _cli_args(trained, out):
 
 
 def _run_test_tool(config, checkpoint, work_dir):
-    """tools/test.py in a single-threaded subprocess (as the menus here):
-    the metrics it records in ``work_dir``."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    cmd = [sys.executable, str(TEST_TOOL), str(config), str(checkpoint)]
-    proc = subprocess.run(
-        cmd + ['--work-dir', str(work_dir)],
-        cwd=str(REPO),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (record,) = glob.glob(str(Path(work_dir) / '*' / '*.json'))
-    with open(record) as f:
-        return json.load(f)
+    """tools/test.py (in this single-threaded process, as the menus
+    here): the metrics it records in ``work_dir``."""
+    return tools_test(config, checkpoint, work_dir)
 
 
 @fmnist

@@ -6,17 +6,13 @@ exactly the loafing table's number for that member, and the ONNX file
 matches PyTorch on the test images."""
 
 import copy
-import glob
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.test_core.common import make_folder_dataset, runner_cfg
+from tests.test_distributed.common import tools_test
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TOOL = REPO / 'tools' / 'test.py'
@@ -125,22 +121,9 @@ def trained(tmp_path_factory):
 
 
 def _tools_test(config: Path, ckpt: Path, work_dir: Path) -> dict:
-    """Run tools/test.py in a single-threaded subprocess and return the
-    metrics it records."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    proc = subprocess.run(
-        [sys.executable, str(TEST_TOOL), str(config), str(ckpt)]
-        + ['--work-dir', str(work_dir)],
-        cwd=str(REPO),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (record,) = glob.glob(str(work_dir / '*' / '*.json'))
-    with open(record) as f:
-        return json.load(f)
+    """tools/test.py (in this single-threaded process): the metrics it
+    records."""
+    return tools_test(config, ckpt, work_dir)
 
 
 @pytest.mark.parametrize('name', sorted(ARCHS))

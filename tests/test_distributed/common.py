@@ -146,3 +146,23 @@ def tool_metrics(work_dir: Path) -> dict:
     ]
     assert len(files) == 1, files
     return json.loads(files[0].read_text())
+
+
+def tools_test(config, checkpoint, work_dir, *args: str) -> dict:
+    """``python tools/test.py CONFIG CHECKPOINT --work-dir WORK_DIR ARGS``
+    in this process (:func:`run_tool`, under an experiment name of its
+    own: MMEngine reuses the logger of an earlier run of the same name);
+    the metrics it recorded."""
+    work_dir = Path(work_dir)
+    name = f'{work_dir.parent.name}_{work_dir.name}'
+    run_tool(
+        'test',
+        config,
+        checkpoint,
+        '--work-dir',
+        work_dir,
+        *args,
+        '--cfg-options',
+        f'experiment_name={name}',
+    )
+    return tool_metrics(work_dir)

@@ -30,8 +30,7 @@ from ..test_apis.common import (
 from ..test_distributed.common import (
     REPO,
     run,
-    run_tool,
-    tool_metrics,
+    tools_test,
     torchrun,
 )
 from .data import (
@@ -48,10 +47,6 @@ from .data import (
 TRAIN = REPO / 'tools' / 'train.py'
 TRAIN_THEN = Path(__file__).parent / 'scripts' / 'train_then.py'
 RUN_DONE = '=== train_then.py: run {} done on rank {} ==='
-
-
-def first_name(by_iter: bool) -> str:
-    return 'iter_2.pth' if by_iter else 'epoch_1.pth'
 
 
 CONFIGS = discover_configs()
@@ -151,77 +146,110 @@ def test_config_trains_single_process(rel, matrix_data, tmp_path):
 # ------------------------------------------------------- torchrun cells ---
 
 
-def _train_then_resume(
-    cfg_file: Path, work_dir: Path, tmp: Path, resume_options: list
-) -> list:
-    """tools/train.py under one torchrun launch (2 gloo processes): a run
-    without validation, then ``--resume`` with ``resume_options`` in the
-    same processes (tests/test_matrix/scripts/train_then.py); the output
-    of each run."""
-    common = [str(cfg_file), '--work-dir', str(work_dir)]
-    common += ['--launcher', 'pytorch']
-    args = [*common, '--no-validate', '--cfg-options']
-    args += [f'experiment_name={cfg_file.stem}_train']
-    args += ['--then', *common, '--resume', '--cfg-options', *resume_options]
-    args += [f'experiment_name={cfg_file.stem}_resume']
-    proc = run(torchrun(TRAIN_THEN, args), cwd=tmp, timeout=300)
+def _cell_plan(cell: str, matrix_data, root: Path) -> dict:
+    """A torchrun cell's shrunk config (dumped under ``root``) and what
+    its log and checkpoints must show: 2 iterations (global batch 2: 1 per
+    rank, iteration-based loops 2 per rank), then 2 more after resuming
+    (``extra`` options)."""
+    rel = DIST_CELLS[cell]
+    cfg = cpu_norms(matrix_config(rel, matrix_data, num_subnets=2))
+    by_iter = cfg.train_cfg.get('type') == 'IterBasedTrainLoop'
+    if by_iter:
+        plan = dict(
+            train_line='Iter(train) [2/2]',
+            resumed='resumed epoch: 0, iter: 2',
+            extra=['train_cfg.max_iters=4'],
+            first='iter_2.pth',
+            final='iter_4.pth',
+            val='Iter(val)',
+        )
+    else:  # 4 training samples / (2 ranks x 1) = 2 iterations per epoch
+        cfg.train_dataloader.batch_size = 1
+        plan = dict(
+            train_line='Epoch(train) [1][2/2]',
+            resumed='resumed epoch: 1, iter: 2',
+            extra=['train_cfg.max_epochs=2'],
+            first='epoch_1.pth',
+            final='epoch_2.pth',
+            val='Epoch(val)',
+        )
+    cfg_file = root / cell / f'{cell}.py'
+    cfg_file.parent.mkdir(parents=True)
+    cfg.dump(str(cfg_file))
+    return dict(plan, cfg=cfg, cfg_file=cfg_file, work=root / cell / 'train')
+
+
+@pytest.fixture(scope='module')
+def dist_runs(matrix_data, tmp_path_factory) -> dict:
+    """Every torchrun cell trained, then resumed with validation, by
+    tools/train.py in ONE torchrun launch of 2 gloo processes
+    (tests/test_matrix/scripts/train_then.py: the processes import torch
+    and the four task libraries once, not 16 times). Cell -> its plan
+    (:func:`_cell_plan`) with ``log`` and ``resumed_log``: rank 0's output
+    of each of its two runs."""
+    root = tmp_path_factory.mktemp('dist_cells')
+    plans = {cell: _cell_plan(cell, matrix_data, root) for cell in DIST_CELLS}
+    args = []
+    for cell, plan in plans.items():
+        common = [str(plan['cfg_file']), '--work-dir', str(plan['work'])]
+        common += ['--launcher', 'pytorch']
+        args += ['--then'] if args else []
+        args += [*common, '--no-validate', '--cfg-options']
+        # names of its own: MMEngine reuses the logger and visualizer of
+        # an earlier run in the process by name (mmdet names its
+        # visualizer 'visualizer')
+        args += [f'experiment_name={cell}_train']
+        args += [f'visualizer.name={cell}_train']
+        args += ['--then', *common, '--resume', '--cfg-options']
+        args += [*plan['extra'], f'experiment_name={cell}_resume']
+        args += [f'visualizer.name={cell}_resume']
+    proc = run(torchrun(TRAIN_THEN, args), cwd=root, timeout=1200)
     log = proc.stdout + proc.stderr
-    for run_index in range(2):
+    runs = 2 * len(plans)
+    for run_index in range(runs):
         for rank in range(2):
             assert RUN_DONE.format(run_index, rank) in log, log[-3000:]
     for rank in range(2):
         assert f'initialised gloo process group: rank {rank} of 2' in log
-    # rank 0 logs (MMEngine's logger), in order: split at its own marker
-    split = proc.stdout.index(RUN_DONE.format(0, 0))
-    first, second = proc.stdout[:split], proc.stdout[split:]
-    return [first, second]
+    # rank 0 logs (MMEngine's logger), in order: split at its own markers
+    ends = [proc.stdout.index(RUN_DONE.format(i, 0)) for i in range(runs)]
+    starts = [0, *ends[:-1]]
+    outputs = [proc.stdout[a:b] for a, b in zip(starts, ends)]
+    for i, plan in enumerate(plans.values()):
+        plan['log'], plan['resumed_log'] = outputs[2 * i : 2 * i + 2]
+    return plans
 
 
 @pytest.mark.multiprocess
 @pytest.mark.parametrize('cell', list(DIST_CELLS))
-def test_torchrun_train_resume_test_infer(cell, matrix_data, tmp_path):
+def test_torchrun_train_resume_test_infer(cell, dist_runs, tmp_path):
     """One config of each model kind per library under torchrun (2 gloo
-    processes, tools/train.py --launcher pytorch): 2 iterations (global
-    batch 2: 1 per rank, iteration-based loops 2 per rank), then resumed
-    from that checkpoint for 2 more with validation (the same launch);
-    tools/test.py on the last checkpoint tests the plain model and reports
-    finite metrics; the library's inference API on it predicts what the
-    config's own model predicts."""
+    processes, tools/train.py --launcher pytorch, :func:`dist_runs`):
+    trained without validation, then resumed from that checkpoint with
+    validation; tools/test.py on the last checkpoint tests the plain model
+    and reports finite metrics; the library's inference API on it
+    predicts what the config's own model predicts."""
     library = cell.split('-')[0]
-    rel = DIST_CELLS[cell]
-    cfg = cpu_norms(matrix_config(rel, matrix_data, num_subnets=2))
-    loop = cfg.train_cfg
-    by_iter = loop.get('type') == 'IterBasedTrainLoop'
-    if by_iter:
-        train_line, resumed = 'Iter(train) [2/2]', 'resumed epoch: 0, iter: 2'
-        extra, final = ['train_cfg.max_iters=4'], 'iter_4.pth'
-    else:  # 4 training samples / (2 ranks x 1) = 2 iterations per epoch
-        cfg.train_dataloader.batch_size = 1
-        train_line = 'Epoch(train) [1][2/2]'
-        resumed = 'resumed epoch: 1, iter: 2'
-        extra, final = ['train_cfg.max_epochs=2'], 'epoch_2.pth'
-    cfg_file = tmp_path / f'{cell}.py'
-    cfg.dump(str(cfg_file))
-    work = tmp_path / 'train'
-
-    log, resumed_log = _train_then_resume(cfg_file, work, tmp_path, extra)
-    assert train_line in log, log[-3000:]
+    plan = dist_runs[cell]
+    cfg, cfg_file, work = plan['cfg'], plan['cfg_file'], plan['work']
+    log, resumed_log = plan['log'], plan['resumed_log']
+    assert plan['train_line'] in log, log[-3000:]
     if is_st_model(cfg.model):
         assert 'loss_subnet' in log, log[-3000:]
-    val = 'Iter(val)' if by_iter else 'Epoch(val)'
-    assert val not in log, log[-3000:]  # --no-validate
-    assert (work / first_name(by_iter)).is_file()
+    assert plan['val'] not in log, log[-3000:]  # --no-validate
+    assert plan['resumed'] not in log, log[-3000:]
+    assert (work / plan['first']).is_file()
 
-    assert resumed in resumed_log, resumed_log[-3000:]
-    assert val in resumed_log, resumed_log[-3000:]
+    assert plan['resumed'] in resumed_log, resumed_log[-3000:]
+    assert plan['val'] in resumed_log, resumed_log[-3000:]
+    final = plan['final']
     checkpoint = last_checkpoint(work)
     assert checkpoint.name == final, checkpoint
     meta = torch.load(checkpoint, map_location='cpu', weights_only=False)
     assert meta['meta']['iter'] == 4, meta['meta']
 
     tested = tmp_path / 'test'
-    run_tool('test', cfg_file, checkpoint, '--work-dir', tested)
-    metrics = tool_metrics(tested)
+    metrics = tools_test(cfg_file, checkpoint, tested)
     assert metrics and all(
         math.isfinite(v) for v in metrics.values() if isinstance(v, float)
     ), metrics

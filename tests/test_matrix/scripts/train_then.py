@@ -8,14 +8,17 @@ can split the output.
 
 One launch instead of one per run: the processes import torch and the
 task libraries once (several seconds each on a 2-core machine).
-``tools/train.py`` initialises the process group and destroys it at the
-end, so each run starts as a fresh launch would.
+The process group is initialised once, by the first run, and destroyed
+after the last one (re-initialising it in the same processes races on
+the rendezvous store); the ranks meet at a barrier between runs.
 """
 
 import importlib.util
 import os
 import sys
 from pathlib import Path
+
+import torch.distributed as dist
 
 TRAIN = Path(__file__).resolve().parents[3] / 'tools' / 'train.py'
 RUN_DONE = '=== train_then.py: run {} done on rank {} ==='
@@ -34,10 +37,13 @@ def main() -> None:
             current.append(arg)
     runs.append(current)
     rank = os.environ.get('RANK', '0')
+    destroy = tool.maybe_destroy_process_group
+    tool.maybe_destroy_process_group = lambda launcher: dist.barrier()
     for i, argv in enumerate(runs):
         sys.argv = [str(TRAIN), *argv]
         tool.main()
         print(RUN_DONE.format(i, rank), flush=True)
+    destroy('pytorch')
 
 
 if __name__ == '__main__':
