@@ -29,6 +29,27 @@ CLASSES = 3
 #: (class token, distillation token) pair, for DeiT's own head).
 HEAD_INPUT = {'DistilledVisionTransformer': dict(out_type='avg_featmap')}
 
+#: The backbones that run only at their ImageNet size (224 px) or are
+#: wide, shrunk to the smallest setting that keeps their structure (the
+#: same block classes, stages and residual wiring; fewer pixels, fewer
+#: channels or blocks): the step and evaluation paths are the same code
+#: at any size, and these took 5-14 s each at the default size (the
+#: coverage table, tests/test_subnet/test_coverage.py, still classifies
+#: the default size).
+TINY = {
+    'BEiTViT': dict(arch='small', img_size=64),
+    'DeiT3': dict(arch='small', img_size=64),
+    'DistilledVisionTransformer': dict(arch='deit-small', img_size=64),
+    'MixMIMTransformer': dict(img_size=64, window_size=[4, 4, 4, 2]),
+    'MlpMixer': dict(arch='small', img_size=64),
+    'RepMLPNet': dict(img_size=64),
+    'RevVisionTransformer': dict(arch='small', img_size=64),
+    'TNT': dict(arch='small', img_size=64),
+    'ViTSAM': dict(img_size=64, window_size=4),
+    'VisionTransformer': dict(arch='small', img_size=64),
+    'XCiT': dict(img_size=64, embed_dims=192, depth=4),
+}
+
 
 def _forward(net, channels):
     errors = []
@@ -74,6 +95,7 @@ def _classifier_cfg(name: str) -> tuple:
     backbone = dict(
         type=name, **BUILD_ARGS.get(name, {}), **HEAD_INPUT.get(name, {})
     )
+    backbone.update(TINY.get(name, {}))
     if _table_row(name)[5].startswith('with '):
         backbone.update(SMALLER_INPUT_SETTINGS[name])
     with DefaultScope.overwrite_default_scope('mmpretrain'):
