@@ -34,7 +34,7 @@ def read_phase(xml_file: Path) -> dict:
         tests.append((float(case.get('time', 0.0)), name))
     counts = {k: int(suite.get(k, 0)) for k in ('tests', 'failures', 'errors')}
     counts['skipped'] = int(suite.get('skipped', 0))
-    return dict(wall=float(suite.get('time', 0.0)), tests=tests, **counts)
+    return dict(wall=float(suite.get('time', 0.0)), cases=tests, **counts)
 
 
 def report(reports: Path, budget: float, top: int) -> int:
@@ -45,7 +45,7 @@ def report(reports: Path, budget: float, top: int) -> int:
     phases = {f.stem: read_phase(f) for f in files}
     total = sum(p['wall'] for p in phases.values())
     every = sorted(
-        (t for p in phases.values() for t in p['tests']), reverse=True
+        (t for p in phases.values() for t in p['cases']), reverse=True
     )
     print(
         f'slowest {min(top, len(every))} of {len(every)} tests '

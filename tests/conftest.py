@@ -4,8 +4,9 @@
   (``OMP_NUM_THREADS=1``): the suite runs two pytest workers on a 2-core
   machine (``tools/run_tests.sh``), and two threads of these small models
   spin against each other (measured 10-100x slower on a busy machine).
-- The default scope restored after each test (the Runner and the upstream
-  inference APIs make their library the process's default scope).
+- MMEngine's global instances a test created (default scopes, message
+  hubs, visualizers) removed after it, so that no test depends on which
+  tests ran before it in the same worker.
 - Session-scoped data sets in the real formats, generated once per worker
   process: tiny COCO (instances, panoptic, person keypoints), tiny
   Cityscapes, tiny ImageNet-style folders, and the prepared Fashion-MNIST.
@@ -40,17 +41,32 @@ def one_torch_thread():
 
 
 @pytest.fixture(autouse=True)
-def restore_default_scope():
-    """Remove the default scopes a test created, so later tests find the
-    registry they found before (e.g. an mmpretrain model built without a
-    scope)."""
+def restore_mmengine_globals():
+    """Remove the MMEngine global instances a test created: default scopes
+    (the Runner and the upstream inference APIs make their library the
+    process's default scope), message hubs (an ST model's ``train_step``
+    outside a runner reads the iteration of the latest hub, so a Runner of
+    an earlier test would change the sub-networks it samples) and
+    visualizers (reused by name: mmdet names its own 'visualizer'). Later
+    tests then find what they would find in a fresh process."""
+    from mmengine.logging import MessageHub
     from mmengine.registry import DefaultScope
+    from mmengine.visualization import Visualizer
 
-    before = set(DefaultScope._instance_dict)
+    def managed():  # each ManagerMixin class keeps its own instances
+        classes, todo = [DefaultScope, MessageHub], [Visualizer]
+        while todo:
+            cls = todo.pop()
+            classes.append(cls)
+            todo.extend(cls.__subclasses__())
+        return classes
+
+    before = {cls: set(cls._instance_dict) for cls in managed()}
     yield
-    for name in list(DefaultScope._instance_dict):
-        if name not in before:
-            del DefaultScope._instance_dict[name]
+    for cls in managed():
+        for name in list(cls._instance_dict):
+            if name not in before.get(cls, ()):
+                del cls._instance_dict[name]
 
 
 # -- session-scoped data in the real formats ------------------------------
@@ -108,3 +124,41 @@ def pytest_collection_modifyitems(config, items):
         )
         if shared:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+# -- multi-process scenarios ----------------------------------------------
+@pytest.fixture(scope='session')
+def dist_scenarios(tmp_path_factory) -> Dict[str, Path]:
+    """The test scripts that need 2 gloo ranks, run in ONE torchrun launch
+    (tests/test_distributed/scripts/scenarios.py): the ST parity training
+    (st_parity.py), BN re-estimation across ranks (bn_recal_dist.py),
+    MMEngine's Runner with DDP (ddp_train.py), and the sub-network
+    sequence with ``diff_rank_seed`` and a resumed Runner
+    (subnet_sequence.py). Scenario -> its output folder."""
+    from tests.test_core.common import make_folder_dataset
+    from tests.test_distributed.common import PARITY_MODES, run_scenarios
+
+    root = tmp_path_factory.mktemp('dist_scenarios')
+    tests = Path(__file__).parent
+    out = {
+        name: root / name
+        for name in ('st_parity', 'bn_recal', 'ddp_train', 'sequence')
+    }
+    for folder in out.values():
+        folder.mkdir()
+    seq = out['sequence']
+    data_root = make_folder_dataset(seq / 'data', per_class=4)
+    runs = [
+        # no Runner: before the scenarios that create MMEngine's globals
+        [tests / 'test_distributed/scripts/st_parity.py', out['st_parity']]
+        + ['--modes', ','.join(PARITY_MODES)],
+        [tests / 'test_engine/scripts/bn_recal_dist.py', out['bn_recal']],
+        [tests / 'test_foundation/scripts/ddp_train.py', out['ddp_train']],
+        # 12 images, 2 ranks x 3 per batch: 2 iterations per epoch
+        [tests / 'test_distributed/scripts/subnet_sequence.py']
+        + [seq / 'full', data_root, seq / 'full.json', '--diff-rank-seed']
+        + ['--then-resume', seq / 'resumed', seq / 'full' / 'epoch_1.pth']
+        + [seq / 'resumed.json'],
+    ]
+    run_scenarios(runs, cwd=root, timeout=900)
+    return out

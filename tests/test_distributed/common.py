@@ -16,6 +16,8 @@ from unittest import mock
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).parent / 'scripts'
 FMNIST_ROOT = REPO / 'data' / 'fashion_mnist'
+#: The training modes scripts/st_parity.py runs (test_st_parity.py).
+PARITY_MODES = ('mmst', 'mmst_accum2', 'nosync', 'torchddp', 'torchddp_main')
 FMNIST_FILES = (
     'train-images-idx3-ubyte',
     'train-labels-idx1-ubyte',
@@ -166,3 +168,25 @@ def tools_test(config, checkpoint, work_dir, *args: str) -> dict:
         f'experiment_name={name}',
     )
     return tool_metrics(work_dir)
+
+
+SCENARIOS = SCRIPTS / 'scenarios.py'
+RUN_DONE = '=== scenarios.py: run {} done on rank {} ==='
+
+
+def run_scenarios(runs: List[List[str]], cwd, timeout: float = 600):
+    """Several scripts (``[script, *args]`` each, run as ``main()``) in
+    ONE 2-process torchrun launch (``scripts/scenarios.py``); the launch's
+    output and rank 0's output of each run (rank 0 logs in order: split
+    at its own end-of-run markers)."""
+    args = []
+    for script, *rest in runs:
+        args += (['--then'] if args else []) + [str(script), *map(str, rest)]
+    proc = run(torchrun(SCENARIOS, args), cwd=cwd, timeout=timeout)
+    log = proc.stdout + proc.stderr
+    for i in range(len(runs)):
+        for rank in range(2):
+            assert RUN_DONE.format(i, rank) in log, log[-3000:]
+    ends = [proc.stdout.index(RUN_DONE.format(i, 0)) for i in range(len(runs))]
+    starts = [0, *ends[:-1]]
+    return proc, [proc.stdout[a:b] for a, b in zip(starts, ends)]

@@ -5,15 +5,10 @@ import json
 
 import pytest
 
-from tests.test_core.common import make_folder_dataset
-
 from .common import (
     REPO,
-    SCRIPTS,
     dist_train_fmnist,
-    torchrun,
 )
-from .common import run as run_cmd
 
 CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
 
@@ -44,21 +39,13 @@ def load_sequence(out) -> list:
 
 
 @pytest.mark.multiprocess
-def test_diff_rank_seed_keeps_one_subnet_sequence_and_resumes(tmp_path):
+def test_diff_rank_seed_keeps_one_subnet_sequence_and_resumes(dist_scenarios):
     """With ``randomness.diff_rank_seed=True`` (runner seed = seed + rank)
     every rank still samples the same sub-networks and sizes at every
     iteration, and a run resumed from a checkpoint (a second Runner in
-    the same launch) continues the same sequence."""
-    data_root = make_folder_dataset(tmp_path / 'data', per_class=4)
-    # 12 images, 2 ranks x 3 per batch: 2 iterations per epoch
-    cmd = torchrun(
-        SCRIPTS / 'subnet_sequence.py',
-        [str(tmp_path / 'full'), str(data_root), str(tmp_path / 'full.json')]
-        + ['--diff-rank-seed', '--then-resume', str(tmp_path / 'resumed')]
-        + [str(tmp_path / 'full' / 'epoch_1.pth')]
-        + [str(tmp_path / 'resumed.json')],
-    )
-    run_cmd(cmd, cwd=tmp_path, timeout=300)
+    the same processes) continues the same sequence
+    (scripts/subnet_sequence.py in tests/conftest.py ``dist_scenarios``)."""
+    tmp_path = dist_scenarios['sequence']
     full = load_sequence(tmp_path / 'full.json')
     rank0, rank1 = full
     assert sorted(rank0) == [0, 1, 2, 3]

@@ -26,21 +26,19 @@ import torch
 
 from tests.tolerance import gamma
 
-from .common import SCRIPTS, run, torchrun
+from .common import PARITY_MODES
 
 # one torchrun job shared by the module's tests
 pytestmark = pytest.mark.multiprocess
 
-MODES = ('mmst', 'mmst_accum2', 'nosync', 'torchddp', 'torchddp_main')
+MODES = PARITY_MODES
 
 
 @pytest.fixture(scope='module')
-def results(tmp_path_factory) -> Dict[str, dict]:
-    out = tmp_path_factory.mktemp('st_parity')
-    cmd = torchrun(
-        SCRIPTS / 'st_parity.py', [str(out), '--modes', ','.join(MODES)]
-    )
-    run(cmd, cwd=out, timeout=300)
+def results(dist_scenarios) -> Dict[str, dict]:
+    """What scripts/st_parity.py saved (one torchrun launch with the other
+    scenarios: tests/conftest.py ``dist_scenarios``)."""
+    out = dist_scenarios['st_parity']
 
     def load(name):
         return torch.load(out / f'{name}.pth', weights_only=False)

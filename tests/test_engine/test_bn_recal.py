@@ -21,7 +21,6 @@ from tests.test_core.common import (
     make_folder_dataset,
     tiny_classifier_cfg,
 )
-from tests.test_distributed.common import run, torchrun
 from tests.tolerance import assert_far_below, assert_within, gamma
 
 from .common import engine_cfg, st_model
@@ -142,13 +141,15 @@ def test_refuses_more_images_than_available():
 
 
 @pytest.mark.multiprocess
-def test_two_ranks_give_one_set_equal_to_one_process(tmp_path, one_thread):
+def test_two_ranks_give_one_set_equal_to_one_process(
+    dist_scenarios, one_thread
+):
     """2 gloo ranks, each on its own batches, end with the same statistics:
     those one process computes from rank 0's batch 0, rank 1's batch 0,
     rank 0's batch 1, ...; ``bn_recal_images`` counts both ranks."""
-    run(torchrun(SCRIPTS / 'bn_recal_dist.py', [str(tmp_path)]), tmp_path)
+    out = dist_scenarios['bn_recal']  # scripts/bn_recal_dist.py
     ranks = [
-        torch.load(tmp_path / f'rank{r}.pth', weights_only=False)
+        torch.load(out / f'rank{r}.pth', weights_only=False)
         for r in range(WORLD)
     ]
     total = WORLD * BATCHES * PER_BATCH

@@ -29,9 +29,8 @@ from ..test_apis.common import (
 )
 from ..test_distributed.common import (
     REPO,
-    run,
+    run_scenarios,
     tools_test,
-    torchrun,
 )
 from .data import (
     CONFIG_KINDS,
@@ -45,8 +44,6 @@ from .data import (
 )
 
 TRAIN = REPO / 'tools' / 'train.py'
-TRAIN_THEN = Path(__file__).parent / 'scripts' / 'train_then.py'
-RUN_DONE = '=== train_then.py: run {} done on rank {} ==='
 
 
 CONFIGS = discover_configs()
@@ -183,38 +180,35 @@ def _cell_plan(cell: str, matrix_data, root: Path) -> dict:
 def dist_runs(matrix_data, tmp_path_factory) -> dict:
     """Every torchrun cell trained, then resumed with validation, by
     tools/train.py in ONE torchrun launch of 2 gloo processes
-    (tests/test_matrix/scripts/train_then.py: the processes import torch
+    (tests/test_distributed/scripts/scenarios.py: the processes import torch
     and the four task libraries once, not 16 times). Cell -> its plan
     (:func:`_cell_plan`) with ``log`` and ``resumed_log``: rank 0's output
     of each of its two runs."""
     root = tmp_path_factory.mktemp('dist_cells')
     plans = {cell: _cell_plan(cell, matrix_data, root) for cell in DIST_CELLS}
-    args = []
+    runs = []
     for cell, plan in plans.items():
-        common = [str(plan['cfg_file']), '--work-dir', str(plan['work'])]
+        common = [TRAIN, plan['cfg_file'], '--work-dir', plan['work']]
         common += ['--launcher', 'pytorch']
-        args += ['--then'] if args else []
-        args += [*common, '--no-validate', '--cfg-options']
         # names of its own: MMEngine reuses the logger and visualizer of
         # an earlier run in the process by name (mmdet names its
         # visualizer 'visualizer')
-        args += [f'experiment_name={cell}_train']
-        args += [f'visualizer.name={cell}_train']
-        args += ['--then', *common, '--resume', '--cfg-options']
-        args += [*plan['extra'], f'experiment_name={cell}_resume']
-        args += [f'visualizer.name={cell}_resume']
-    proc = run(torchrun(TRAIN_THEN, args), cwd=root, timeout=1200)
+        runs.append(
+            [*common, '--no-validate', '--cfg-options']
+            + [
+                f'experiment_name={cell}_train',
+                f'visualizer.name={cell}_train',
+            ]
+        )
+        runs.append(
+            [*common, '--resume', '--cfg-options', *plan['extra']]
+            + [f'experiment_name={cell}_resume']
+            + [f'visualizer.name={cell}_resume']
+        )
+    proc, outputs = run_scenarios(runs, cwd=root, timeout=1200)
     log = proc.stdout + proc.stderr
-    runs = 2 * len(plans)
-    for run_index in range(runs):
-        for rank in range(2):
-            assert RUN_DONE.format(run_index, rank) in log, log[-3000:]
     for rank in range(2):
         assert f'initialised gloo process group: rank {rank} of 2' in log
-    # rank 0 logs (MMEngine's logger), in order: split at its own markers
-    ends = [proc.stdout.index(RUN_DONE.format(i, 0)) for i in range(runs)]
-    starts = [0, *ends[:-1]]
-    outputs = [proc.stdout[a:b] for a, b in zip(starts, ends)]
     for i, plan in enumerate(plans.values()):
         plan['log'], plan['resumed_log'] = outputs[2 * i : 2 * i + 2]
     return plans
