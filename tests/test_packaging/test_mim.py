@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_distributed.common import require_fashion_mnist
+from tests.test_distributed.common import require_fashion_mnist, run_tool
 
 REPO = Path(__file__).resolve().parents[2]
 MIM = Path(sys.executable).with_name('mim')
@@ -303,10 +303,14 @@ def test_mim_train_and_test(installed, tmp_path):
     assert 'Epoch(test) [2/2]' in out or 'accuracy/top1' in out
 
 
-def test_user_config_by_scope_trains(installed, tmp_path):
+def test_user_config_by_scope_trains(tmp_path, capfd):
     """A user config outside the checkout that bases on a Fashion-MNIST
     config by scope builds and trains (its model, dataset, pipeline and
-    evaluator were built from mmst's registries once: KeyError)."""
+    evaluator were built from mmst's registries once: KeyError). Run by
+    tools/train.py in this process: the scope resolution is the same as
+    from the installed wheel (test_user_config_bases_on_mmst_configs_by_
+    scope resolves every listed config there), and ``mim train`` is run by
+    test_mim_train_and_test."""
     fmnist = require_fashion_mnist()
     (tmp_path / 'my_convnext.py').write_text(
         "_base_ = ['mmst::mmpretrain/fashion_mnist/convnext_stpp_fmnist.py']\n"
@@ -319,13 +323,13 @@ def test_user_config_by_scope_trains(installed, tmp_path):
         'train_cfg = dict(max_epochs=1)\n'
         'param_scheduler = []\n'
         'default_hooks = dict(logger=dict(interval=1))\n'
+        "experiment_name = 'user_config_by_scope'\n"
     )
-    out = run(
-        [MIM, 'train', 'mmst', tmp_path / 'my_convnext.py',
-         '--work-dir', tmp_path / 'work'],
-        cwd=tmp_path,
-        env=env_with(installed),
-    )  # fmt: skip
+    capfd.readouterr()
+    run_tool(
+        'train', tmp_path / 'my_convnext.py', '--work-dir', tmp_path / 'work'
+    )
+    out = ''.join(capfd.readouterr())
     assert 'Epoch(train) [1][2/2]' in out
     assert 'subnet[1,1,1]/accuracy/top1' in out
     assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
