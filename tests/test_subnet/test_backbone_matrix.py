@@ -51,12 +51,24 @@ TINY = {
 }
 
 
-def _forward(net, channels):
+def _forward(net, channels, smaller: bool = False):
+    """The output at the smallest of 64 / 224 / 256 pixels ``net`` runs
+    on, and that size; with ``smaller``, a size at which it also runs on
+    the smallest inputs ST++'s default ``input_resize`` gives (that size
+    and the next, as the coverage table's check,
+    :func:`mmst.subnet.discovery.smaller_input_failure`)."""
+    from mmst.subnet import InputSizeSampler
+
+    smallest = InputSizeSampler().smallest
     errors = []
     for size in (64, 224, 256):
+        sizes = [size]
+        if smaller:
+            sizes += [smallest(size), smallest(size) + 1]
         try:
             with torch.no_grad():
-                return net(torch.randn(1, channels, size, size)), size
+                outs = [net(torch.randn(1, channels, s, s)) for s in sizes]
+            return outs[0], size
         except Exception as e:  # noqa: BLE001 (the next size)
             errors.append(e)
     raise AssertionError(errors)
@@ -96,13 +108,14 @@ def _classifier_cfg(name: str) -> tuple:
         type=name, **BUILD_ARGS.get(name, {}), **HEAD_INPUT.get(name, {})
     )
     backbone.update(TINY.get(name, {}))
-    if _table_row(name)[5].startswith('with '):
+    smaller = _table_row(name)[5]
+    if smaller.startswith('with '):
         backbone.update(SMALLER_INPUT_SETTINGS[name])
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         net = MODELS.build(backbone)
     net.eval()
     channels = input_channels(net)
-    out, size = _forward(net, channels)
+    out, size = _forward(net, channels, not smaller.startswith('no'))
     last = _flat(out)[-1]
     assert last.dim() in (2, 3, 4), (name, last.shape)
     neck = None
