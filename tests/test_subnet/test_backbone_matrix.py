@@ -158,6 +158,7 @@ def _batch(channels: int, size: int, n: int, seed: int) -> dict:
 
 @pytest.mark.parametrize('name', _automatic())
 def test_stpp_step_and_member_evaluation(name):
+    from mmengine.logging import MessageHub
     from mmengine.registry import DefaultScope
 
     import mmst  # noqa: F401
@@ -209,7 +210,11 @@ def test_stpp_step_and_member_evaluation(name):
     assert [t.shape for t in _flat(small)] == [t.shape for t in _flat(full)]
     calls.clear()
 
-    # one ST++ step: the main pass and a sampled sub-network
+    # one ST++ step: the main pass and a sampled sub-network. Outside a
+    # runner the step reads the iteration of the latest MessageHub: a hub
+    # of its own, so that an earlier test's Runner (a module-scoped
+    # fixture's, in the same worker) does not choose the sub-network
+    MessageHub.get_instance(f'backbone_matrix_{name}')
     model.train()
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
     log_vars = model.train_step(_batch(channels, size, 2, seed=1), optim)
