@@ -45,14 +45,16 @@ def report(reports: Path, budget: float, top: int) -> int:
     phases = {f.stem: read_phase(f) for f in files}
     total = sum(p['wall'] for p in phases.values())
     every = sorted(
-        (t for p in phases.values() for t in p['cases']), reverse=True
+        ((t, n, phase) for phase, p in phases.items() for t, n in p['cases']),
+        reverse=True,
     )
     print(
-        f'slowest {min(top, len(every))} of {len(every)} tests '
-        '(setup + call + teardown, seconds; two workers run at once):'
+        f'slowest {min(top, len(every))} of {len(every)} tests (setup + '
+        'call + teardown, seconds; [phase]: 1_single_process runs two '
+        'workers at once, 2_multiprocess one test at a time):'
     )
-    for seconds, name in every[:top]:
-        print(f'  {seconds:7.1f}  {name}')
+    for seconds, name, phase in every[:top]:
+        print(f'  {seconds:7.1f}  {name}  [{phase}]')
     for name, p in phases.items():
         print(
             f'phase {name}: {p["wall"]:.0f} s wall, {p["tests"]} tests '
@@ -68,7 +70,7 @@ def report(reports: Path, budget: float, top: int) -> int:
         total_s=round(total, 1),
         budget_s=budget,
         phases={k: round(p['wall'], 1) for k, p in phases.items()},
-        slowest=[[round(s, 1), n] for s, n in every[:top]],
+        slowest=[[round(s, 1), n, ph] for s, n, ph in every[:top]],
     )
     (reports / 'suite_time.json').write_text(json.dumps(summary, indent=1))
     return 1 if over else 0
