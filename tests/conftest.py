@@ -49,24 +49,14 @@ def restore_mmengine_globals():
     an earlier test would change the sub-networks it samples) and
     visualizers (reused by name: mmdet names its own 'visualizer'). Later
     tests then find what they would find in a fresh process."""
-    from mmengine.logging import MessageHub
-    from mmengine.registry import DefaultScope
-    from mmengine.visualization import Visualizer
+    from tests.test_distributed.common import (
+        mmengine_instances,
+        remove_new_instances,
+    )
 
-    def managed():  # each ManagerMixin class keeps its own instances
-        classes, todo = [DefaultScope, MessageHub], [Visualizer]
-        while todo:
-            cls = todo.pop()
-            classes.append(cls)
-            todo.extend(cls.__subclasses__())
-        return classes
-
-    before = {cls: set(cls._instance_dict) for cls in managed()}
+    before = mmengine_instances()
     yield
-    for cls in managed():
-        for name in list(cls._instance_dict):
-            if name not in before.get(cls, ()):
-                del cls._instance_dict[name]
+    remove_new_instances(before)
 
 
 # -- session-scoped data in the real formats ------------------------------

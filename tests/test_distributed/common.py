@@ -125,18 +125,51 @@ def dist_train_fmnist(
     )
 
 
-def run_tool(tool: str, *args: str) -> None:
-    """``python tools/<tool>.py ARGS`` as ``main()`` in this process,
-    with ``sys.argv`` and the environment restored afterwards (the tools
-    set ``LOCAL_RANK`` when it is unset)."""
+def load_tool(tool: str):
+    """``tools/<tool>.py`` as a module (``tool`` may hold a folder, e.g.
+    ``analysis_tools/backbone_coverage``)."""
     path = REPO / 'tools' / f'{tool}.py'
     name = 'mmst_tools_' + tool.replace('/', '_')
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    argv = [str(path), *map(str, args)]
+    return module
+
+
+def run_tool(tool: str, *args: str) -> None:
+    """``python tools/<tool>.py ARGS`` as ``main()`` in this process,
+    with ``sys.argv`` and the environment restored afterwards (the tools
+    set ``LOCAL_RANK`` when it is unset)."""
+    module = load_tool(tool)
+    argv = [module.__file__, *map(str, args)]
     with mock.patch.object(sys, 'argv', argv), mock.patch.dict(os.environ):
         module.main()
+
+
+def mmengine_instances() -> dict:
+    """MMEngine's global instances that code outside a Runner reads: the
+    default scopes, message hubs (an ST model's ``train_step`` outside a
+    runner takes the iteration of the latest one) and visualizers (reused
+    by name). Class -> instance names; every ManagerMixin class keeps its
+    own, so each Visualizer subclass is listed."""
+    from mmengine.logging import MessageHub
+    from mmengine.registry import DefaultScope
+    from mmengine.visualization import Visualizer
+
+    classes, todo = [DefaultScope, MessageHub], [Visualizer]
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo.extend(cls.__subclasses__())
+    return {cls: set(cls._instance_dict) for cls in classes}
+
+
+def remove_new_instances(before: dict) -> None:
+    """Remove the instances created since ``before``
+    (:func:`mmengine_instances`), as a fresh process would start."""
+    for cls, names in mmengine_instances().items():
+        for name in names - before.get(cls, set()):
+            del cls._instance_dict[name]
 
 
 def tool_metrics(work_dir: Path) -> dict:
@@ -171,6 +204,7 @@ def tools_test(config, checkpoint, work_dir, *args: str) -> dict:
 
 
 SCENARIOS = SCRIPTS / 'scenarios.py'
+#: What scripts/scenarios.py prints after each run, on each rank.
 RUN_DONE = '=== scenarios.py: run {} done on rank {} ==='
 
 

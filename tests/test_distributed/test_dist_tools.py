@@ -1,7 +1,6 @@
 """tools/dist_train.sh trains the Fashion-MNIST ST++ config on 2 CPU ranks;
 tools/test.py and tools/dist_test.sh evaluate its checkpoint."""
 
-import importlib.util
 import re
 import sys
 
@@ -14,6 +13,7 @@ from .common import (
     cpu_env,
     dist_train_fmnist,
     free_port,
+    load_tool,
     require_fashion_mnist,
     run,
     run_tool,
@@ -25,12 +25,7 @@ ACCURACY = re.compile(r'Epoch\(test\).*accuracy/top1: ([0-9.]+)')
 
 
 def load_test_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmst_tools_test', REPO / 'tools' / 'test.py'
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('test')
 
 
 def data_options(root, splits=('train', 'val', 'test')) -> list:

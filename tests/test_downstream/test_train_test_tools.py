@@ -20,7 +20,7 @@ import torch
 from mmengine.config import Config
 
 from mmst.testing import tiny_coco_cfg_options
-from tests.test_distributed.common import run_tool
+from tests.test_distributed.common import run_tool, tool_metrics
 
 from .data import (
     FRAMEWORKS,
@@ -48,17 +48,6 @@ def _train_scalars(work_dir: Path) -> List[Dict]:
     assert len(files) == 1, files
     with open(files[0]) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def _test_metrics(work_dir: Path) -> Dict:
-    files = [
-        f
-        for f in glob.glob(str(work_dir / '*' / '*.json'))
-        if Path(f).stem == Path(f).parent.name  # <timestamp>/<timestamp>.json
-    ]
-    assert len(files) == 1, files
-    with open(files[0]) as f:
-        return json.load(f)
 
 
 def _last_checkpoint(work_dir: Path) -> Path:
@@ -113,7 +102,7 @@ def _train_and_test(
         f'visualizer.name={tmp_path.name}_test',
         *options,
     )
-    results = _test_metrics(tested)
+    results = tool_metrics(tested)
     for key in metrics:
         assert key in results, (key, sorted(results))
         assert isinstance(results[key], (int, float)), (key, results[key])

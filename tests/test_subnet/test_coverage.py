@@ -2,7 +2,6 @@
 lists every registered backbone. Every backbone it calls automatic is
 trained and evaluated as sub-networks in test_backbone_matrix.py."""
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -78,9 +77,9 @@ def test_table_lists_every_backbone_with_its_counts():
 def test_tool_writes_and_checks_the_page(tmp_path, capsys):
     """The tool rewrites the table between the markers and ``--check``
     tells a current page (exit 0) from a stale one (exit 1)."""
-    spec = importlib.util.spec_from_file_location('coverage_tool', TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from tests.test_distributed.common import load_tool
+
+    tool = load_tool('analysis_tools/backbone_coverage')
     page = tmp_path / 'backbones.md'
     page.write_text(PAGE.read_text())
     names = ['MobileNetV3', 'ResNet']

@@ -24,10 +24,15 @@ import sys
 
 import torch.distributed as dist
 
-RUN_DONE = '=== scenarios.py: run {} done on rank {} ==='
+from tests.test_distributed.common import (
+    RUN_DONE,
+    mmengine_instances,
+    remove_new_instances,
+)
 
 
 def split_runs(argv):
+    """``SCRIPT ARGS --then SCRIPT ARGS ...`` -> one list per run."""
     runs, current = [], []
     for arg in argv:
         if arg == '--then':
@@ -37,29 +42,6 @@ def split_runs(argv):
             current.append(arg)
     runs.append(current)
     return runs
-
-
-def fresh_globals(before: dict) -> None:
-    from mmengine.logging import MessageHub
-    from mmengine.registry import DefaultScope
-    from mmengine.visualization import Visualizer
-
-    classes, todo = [DefaultScope, MessageHub], [Visualizer]
-    while todo:
-        cls = todo.pop()
-        classes.append(cls)
-        todo.extend(cls.__subclasses__())
-    for cls in classes:
-        for name in list(cls._instance_dict):
-            if name not in before.get(cls, ()):
-                del cls._instance_dict[name]
-
-
-def snapshot() -> dict:
-    from mmengine.logging import MessageHub
-    from mmengine.registry import DefaultScope
-
-    return {c: set(c._instance_dict) for c in (DefaultScope, MessageHub)}
 
 
 def main() -> None:
@@ -77,9 +59,9 @@ def main() -> None:
         module = importlib.util.module_from_spec(spec)
         sys.argv = [script, *args]
         spec.loader.exec_module(module)
-        before = snapshot()
+        before = mmengine_instances()
         module.main()
-        fresh_globals(before)
+        remove_new_instances(before)
         print(RUN_DONE.format(i, rank), flush=True)
     if dist.is_initialized():
         destroy()
