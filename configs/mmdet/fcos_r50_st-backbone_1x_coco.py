@@ -23,3 +23,5 @@ model = dict(
         init_cfg=_base_.st_backbone_init,
     ),
 )
+# checkpoints a kill cannot break, exact resume (docs/troubleshooting.md)
+default_hooks = dict(checkpoint=dict(type='mmst.SafeCheckpointHook'))

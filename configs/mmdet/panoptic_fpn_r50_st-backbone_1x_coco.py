@@ -8,3 +8,5 @@ _base_ = [
 ]
 
 model = dict(backbone=dict(init_cfg=_base_.st_backbone_init))
+# checkpoints a kill cannot break, exact resume (docs/troubleshooting.md)
+default_hooks = dict(checkpoint=dict(type='mmst.SafeCheckpointHook'))

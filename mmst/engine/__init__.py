@@ -6,6 +6,8 @@ from .bn_recal import (
     recalibrate_bn,
     seeded_rng,
 )
+from .checkpoint import AtomicLocalBackend, find_resume_checkpoint
+from .checkpoint_hook import SafeCheckpointHook
 from .safe_globals import allow_mmengine_checkpoint_globals
 from .subnet_eval import (
     SharedBNRecalHook,
@@ -25,6 +27,9 @@ __all__ = [
     'preserved_bn_stats',
     'recalibrate_bn',
     'seeded_rng',
+    'AtomicLocalBackend',
+    'find_resume_checkpoint',
+    'SafeCheckpointHook',
     'SharedBNRecalHook',
     'SubnetValLoop',
     'evaluate_subnet',

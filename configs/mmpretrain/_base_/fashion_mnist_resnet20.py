@@ -102,5 +102,8 @@ val_cfg = dict(
     bn_recal_images=2000,
 )
 test_cfg = dict()
-default_hooks = dict(logger=dict(interval=50))
+# SafeCheckpointHook: checkpoints a kill cannot break, exact resume
+default_hooks = dict(
+    logger=dict(interval=50), checkpoint=dict(type='mmst.SafeCheckpointHook')
+)
 randomness = dict(seed=0, deterministic=False)

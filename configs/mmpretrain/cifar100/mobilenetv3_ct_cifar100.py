@@ -29,3 +29,5 @@ auto_scale_lr = dict(base_batch_size=64)
 val_cfg = dict(
     type='mmst.SubnetValLoop', subnets=['smallest'], bn_recal_images=2000
 )
+# checkpoints a kill cannot break, exact resume (docs/troubleshooting.md)
+default_hooks = dict(checkpoint=dict(type='mmst.SafeCheckpointHook'))

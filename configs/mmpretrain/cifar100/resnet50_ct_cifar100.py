@@ -21,3 +21,5 @@ val_cfg = dict(
     subnets=['smallest', [2, 2, 3, 2]],
     bn_recal_images=2000,
 )
+# checkpoints a kill cannot break, exact resume (docs/troubleshooting.md)
+default_hooks = dict(checkpoint=dict(type='mmst.SafeCheckpointHook'))

@@ -11,3 +11,5 @@ _base_ = [
 ]
 
 model = dict(_base_.stpp_model, _delete_=True, architecture=_base_.model)
+# checkpoints a kill cannot break, exact resume (docs/troubleshooting.md)
+default_hooks = dict(checkpoint=dict(type='mmst.SafeCheckpointHook'))

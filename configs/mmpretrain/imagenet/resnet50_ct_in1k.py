@@ -72,3 +72,5 @@ val_cfg = dict(
     subnets=['smallest', 'largest'],
     bn_recal_images=2000,
 )
+# checkpoints a kill cannot break, exact resume (docs/troubleshooting.md)
+default_hooks = dict(checkpoint=dict(type='mmst.SafeCheckpointHook'))

@@ -22,3 +22,5 @@ model = dict(
         _base_.model, backbone=dict(_base_.model.backbone, pad_small_map=True)
     ),
 )
+# checkpoints a kill cannot break, exact resume (docs/troubleshooting.md)
+default_hooks = dict(checkpoint=dict(type='mmst.SafeCheckpointHook'))

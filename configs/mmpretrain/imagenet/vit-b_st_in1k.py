@@ -8,3 +8,5 @@ _base_ = [
 
 model = dict(_base_.st_model, _delete_=True, architecture=_base_.model)
 val_cfg = dict(type='mmst.SubnetValLoop', subnets=[[6]], bn_recal_images=0)
+# checkpoints a kill cannot break, exact resume (docs/troubleshooting.md)
+default_hooks = dict(checkpoint=dict(type='mmst.SafeCheckpointHook'))
