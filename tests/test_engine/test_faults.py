@@ -28,6 +28,7 @@ from tests.test_distributed.common import (
 
 CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_stpp_fmnist.py'
 EPOCHS = 2
+IMPORTS = ['mmst', 'tests.test_engine.fault_points']
 # 2 iterations of 32 images per epoch, random crop and flip, 3 sub-networks
 # at random smaller sizes, validation with BN re-estimation every epoch
 OPTIONS = (
@@ -99,7 +100,7 @@ def train(work_dir: Path, *options: str, fault=None) -> str:
     config = work_dir.parent / 'st.py'
     config.write_text(
         f'_base_ = [{str(CONFIG)!r}]\n'
-        "custom_imports = dict(imports=['mmst', 'tests.test_engine.fault_points'])\n"
+        f'custom_imports = dict(imports={IMPORTS!r})\n'
         f'custom_hooks = {hooks!r}\n'
     )
     ctx = multiprocessing.get_context('fork')
