@@ -132,7 +132,13 @@ def dist_scenarios(tmp_path_factory) -> Dict[str, Path]:
     tests = Path(__file__).parent
     out = {
         name: root / name
-        for name in ('st_parity', 'bn_recal', 'ddp_train', 'sequence')
+        for name in (
+            'st_parity',
+            'bn_recal',
+            'ddp_train',
+            'sequence',
+            'resume',
+        )
     }
     for folder in out.values():
         folder.mkdir()
@@ -150,5 +156,47 @@ def dist_scenarios(tmp_path_factory) -> Dict[str, Path]:
         + ['--then-resume', seq / 'resumed', seq / 'full' / 'epoch_1.pth']
         + [seq / 'resumed.json'],
     ]
+    runs += exact_resume_runs(out['resume'])
     run_scenarios(runs, cwd=root, timeout=900)
     return out
+
+
+def exact_resume_runs(folder: Path) -> list:
+    """tools/train.py on the Fashion-MNIST ST++ config with 2 ranks (each
+    its own seed): 2 epochs uninterrupted (``full``); stopped after epoch 1
+    (``resumed``, as an interruption after epoch_1.pth), then ``--resume``
+    in the same work dir."""
+    from tests.test_distributed.common import REPO, require_fashion_mnist
+
+    root = require_fashion_mnist()
+    config = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_stpp_fmnist.py'
+    imports = ['mmst', 'tests.test_engine.fault_points']
+    stop = [dict(type='StopAfterEpoch', epoch=1)]
+    for name, hooks in (('full', []), ('stop', stop)):
+        (folder / f'{name}.py').write_text(
+            f'_base_ = [{str(config)!r}]\n'
+            f'custom_imports = dict(imports={imports!r})\n'
+            f'custom_hooks = {hooks!r}\n'
+        )
+    # 64 images, 2 ranks x 16 per batch: 2 iterations per epoch
+    options = [
+        '--launcher',
+        'pytorch',
+        '--cfg-options',
+        'train_cfg.max_epochs=2',
+        'randomness.diff_rank_seed=True',
+        'train_dataloader.dataset.indices=64',
+        'train_dataloader.batch_size=16',
+        'val_dataloader.dataset.indices=32',
+        'val_cfg.bn_recal_images=32',
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+    ]
+    train = REPO / 'tools/train.py'
+    full, resumed = folder / 'full', folder / 'resumed'
+    return [
+        [train, folder / 'full.py', '--work-dir', full, *options],
+        [train, folder / 'stop.py', '--work-dir', resumed, *options],
+        [train, folder / 'full.py', '--work-dir', resumed, '--resume']
+        + options,
+    ]

@@ -4,6 +4,7 @@ config that sets mmst's wrapper, and ``diff_rank_seed=True``."""
 import json
 
 import pytest
+import torch
 
 from .common import (
     REPO,
@@ -58,3 +59,26 @@ def test_diff_rank_seed_keeps_one_subnet_sequence_and_resumes(dist_scenarios):
     assert resumed[0] == resumed[1]
     assert sorted(resumed[0]) == [2, 3]
     assert resumed[0] == {i: rank0[i] for i in (2, 3)}
+
+
+@pytest.mark.multiprocess
+def test_resume_is_exact_with_two_ranks(dist_scenarios):
+    """tools/train.py --launcher pytorch, 2 ranks with their own seeds
+    (``diff_rank_seed``): a run interrupted after epoch 1 and resumed ends
+    with the uninterrupted run's weights, bit for bit (each rank's random
+    state is saved in the checkpoint and restored;
+    tests/conftest.py ``exact_resume_runs``)."""
+    import mmst  # noqa: F401  (reads MMEngine checkpoints weights-only)
+
+    folder = dist_scenarios['resume']
+    ckpts = [
+        torch.load(folder / run / 'epoch_2.pth', weights_only=True)
+        for run in ('full', 'resumed')
+    ]
+    full, resumed = (c['state_dict'] for c in ckpts)
+    assert len(ckpts[1]['rng_states']) == 2
+    assert not torch.equal(
+        ckpts[1]['rng_states'][0]['torch'], ckpts[1]['rng_states'][1]['torch']
+    )
+    differ = [k for k in full if not torch.equal(full[k], resumed[k])]
+    assert not differ, f'{len(differ)} of {len(full)} tensors differ'
