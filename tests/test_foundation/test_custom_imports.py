@@ -16,7 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TASK_LIBRARIES = ('mmdet', 'mmseg', 'mmpretrain', 'mmpose')
 
-# Runs in a subprocess: argv = [library, config path].
+# Runs in a subprocess: argv = [library, config path, library, path, ...];
+# the first config's custom_imports imports mmst.
 BUILD_FROM_CONFIG = textwrap.dedent("""
     import importlib
     import sys
@@ -25,28 +26,28 @@ BUILD_FROM_CONFIG = textwrap.dedent("""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    library, cfg_path = sys.argv[1:3]
+    args = sys.argv[1:]
     assert 'mmst' not in sys.modules, 'mmst imported too early'
+    for library, cfg_path in zip(args[::2], args[1::2]):
+        cfg = Config.fromfile(cfg_path)
+        assert 'mmst' in sys.modules, 'custom_imports did not import mmst'
+        assert cfg.default_scope == library, cfg.default_scope
 
-    cfg = Config.fromfile(cfg_path)
-    assert 'mmst' in sys.modules, 'custom_imports did not import mmst'
-    assert cfg.default_scope == library, cfg.default_scope
+        init_default_scope(cfg.default_scope)  # as MMEngine's Runner does
+        registry = importlib.import_module(library + '.registry')
+        loss = registry.MODELS.build(cfg.model)
 
-    init_default_scope(cfg.default_scope)  # as MMEngine's Runner does
-    registry = importlib.import_module(library + '.registry')
-    loss = registry.MODELS.build(cfg.model)
+        from mmst.models.losses import KLDivergenceLoss
+        assert type(loss) is KLDivergenceLoss, (library, type(loss))
+        assert loss.temperature == 2.0 and loss.loss_weight == 0.5
+        assert loss.normalize == 'layernorm'
 
-    from mmst.models.losses import KLDivergenceLoss
-    assert type(loss) is KLDivergenceLoss, type(loss)
-    assert loss.temperature == 2.0 and loss.loss_weight == 0.5
-    assert loss.normalize == 'layernorm'
-
-    gen = torch.Generator().manual_seed(0)
-    student = torch.randn(4, 10, generator=gen)
-    teacher = torch.randn(4, 10, generator=gen)
-    value = loss(student, teacher)
-    assert value.ndim == 0 and torch.isfinite(value) and value > 0, value
-    print('built', type(loss).__module__, type(loss).__name__)
+        gen = torch.Generator().manual_seed(0)
+        student = torch.randn(4, 10, generator=gen)
+        teacher = torch.randn(4, 10, generator=gen)
+        value = loss(student, teacher)
+        assert value.ndim == 0 and torch.isfinite(value) and value > 0, value
+        print(library, 'built', type(loss).__module__, type(loss).__name__)
 """)
 
 # Runs in a subprocess: argv = hidden library names.
@@ -89,27 +90,33 @@ def _run_python(
     )
 
 
-@pytest.mark.parametrize('library', TASK_LIBRARIES)
-def test_build_mmst_component_from_library_config(library, tmp_path):
-    cfg_path = tmp_path / f'kl_loss_{library}.py'
-    cfg_path.write_text(
-        textwrap.dedent(f"""
-        _base_ = ['{library}::_base_/default_runtime.py']
-        default_scope = '{library}'
-        custom_imports = dict(imports=['mmst'], allow_failed_imports=False)
-        model = dict(
-            type='mmst.KLDivergenceLoss',
-            temperature=2.0,
-            loss_weight=0.5,
-            normalize='layernorm',
-            amplitude=1.0)
-        """)
-    )
+def test_build_mmst_component_from_library_config(tmp_path):
+    """An mmst component in a config of each task library (its default
+    scope), mmst imported by the config's ``custom_imports``; one fresh
+    interpreter builds all four in turn."""
+    args = []
+    for library in TASK_LIBRARIES:
+        cfg_path = tmp_path / f'kl_loss_{library}.py'
+        cfg_path.write_text(
+            textwrap.dedent(f"""
+            _base_ = ['{library}::_base_/default_runtime.py']
+            default_scope = '{library}'
+            custom_imports = dict(imports=['mmst'], allow_failed_imports=False)
+            model = dict(
+                type='mmst.KLDivergenceLoss',
+                temperature=2.0,
+                loss_weight=0.5,
+                normalize='layernorm',
+                amplitude=1.0)
+            """)
+        )
+        args += [library, str(cfg_path)]
 
-    proc = _run_python(BUILD_FROM_CONFIG, library, str(cfg_path), cwd=tmp_path)
+    proc = _run_python(BUILD_FROM_CONFIG, *args, cwd=tmp_path)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert 'built mmst.models.losses' in proc.stdout
+    for library in TASK_LIBRARIES:
+        assert f'{library} built mmst.models.losses' in proc.stdout
 
 
 def test_custom_import_failure_is_reported(tmp_path):
