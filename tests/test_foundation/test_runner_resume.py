@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
+from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
@@ -26,6 +27,10 @@ from torch.utils.data import Dataset
 
 import mmst  # noqa: F401  (allow-lists the checkpoint globals)
 from mmst.engine import allow_mmengine_checkpoint_globals
+from mmst.engine.safe_globals import (
+    HISTORY_BUFFER_STATISTICS,
+    checkpoint_getattr,
+)
 
 NO_WEIGHTS_ONLY_ENV = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
 
@@ -341,6 +346,26 @@ def test_resume_matches_uninterrupted_run(
     )
 
 
+def _getattr_calls(path: str) -> List[tuple]:
+    """``(object, name, default)`` of every ``builtins.getattr`` call a
+    weights-only load of ``path`` makes (mmst's restricted getattr, with a
+    recording wrapper registered under its name for this one load)."""
+    calls: List[tuple] = []
+
+    def recording_getattr(obj, name, *default):
+        calls.append((obj, name, default))
+        return checkpoint_getattr(obj, name, *default)
+
+    ours = (checkpoint_getattr, 'builtins.getattr')
+    entries = [e for e in allow_mmengine_checkpoint_globals() if e != ours]
+    with _without_safe_globals():
+        torch.serialization.add_safe_globals(
+            entries + [(recording_getattr, 'builtins.getattr')]
+        )
+        _load_weights_only(path)
+    return calls
+
+
 def test_weights_only_load_needs_the_allow_list(tmp_path):
     """Without the allow-list the same checkpoint is rejected, with it the
     checkpoint loads: the test above really runs a weights-only load."""
@@ -354,6 +379,18 @@ def test_weights_only_load_needs_the_allow_list(tmp_path):
         allow_mmengine_checkpoint_globals()
         ckpt = _load_weights_only(ckpt_path)
     assert ckpt['meta']['epoch'] == 1
+
+    # why MMEngine checkpoints need builtins.getattr at all: the message
+    # hub's HistoryBuffers pickle their statistics methods as attributes of
+    # the class, and that is the only use (what mmst's getattr allows)
+    calls = _getattr_calls(ckpt_path)
+    assert {(obj, name) for obj, name, _ in calls} == {
+        (HistoryBuffer, name) for name in HISTORY_BUFFER_STATISTICS
+    }
+    assert all(default == () for _, _, default in calls)
+    for name in HISTORY_BUFFER_STATISTICS:
+        buffer = ckpt['message_hub']['log_scalars']['train/loss']
+        assert buffer._statistics_methods[name] is getattr(HistoryBuffer, name)
 
 
 def _mmdet_metainfo() -> dict:
