@@ -233,27 +233,33 @@ def init_process_group(cfg: Config, launcher: str) -> None:
 
     Raises:
         RuntimeError: ``--launcher slurm | mpi`` on a machine without GPUs.
+        RankFailureError: another rank did not join within
+            ``env_cfg.dist_cfg.timeout`` (:func:`explain_rank_failures`).
     """
     if dist.is_initialized():
         return
     dist_cfg = dict(cfg.env_cfg.dist_cfg)
     timeout = dist_cfg.get('timeout')
-    if torch.cuda.is_available():
-        from mmengine.dist import init_dist
-        from mmengine.utils.dl_utils import set_multi_processing
-
-        set_multi_processing(**cfg.env_cfg.get('mp_cfg', {}), distributed=True)
-        init_dist(launcher, **dist_cfg)
-    else:
-        if launcher != 'pytorch':
-            raise RuntimeError(
-                f'--launcher {launcher} on a machine without GPUs is not '
-                'supported; use --launcher pytorch (torchrun / '
-                'tools/dist_train.sh)'
-            )
-        dist.init_process_group(
-            dist_cfg['backend'], **process_group_kwargs(dist_cfg)
+    if not torch.cuda.is_available() and launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {launcher} on a machine without GPUs is not '
+            'supported; use --launcher pytorch (torchrun / '
+            'tools/dist_train.sh)'
         )
+    # a rank that never joins: the rendezvous fails after the timeout
+    with explain_rank_failures(cfg):
+        if torch.cuda.is_available():
+            from mmengine.dist import init_dist
+            from mmengine.utils.dl_utils import set_multi_processing
+
+            set_multi_processing(
+                **cfg.env_cfg.get('mp_cfg', {}), distributed=True
+            )
+            init_dist(launcher, **dist_cfg)
+        else:
+            dist.init_process_group(
+                dist_cfg['backend'], **process_group_kwargs(dist_cfg)
+            )
     print_log(
         f'initialised {dist.get_backend()} process group: rank '
         f'{dist.get_rank()} of {dist.get_world_size()} '
