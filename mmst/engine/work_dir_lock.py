@@ -7,16 +7,20 @@ config copy of the other run. :func:`acquire` creates
 run's host, PID, start time and command; a second run in the same work dir
 is refused with :class:`WorkDirLockedError` naming the first. A lock left
 by a process that is gone (killed, crashed, the machine restarted) on
-this host is taken over, with a WARNING line saying whose it was; a lock
-from another host cannot be checked from here and is refused, with the
-command that removes it if the user is sure that run has ended.
+this host is taken over, with a WARNING line saying whose it was (one
+taker at a time, under ``mmst_run.lock.takeover``; the stale file is
+replaced by a rename, so the lock file never disappears and a run starting
+meanwhile cannot slip in); a lock from another host cannot be checked from
+here and is refused, with the command that removes it if the user is sure
+that run has ended.
 
 In a distributed run (a running ``torch.distributed`` process group of
 more than one rank) only rank 0 touches the file, and every rank learns
 its outcome (one broadcast), so that all ranks start, or all raise.
 
-Usage (tools/train.py; a hook can call :func:`acquire` and keep the
-handle until the run ends)::
+Usage (tools/train.py; a hook can call :func:`acquire` with
+``reentrant=True``, so that it does not refuse a lock tools/train.py took
+in the same process, and keep the handle until the run ends)::
 
     with acquire(cfg.work_dir):
         runner = Runner.from_cfg(cfg)
@@ -264,10 +268,22 @@ def _warn(message: str) -> None:
     print_log(message, 'current', logging.WARNING)
 
 
-def _take_over(path: str, stale: dict, reason: str) -> Optional[str]:
-    """Remove the stale lock ``stale`` at ``path`` under the takeover
-    mutex, if the file still holds it; the note, or ``None`` when another
-    process is taking over or the file changed (the caller retries)."""
+def _hold(work_dir: str, record: dict, note: Optional[str]) -> WorkDirLock:
+    handle = WorkDirLock(work_dir, record, owner=True, note=note)
+    _HELD[work_dir] = handle
+    atexit.register(handle.release)
+    return handle
+
+
+def _take_over(
+    path: str, stale: dict, reason: str, record: dict
+) -> Optional[str]:
+    """Replace the stale lock ``stale`` at ``path`` by ``record`` if the
+    file still holds it, under the takeover mutex (one taker at a time)
+    and by a rename (the lock file never disappears, so no run starting
+    meanwhile can create its own). Returns the note (also logged as a
+    WARNING), or ``None`` when another process is taking over or the file
+    changed (the caller looks again)."""
     mutex = path + TAKEOVER_SUFFIX
     try:
         fd = os.open(mutex, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -279,22 +295,26 @@ def _take_over(path: str, stale: dict, reason: str) -> Optional[str]:
             pass
         time.sleep(0.05)
         return None
+    tmp = f'{path}.{os.getpid()}.tmp'
     try:
         try:
             current = _read_once(path)
         except _Unreadable:
             return None
-        if current is None or current != stale:
+        if current != stale:
             return None
-        os.unlink(path)
+        with open(tmp, 'w') as f:
+            f.write(json.dumps(record, indent=1) + '\n')
+        os.replace(tmp, path)
     finally:
         os.close(fd)
+        if osp.exists(tmp):
+            os.unlink(tmp)
         os.unlink(mutex)
-    work_dir = osp.dirname(path)
     note = (
-        f'work dir {work_dir}: taking over the lock of a run that is no '
-        f'longer running ({reason}): {describe(stale)}; its files in the '
-        'work dir are kept'
+        f'work dir {osp.dirname(path)}: taking over the lock of a run that '
+        f'is no longer running ({reason}): {describe(stale)}; its files in '
+        'the work dir are kept'
     )
     _warn(note)
     return note
@@ -308,7 +328,6 @@ def _acquire_here(
     os.makedirs(work_dir, exist_ok=True)
     path = osp.join(work_dir, LOCK_FILE)
     host = socket.gethostname()
-    note = None
     deadline = time.monotonic() + RETRY_SECONDS
     while time.monotonic() < deadline:
         record = _new_record(work_dir, command)
@@ -319,10 +338,7 @@ def _acquire_here(
         else:
             with os.fdopen(fd, 'w') as f:
                 f.write(json.dumps(record, indent=1) + '\n')
-            handle = WorkDirLock(work_dir, record, owner=True, note=note)
-            _HELD[work_dir] = handle
-            atexit.register(handle.release)
-            return handle
+            return _hold(work_dir, record, None)
         other = read_lock(work_dir)
         if other is None:
             continue  # released meanwhile
@@ -347,7 +363,9 @@ def _acquire_here(
                 'logs, scalars and checkpoints; wait for that run to end, '
                 f'stop it, or use another --work-dir (lock file: {path})'
             )
-        note = _take_over(path, other, reason) or note
+        note = _take_over(path, other, reason, record)
+        if note is not None:
+            return _hold(work_dir, record, note)
     raise WorkDirLockedError(
         f'work dir {work_dir}: could not take the lock {path} within '
         f'{RETRY_SECONDS:g} s: it kept changing (other runs starting in '
