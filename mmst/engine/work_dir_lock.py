@@ -261,8 +261,13 @@ class WorkDirLock:
 
 
 def _warn(message: str) -> None:
+    """A WARNING line: MMEngine's current logger where MMEngine is loaded
+    (every tool), else Python's logging (stderr)."""
     import logging
 
+    if 'mmengine.logging' not in sys.modules:
+        logging.getLogger('mmst.work_dir_lock').warning(message)
+        return
     from mmengine.logging import print_log
 
     print_log(message, 'current', logging.WARNING)

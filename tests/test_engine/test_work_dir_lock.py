@@ -188,6 +188,59 @@ def test_unreadable_lock_is_refused(tmp_path):
         wdl.read_lock(tmp_path / 'work', wait=0.1)
 
 
+RACER = textwrap.dedent(
+    """
+    import importlib.util, sys, time
+    spec = importlib.util.spec_from_file_location('lock', sys.argv[1])
+    lock = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lock)
+    print('ready', flush=True)
+    sys.stdin.readline()  # all start together
+    try:
+        handle = lock.acquire(sys.argv[2])
+        print('won', handle.note is not None, flush=True)
+        sys.stdin.readline()
+        handle.release()
+    except lock.WorkDirLockedError as e:
+        print('refused', flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize('stale', [False, True])
+def test_simultaneous_starts_one_wins(tmp_path, stale):
+    """Six processes start in one work dir at the same moment, on a free
+    work dir or on a stale lock: exactly one holds the lock, and on a
+    stale lock it is the one that took it over."""
+    work = tmp_path / 'work'
+    if stale:
+        write_lock(work, host=socket.gethostname(), pid=dead_pid())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, '-c', RACER, wdl.__file__, str(work)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == 'ready'
+        for proc in procs:
+            proc.stdin.write('go\n')
+            proc.stdin.flush()
+        outcomes = [proc.stdout.readline().split() for proc in procs]
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+    assert sorted(o[0] for o in outcomes) == ['refused'] * 5 + ['won']
+    assert [o[1] for o in outcomes if o[0] == 'won'] == [str(stale)]
+    assert not (work / LOCK_FILE).exists()
+
+
 def listing(folder: Path) -> dict:
     return {
         str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
