@@ -21,7 +21,11 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmst.apis import plain_config, prepare_config
-from mmst.apis.launch import LAUNCHERS, maybe_destroy_process_group
+from mmst.apis.launch import (
+    LAUNCHERS,
+    explain_rank_failures,
+    maybe_destroy_process_group,
+)
 from mmst.stack import load_config
 
 # default_hooks.visualization per library: (switch, output-folder key); a
@@ -136,12 +140,13 @@ def main() -> None:
     cfg = merge_args(load_config(args.config), args)
     cfg = plain_config(cfg)
     prepare_config(cfg, args.launcher)
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg
-        else RUNNERS.build(cfg)
-    )
-    runner.test()
+    with explain_rank_failures(cfg):  # a stopped/dead rank: one clear line
+        runner = (
+            Runner.from_cfg(cfg)
+            if 'runner_type' not in cfg
+            else RUNNERS.build(cfg)
+        )
+        runner.test()
     maybe_destroy_process_group(args.launcher)
 
 

@@ -13,7 +13,12 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmst.apis import prepare_config
-from mmst.apis.launch import LAUNCHERS, maybe_destroy_process_group
+from mmst.apis.launch import (
+    LAUNCHERS,
+    explain_rank_failures,
+    maybe_destroy_process_group,
+)
+from mmst.engine import work_dir_lock
 from mmst.stack import load_config
 
 
@@ -91,12 +96,14 @@ def main() -> None:
     args = parse_args()
     cfg = merge_args(load_config(args.config), args)
     prepare_config(cfg, args.launcher)
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg
-        else RUNNERS.build(cfg)
-    )
-    runner.train()
+    # one run per work dir; a stopped/dead rank: one clear error line
+    with explain_rank_failures(cfg), work_dir_lock.acquire(cfg.work_dir):
+        runner = (
+            Runner.from_cfg(cfg)
+            if 'runner_type' not in cfg
+            else RUNNERS.build(cfg)
+        )
+        runner.train()
     maybe_destroy_process_group(args.launcher)
 
 

@@ -16,6 +16,7 @@ from .subnet_eval import (
     evaluate_subnet,
     resolve_subnets,
 )
+from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
 # Resuming MMEngine checkpoints under torch>=2.6 (weights_only=True loads).
 allow_mmengine_checkpoint_globals()
@@ -36,4 +37,6 @@ __all__ = [
     'elastic_of',
     'resolve_subnets',
     'allow_mmengine_checkpoint_globals',
+    'WorkDirLock',
+    'WorkDirLockedError',
 ]

@@ -1,0 +1,279 @@
+"""One run per work dir (mmst/engine/work_dir_lock.py): a second run is
+refused naming the first; a stale lock is taken over with a note; a
+foreign host's lock is refused with the command that removes it; and
+tools/train.py refuses a locked work dir before writing anything in it.
+
+The other holder is a real process: a second Python that loads the lock
+module as a file (standard library only, so it starts in milliseconds)
+and holds the lock until its stdin closes."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from mmengine.logging import MMLogger
+
+from mmst.engine import work_dir_lock as wdl
+from mmst.engine.work_dir_lock import LOCK_FILE, WorkDirLockedError
+from tests.test_distributed.common import (
+    REPO,
+    require_fashion_mnist,
+    run_tool,
+)
+
+CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
+HOLDER = textwrap.dedent(
+    """
+    import importlib.util, sys
+    spec = importlib.util.spec_from_file_location('lock', sys.argv[1])
+    lock = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lock)
+    handle = lock.acquire(sys.argv[2], command='train.py FIRST-RUN')
+    print('locked', flush=True)
+    sys.stdin.read()
+    handle.release()
+    """
+)
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Start a process that holds the lock of a work dir; yields a function
+    ``hold(work_dir) -> Popen`` (its PID holds the lock)."""
+    procs = []
+
+    def hold(work_dir: Path) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, '-c', HOLDER, wdl.__file__, str(work_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == 'locked'
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen(['true'])
+    proc.wait()
+    return proc.pid
+
+
+def write_lock(work_dir: Path, **record) -> Path:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = work_dir / LOCK_FILE
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_second_acquire_in_this_process_is_refused(tmp_path):
+    work = tmp_path / 'work'
+    with wdl.acquire(work, command='train.py A') as first:
+        record = json.loads((work / LOCK_FILE).read_text())
+        assert record['pid'] == os.getpid()
+        assert record['host'] == socket.gethostname()
+        assert record['command'] == 'train.py A'
+        with pytest.raises(WorkDirLockedError) as info:
+            wdl.acquire(work, command='train.py B')
+        message = str(info.value)
+        assert 'in use by this process' in message
+        assert f'PID {os.getpid()}' in message
+        assert f'host {socket.gethostname()}' in message
+        assert record['started'] in message
+        assert 'command: train.py A' in message
+        assert str(work / LOCK_FILE) in message
+        # a hook inside a locked run may re-enter without owning it
+        nested = wdl.acquire(work, reentrant=True)
+        assert not nested.owner
+        nested.release()
+        assert (work / LOCK_FILE).is_file()
+        assert first.held
+    assert not (work / LOCK_FILE).exists()
+    with pytest.raises(ZeroDivisionError):  # released on exceptions too
+        with wdl.acquire(work):
+            raise ZeroDivisionError
+    assert not (work / LOCK_FILE).exists()
+    wdl.acquire(work).release()
+
+
+def test_another_live_process_holds_the_lock(tmp_path, holder):
+    work = tmp_path / 'work'
+    proc = holder(work)
+    with pytest.raises(WorkDirLockedError) as info:
+        wdl.acquire(work)
+    message = str(info.value)
+    assert (
+        f'in use by another run: host {socket.gethostname()}, PID ' in message
+    )
+    assert f'PID {proc.pid},' in message
+    assert 'command: train.py FIRST-RUN' in message
+    assert json.loads((work / LOCK_FILE).read_text())['pid'] == proc.pid
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    # the current MMEngine logger, writing to a file: where the note goes
+    log = tmp_path / 'note.log'
+    MMLogger.get_instance(f'lock_note_{tmp_path.name}', log_file=str(log))
+    work = tmp_path / 'work'
+    pid = dead_pid()
+    write_lock(
+        work,
+        host=socket.gethostname(),
+        pid=pid,
+        started='2026-01-01 00:00:00 +0000',
+        command='train.py KILLED',
+    )
+    with wdl.acquire(work) as handle:
+        assert handle.owner
+        assert json.loads((work / LOCK_FILE).read_text())['pid'] == os.getpid()
+    expected = (
+        f'work dir {work}: taking over the lock of a run that is no longer '
+        f'running (no process {pid} runs on this host): host '
+        f'{socket.gethostname()}, PID {pid}, started 2026-01-01 00:00:00 '
+        '+0000, command: train.py KILLED; its files in the work dir are kept'
+    )
+    assert handle.note == expected
+    assert f'WARNING - {expected}' in log.read_text()
+
+
+def test_reused_pid_is_stale(tmp_path):
+    """The lock's PID runs, but it is another process (started later)."""
+    work = tmp_path / 'work'
+    write_lock(
+        work,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        pid_start='1',
+        started='then',
+        command='old',
+    )
+    with wdl.acquire(work) as handle:
+        assert 'is now another process' in handle.note
+
+
+def test_lock_of_another_host_is_refused_with_the_remove_command(tmp_path):
+    work = tmp_path / 'work'
+    path = write_lock(
+        work,
+        host='gpu-node-7',
+        pid=os.getpid(),
+        started='2026-01-01 00:00:00 +0000',
+        command='train.py ELSEWHERE',
+    )
+    with pytest.raises(WorkDirLockedError) as info:
+        wdl.acquire(work)
+    message = str(info.value)
+    assert 'locked by a run on another host: host gpu-node-7' in message
+    assert 'command: train.py ELSEWHERE' in message
+    assert message.endswith(f'rm {path}')
+    assert path.is_file()  # left alone
+
+
+def test_unreadable_lock_is_refused(tmp_path):
+    path = write_lock(tmp_path / 'work')
+    path.write_text('garbage')
+    with pytest.raises(WorkDirLockedError, match='not a lock record.*rm '):
+        wdl.read_lock(tmp_path / 'work', wait=0.1)
+
+
+RACER = textwrap.dedent(
+    """
+    import importlib.util, sys, time
+    spec = importlib.util.spec_from_file_location('lock', sys.argv[1])
+    lock = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lock)
+    print('ready', flush=True)
+    sys.stdin.readline()  # all start together
+    try:
+        handle = lock.acquire(sys.argv[2])
+        print('won', handle.note is not None, flush=True)
+        sys.stdin.readline()
+        handle.release()
+    except lock.WorkDirLockedError as e:
+        print('refused', flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize('stale', [False, True])
+def test_simultaneous_starts_one_wins(tmp_path, stale):
+    """Six processes start in one work dir at the same moment, on a free
+    work dir or on a stale lock: exactly one holds the lock, and on a
+    stale lock it is the one that took it over."""
+    work = tmp_path / 'work'
+    if stale:
+        write_lock(work, host=socket.gethostname(), pid=dead_pid())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, '-c', RACER, wdl.__file__, str(work)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == 'ready'
+        for proc in procs:
+            proc.stdin.write('go\n')
+            proc.stdin.flush()
+        outcomes = [proc.stdout.readline().split() for proc in procs]
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+    assert sorted(o[0] for o in outcomes) == ['refused'] * 5 + ['won']
+    assert [o[1] for o in outcomes if o[0] == 'won'] == [str(stale)]
+    assert not (work / LOCK_FILE).exists()
+
+
+def listing(folder: Path) -> dict:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob('*'))
+    }
+
+
+def test_train_refuses_a_locked_work_dir_before_writing(tmp_path, holder):
+    """Two launches in one work dir: the second tools/train.py stops
+    before it writes anything there (no log, no config copy), naming the
+    first run. Before the lock it trained into the same files."""
+    root = require_fashion_mnist()
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    proc = holder(work)
+    before = listing(work)
+    with pytest.raises(WorkDirLockedError) as info:
+        run_tool(
+            'train',
+            CT_CONFIG,
+            '--work-dir',
+            work,
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.dataset.indices=32',
+            'train_dataloader.batch_size=16',
+            'val_cfg.bn_recal_images=0',
+            'val_dataloader.dataset.indices=16',
+            f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}',
+            f'experiment_name={tmp_path.name}_locked',
+        )
+    assert f'PID {proc.pid},' in str(info.value)
+    assert 'command: train.py FIRST-RUN' in str(info.value)
+    assert listing(work) == before
