@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 
 from mmst.registry import HOOKS
 
+from . import work_dir_lock
 from .checkpoint import (
     ATOMIC_BACKEND,
     checkpoint_problem,
@@ -61,6 +62,11 @@ class SafeCheckpointHook(CheckpointHook):
       processes (logged), ``persistent_workers=True`` dataloader workers'
       own states, and the batches MMEngine's iteration-based loop replays
       to fast-forward its dataloader (docs/troubleshooting.md).
+    - **One training per work dir.** A training run holds the work dir's
+      lock (:mod:`mmst.engine.work_dir_lock`) from ``before_run`` to
+      ``after_run``, so that an upstream ``tools/train.py`` gets it too;
+      mmst's ``tools/train.py`` takes it earlier, before the Runner writes
+      anything (a second run is refused there).
 
     Use it in any config (mmst's configs do)::
 
@@ -76,11 +82,16 @@ class SafeCheckpointHook(CheckpointHook):
         self._rng_states = None  # all ranks' states for the next save
         self._val_rng = None  # this rank's state before validation
         self._resumed_rng = None  # this rank's state from the checkpoint
+        self._lock = None
 
     # -- resume ------------------------------------------------------------
     def before_run(self, runner) -> None:
-        """Choose the checkpoint an auto ``--resume`` continues from, and
-        refuse an incomplete ``--resume FILE`` in one line."""
+        """Lock the work dir of a training run; choose the checkpoint an
+        auto ``--resume`` continues from, and refuse an incomplete
+        ``--resume FILE`` in one line."""
+        if runner._train_loop is None or isinstance(runner._train_loop, dict):
+            return  # not training (Runner.val / Runner.test)
+        self._lock = work_dir_lock.acquire(runner.work_dir, reentrant=True)
         if not getattr(runner, '_resume', False):
             return
         load_from = runner._load_from
@@ -110,6 +121,11 @@ class SafeCheckpointHook(CheckpointHook):
         if path is not None:
             print_log(f'--resume: continuing from {path}', 'current')
             runner._load_from = path
+
+    def after_run(self, runner) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get(RNG_KEY)

@@ -277,3 +277,36 @@ def test_train_refuses_a_locked_work_dir_before_writing(tmp_path, holder):
     assert f'PID {proc.pid},' in str(info.value)
     assert 'command: train.py FIRST-RUN' in str(info.value)
     assert listing(work) == before
+
+
+def test_upstream_train_script_is_refused_by_the_hook(tmp_path, holder):
+    """An upstream tools/train.py (``Runner.from_cfg(cfg).train()``, no mmst
+    launcher) with ``mmst.SafeCheckpointHook``: the hook takes the work
+    dir's lock in ``before_run``, so a second run is refused before it
+    trains (its Runner has written its log folder by then)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    root = require_fashion_mnist()
+    work = tmp_path / 'work'
+    work.mkdir()
+    proc = holder(work)
+    cfg = Config.fromfile(CT_CONFIG)
+    cfg.merge_from_dict(
+        {
+            'work_dir': str(work),
+            'train_cfg.max_epochs': 1,
+            'train_dataloader.dataset.indices': 16,
+            'train_dataloader.dataset.data_root': str(root),
+            'val_cfg': None,
+            'val_dataloader': None,
+            'val_evaluator': None,
+            'experiment_name': f'{tmp_path.name}_hook_locked',
+        }
+    )
+    assert cfg.default_hooks.checkpoint.type == 'mmst.SafeCheckpointHook'
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(WorkDirLockedError) as info:
+        runner.train()
+    assert f'PID {proc.pid},' in str(info.value)
+    assert not list(work.glob('*.pth'))
