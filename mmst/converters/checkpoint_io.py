@@ -263,9 +263,9 @@ def _one_line(text: str) -> str:
 def _torch_reason(exc: BaseException) -> str:
     """What torch.load said, in one line."""
     text = str(exc)
-    for line in text.splitlines():  # weights-only refusals say it here
-        if 'WeightsUnpickler error:' in line:
-            return _one_line(line.split('WeightsUnpickler error:', 1)[1])
+    marker = 'WeightsUnpickler error:'  # what the weights-only reader refused
+    if marker in text and _one_line(text.split(marker, 1)[1]):
+        return _one_line(text.split(marker, 1)[1])
     reason = _one_line(text)
     return f'{type(exc).__name__}: {reason}' if reason else type(exc).__name__
 
@@ -291,16 +291,18 @@ def _unreadable(name: str, path: str, exc: BaseException) -> str:
             head = f.read(SNIFF_BYTES)
     except OSError as err:
         return f'cannot read {name}: {err.strerror or err}'
-    if isinstance(exc, pickle.UnpicklingError) and (
-        'Weights only load failed' in str(exc)
-    ):
-        if head.startswith(ZIP_MAGIC):
-            return (
-                f'cannot read {name}: a PyTorch checkpoint holding Python '
-                'objects that torch.load(weights_only=True) refuses '
-                f'({reason}); only tensors, numbers, strings, containers '
-                "and MMEngine's own checkpoint entries are loaded"
-            )
+    refused = (
+        isinstance(exc, pickle.UnpicklingError)
+        and 'Weights only load failed' in str(exc)
+        and reason.startswith('Unsupported global')
+    )
+    if refused and head.startswith((ZIP_MAGIC, b'\x80')):
+        return (
+            f'cannot read {name}: a PyTorch checkpoint holding Python '
+            'objects that torch.load(weights_only=True) refuses '
+            f'({reason}); only tensors, numbers, strings, containers '
+            "and MMEngine's own checkpoint entries are loaded"
+        )
     if head.startswith(ZIP_MAGIC):
         return (
             f'cannot read {name}: a truncated or corrupted PyTorch '

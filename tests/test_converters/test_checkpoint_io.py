@@ -98,6 +98,23 @@ def _bad_files(root: Path) -> dict:
         'torch.load(weights_only=True) refuses (Unsupported global: GLOBAL '
         'argparse.Namespace',
     )
+    torch.save(
+        {'args': argparse.Namespace(lr=0.1)},
+        pickled,
+        _use_new_zipfile_serialization=False,
+    )
+    add(
+        'pickled_legacy.pth',
+        pickled.read_bytes(),
+        files['pickled.pth'][1],
+    )
+    add(
+        'garbage.pth',
+        b'\x80\x02' + bytes(range(126, 256)),
+        'not a readable PyTorch checkpoint (a pickle stream of 132 bytes: '
+        'truncated, corrupted or not written by torch.save; torch.load: '
+        'Unsupported operand 126)',
+    )
     tensor = root / 'tensor_only.pth'
     torch.save(torch.zeros(3), tensor)
     add(
@@ -118,6 +135,8 @@ BAD = [
     'work_dir',
     'missing.pth',
     'pickled.pth',
+    'pickled_legacy.pth',
+    'garbage.pth',
     'tensor_only.pth',
 ]
 
