@@ -30,6 +30,7 @@ import logging
 import os
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
@@ -163,9 +164,12 @@ def is_remote(filename: str) -> bool:
 
 
 def check_readable(filename: PathLike) -> str:
-    """Refuse a checkpoint path that cannot be a checkpoint file, without
-    reading it (missing, a directory, empty, no read permission); remote
-    names (:func:`is_remote`) pass.
+    """Refuse a checkpoint path that cannot be a checkpoint file, reading
+    only its first bytes and (zip format) its end: missing, a directory,
+    empty, no read permission, neither of torch's formats (e.g. a text
+    file), or a zip checkpoint cut short. Remote names (:func:`is_remote`)
+    pass. What only a full read finds (a truncated legacy-format file, a
+    refused Python object) :func:`read_checkpoint` reports the same way.
 
     Args:
         filename (str | PathLike): The checkpoint path.
@@ -175,9 +179,8 @@ def check_readable(filename: PathLike) -> str:
 
     Raises:
         CheckpointNotFoundError: No such file (a ``FileNotFoundError``).
-        CheckpointError: A directory, an empty file or an unreadable one;
-            one line, e.g. ``cannot read work/: a directory, not a
-            checkpoint file``.
+        CheckpointError: Any other of the above; one line, e.g. ``cannot
+            read work/: a directory, not a checkpoint file``.
     """
     name = os.fspath(filename)
     if is_remote(name):
@@ -200,6 +203,16 @@ def check_readable(filename: PathLike) -> str:
             f'cannot read {name}: an empty file (0 bytes), not a PyTorch '
             'checkpoint'
         )
+    with open(path, 'rb') as f:
+        head = f.read(len(ZIP_MAGIC))
+    if head.startswith(b'\x80') or (
+        head == ZIP_MAGIC and zipfile.is_zipfile(path)
+    ):
+        return path  # torch's legacy format (a pickle) or a complete zip
+    try:  # torch's own words on what it is not (it fails fast on these)
+        torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any reader failure
+        raise CheckpointError(_unreadable(name, path, exc)) from None
     return path
 
 

@@ -245,3 +245,29 @@ def test_api_init_model_is_strict(files):
     assert set(own) == set(saved['state_dict'])
     for key, value in saved['state_dict'].items():
         assert torch.equal(own[key], value), key
+
+
+@pytest.mark.parametrize(
+    'tool, extra',
+    [
+        ('analysis_tools/logit_magnitude', ['--no-progress']),
+        ('analysis_tools/depth_menu', ['--no-progress']),
+        ('model_converters/extract_subnet', ['--subnet', 'smallest']),
+    ],
+)
+def test_other_tools_refuse_a_text_file_first(files, tmp_path, tool, extra):
+    """The other analysis tools read checkpoints the same way: a text file
+    is one line, before a model is built or an output is written."""
+    out = tmp_path / 'out'
+    where = [str(out)] if tool.endswith('extract_subnet') else []
+    where += [] if where else ['--out-dir', str(out)]
+    with pytest.raises(ValueError) as exc:
+        load_tool(tool).main(
+            [str(CT_CONFIG), files['text'], *where, *extra]
+            + ['--non-strict', '--cfg-options', *_data_options('val')]
+        )
+    assert str(exc.value) == (
+        f'cannot read {files["text"]}: a text file, not a PyTorch '
+        "checkpoint (it starts with 'top-1 91.3 after 200 epochs')"
+    )
+    assert not out.exists()
