@@ -1,7 +1,8 @@
 """Test (evaluate) a checkpoint of an mmst or upstream config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
-        [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
+        [--show-dir DIR] [--non-strict] [--cfg-options k=v ...]
+        [--launcher pytorch]
 
 The model tested is the plain upstream one (:func:`mmst.apis.plain_config`,
 applied after ``--cfg-options``): an ST config's ``architecture`` with the
@@ -10,11 +11,19 @@ testing needs none of mmst's training parts. ``--out`` dumps the predictions
 (MMEngine's ``DumpResults`` metric appended to ``test_evaluator``);
 ``--show-dir`` turns on the task library's visualization hook (see
 :func:`enable_show_dir`).
+
+The checkpoint is loaded strictly (:mod:`mmst.converters.checkpoint_io`):
+a file that is not a readable checkpoint, or one with a missing,
+unexpected or mis-shaped key, ends the run with exit status 1 and a
+message naming the file (and the keys) before anything is evaluated.
+``--non-strict`` loads the matching keys (MMEngine's non-strict loading)
+and logs what was skipped.
 """
 
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
@@ -25,6 +34,12 @@ from mmst.apis.launch import (
     LAUNCHERS,
     explain_rank_failures,
     maybe_destroy_process_group,
+)
+from mmst.converters.checkpoint_io import (
+    CheckpointError,
+    load_state_dict,
+    read_checkpoint,
+    state_dict_of,
 )
 from mmst.stack import load_config
 
@@ -48,6 +63,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         '--show-dir', help='save images with drawn predictions here'
+    )
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint keys that fit the model and log the '
+        'missing, unexpected and mis-shaped ones (default: any mismatch is '
+        'an error)',
     )
     parser.add_argument(
         '--cfg-options',
@@ -135,10 +157,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> None:
-    args = parse_args()
+def test(args: argparse.Namespace) -> dict:
+    """Evaluate ``args.checkpoint``; returns the metrics.
+
+    Raises:
+        CheckpointError: The checkpoint is unreadable (before the Runner
+            is built) or, without ``--non-strict``, does not fit the model.
+    """
     cfg = merge_args(load_config(args.config), args)
     cfg = plain_config(cfg)
+    checkpoint = read_checkpoint(args.checkpoint)
     prepare_config(cfg, args.launcher)
     with explain_rank_failures(cfg):  # a stopped/dead rank: one clear line
         runner = (
@@ -146,7 +174,27 @@ def main() -> None:
             if 'runner_type' not in cfg
             else RUNNERS.build(cfg)
         )
-        runner.test()
+        load_state_dict(
+            runner.model,
+            state_dict_of(checkpoint, source=args.checkpoint),
+            strict=not args.non_strict,
+            checkpoint=args.checkpoint,
+            config=args.config,
+            logger=runner.logger,
+        )
+        del checkpoint
+        # The Runner loads cfg.load_from (the same tensors) again after its
+        # hooks' before_run, so that checkpoint hooks (EMA) see it in order.
+        return runner.test()
+
+
+def main() -> None:
+    args = parse_args()
+    try:
+        test(args)
+    except CheckpointError as e:
+        print(f'tools/test.py: error: {e}', file=sys.stderr)
+        sys.exit(1)
     maybe_destroy_process_group(args.launcher)
 
 

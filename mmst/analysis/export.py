@@ -36,8 +36,9 @@ from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from mmst.apis import plain_config, prepare_config
+from mmst.apis import init_model, plain_config, prepare_config
 from mmst.apis.inference import is_st_model
+from mmst.converters.checkpoint_io import check_readable
 from mmst.engine import preserved_bn_stats, recalibrate_bn
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.registry import MODELS
@@ -180,29 +181,22 @@ def build_model(
     strict: bool = True,
 ) -> nn.Module:
     """The config's model (plain: an ST config's architecture), with
-    ``checkpoint`` loaded, in eval mode on the CPU.
+    ``checkpoint`` loaded, in eval mode on the CPU
+    (:func:`mmst.apis.init_model`).
 
     Args:
         cfg (str | Config): A config file or a loaded config.
         checkpoint (str, optional): A checkpoint to load.
-        strict (bool): Refuse missing / unexpected keys. Defaults to True.
+        strict (bool): Refuse a missing, unexpected or mis-shaped key.
+            Defaults to True.
 
     Returns:
         nn.Module: The model.
-    """
-    from mmengine.runner import load_checkpoint
 
-    cfg = plain_config(cfg)
-    init_default_scope(cfg.get('default_scope') or 'mmst')
-    model = MODELS.build(copy.deepcopy(cfg.model))
-    if checkpoint is not None:
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
-        load_checkpoint(
-            model, checkpoint, map_location='cpu', strict=strict, logger=None
-        )
-    model.eval()
-    return model
+    Raises:
+        CheckpointError: See :func:`mmst.apis.init_model`.
+    """
+    return init_model(cfg, checkpoint, strict=strict)
 
 
 def _atomic_save(obj: dict, path: str) -> None:
@@ -416,6 +410,7 @@ def export_subnet(
     onnx: bool = False,
     onnx_images: int = 8,
     runner: Optional[Runner] = None,
+    strict: bool = True,
 ) -> dict:
     """Write a sub-network of a trained model as a standalone config +
     checkpoint (and optionally ONNX) in ``out_dir``.
@@ -438,6 +433,9 @@ def export_subnet(
         onnx_images (int): Test images of the ONNX parity check.
         runner (Runner, optional): A runner already built from the config
             (its model's weights are replaced by ``checkpoint``'s).
+        strict (bool): Refuse a checkpoint with a missing, unexpected or
+            mis-shaped key (:func:`mmst.analysis.load_weights`). Defaults
+            to True.
 
     Returns:
         dict: See :func:`export_model_subnet`.
@@ -445,8 +443,11 @@ def export_subnet(
     Raises:
         ValueError: An invalid argument (named in the message).
         FileExistsError: Outputs exist and ``force`` is False.
-        FileNotFoundError: ``checkpoint`` does not exist.
+        CheckpointError: ``checkpoint`` is unreadable (checked first; a
+            missing file is also a ``FileNotFoundError``) or, when
+            ``strict``, does not fit the model.
     """
+    check_readable(checkpoint)
     paths = output_paths(out_dir, onnx)
     check_outputs(paths.values(), force)
     if isinstance(cfg_or_path, Config):
@@ -462,7 +463,7 @@ def export_subnet(
     with tempfile.TemporaryDirectory(prefix='mmst_export_') as tmp:
         if runner is None:
             runner = build_runner(cfg, tmp)
-        ckpt = load_weights(runner, checkpoint)
+        ckpt = load_weights(runner, checkpoint, strict)
         src_meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         return export_model_subnet(
             cfg,
@@ -562,6 +563,7 @@ def export_onnx(
     opset_version: int = 17,
     dynamic_batch: bool = True,
     force: bool = False,
+    strict: bool = True,
 ) -> dict:
     """Export a model's ``mode='tensor'`` forward to ONNX (TorchScript
     exporter, ``dynamo=False``).
@@ -583,6 +585,8 @@ def export_onnx(
         opset_version (int): ONNX opset. Defaults to 17.
         dynamic_batch (bool): A dynamic batch axis. Defaults to True.
         force (bool): Overwrite ``out_file``. Defaults to False.
+        strict (bool): With a config: refuse a checkpoint that does not fit
+            the model (:func:`mmst.apis.init_model`). Defaults to True.
 
     Returns:
         dict: ``file``, ``input_shape``, ``outputs`` (names),
@@ -606,7 +610,7 @@ def export_onnx(
     else:
         cfg = plain_config(model_or_config)
         prepare_config(cfg)
-        model = build_model(cfg, checkpoint)
+        model = build_model(cfg, checkpoint, strict)
         if input_shape is None:
             input_shape = _first_input_shape(cfg, model)
     check_onnx_task(model)

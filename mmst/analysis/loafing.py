@@ -20,6 +20,7 @@ import os.path as osp
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from mmst.converters.checkpoint_io import check_readable
 from mmst.engine import evaluate_subnet
 from mmst.engine.bn_recal import has_trainable_bn
 from mmst.models.algorithms.stimulative import unwrap_st
@@ -89,6 +90,7 @@ def run_loafing(
     seed: int = 0,
     cfg_options: Optional[dict] = None,
     show_progress: bool = False,
+    strict: bool = True,
 ) -> dict:
     """Evaluate the main network and the sub-networks of one config with
     one or more checkpoints.
@@ -115,10 +117,13 @@ def run_loafing(
         seed (int): Seed of the re-estimation images and augmentations.
         cfg_options (dict, optional): Config overrides.
         show_progress (bool): A progress bar on stderr.
+        strict (bool): Refuse a checkpoint with a missing, unexpected or
+            mis-shaped key (:func:`mmst.analysis.load_weights`). Defaults
+            to True; False loads the keys that fit and logs the others.
 
     Returns:
         dict: ``config``, ``split``, ``eval_images``, ``metric``,
-        ``bn_recal_images``, ``seed``, ``input_shape``,
+        ``bn_recal_images``, ``seed``, ``strict``, ``input_shape``,
         ``flops_convention``, ``space``, ``checkpoints`` and ``networks``
         (per network: ``name``, ``subnet`` (blocks per stage), ``blocks``,
         ``params``, ``flops``, ``bn_stats``, ``metrics`` (all metrics per
@@ -127,12 +132,17 @@ def run_loafing(
 
     Raises:
         ValueError: An invalid argument (the message names it).
-        FileNotFoundError: A checkpoint does not exist.
+        CheckpointError: A checkpoint is unreadable (checked before
+            anything is evaluated) or, when ``strict``, does not fit the
+            model (a ``ValueError``; a missing file is also a
+            ``FileNotFoundError``).
     """
     if isinstance(checkpoints, str):
         checkpoints = [checkpoints]
     if not checkpoints:
         raise ValueError('checkpoints=[] is invalid; allowed: one or more')
+    for path in checkpoints:
+        check_readable(path)
     check_bn_recal_images(bn_recal_images)
     specs = parse_subnet_specs(subnets, '--subnets')
     labels = check_labels(labels, checkpoints)
@@ -180,7 +190,7 @@ def run_loafing(
         )
         try:
             for label, path in zip(labels, checkpoints):
-                load_weights(runner, path)
+                load_weights(runner, path, strict)
                 for net in networks:
                     bar.set_postfix_str(f'{label} {net["name"]}')
                     use_recal = recal_images if net['subnet'] else 0
@@ -216,6 +226,7 @@ def run_loafing(
         bn_recal_images=recal_images,
         has_bn=has_bn,
         seed=seed,
+        strict=strict,
         input_shape=list(shape),
         flops_convention=FLOPS_CONVENTION,
         space=dict(

@@ -17,6 +17,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
+from mmst.converters.checkpoint_io import check_readable
 from mmst.engine import preserved_bn_stats, recalibrate_bn
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.models.tasks import infer_task
@@ -111,23 +112,28 @@ def run_logit_magnitude(
     seed: int = 0,
     cfg_options: Optional[dict] = None,
     show_progress: bool = False,
+    strict: bool = True,
 ) -> dict:
     """Logit statistics of the main network and the sub-networks.
 
     Arguments as :func:`mmst.analysis.run_loafing` (``bn_recal_images``:
-    training images for each sub-network's BN statistics, 0: stored).
+    training images for each sub-network's BN statistics, 0: stored;
+    ``strict``: refuse a checkpoint that does not fit the model).
 
     Returns:
         dict: ``config``, ``split``, ``eval_images``, ``bn_recal_images``,
-        ``seed``, ``checkpoints`` and ``networks`` (per network: ``name``,
-        ``subnet`` (blocks per stage), ``bn_stats`` and ``stats``: per
-        label the :func:`logit_stats` dict).
+        ``seed``, ``strict``, ``checkpoints`` and ``networks`` (per
+        network: ``name``, ``subnet`` (blocks per stage), ``bn_stats`` and
+        ``stats``: per label the :func:`logit_stats` dict).
 
     Raises:
         ValueError: Not a classifier, or an invalid argument.
+        CheckpointError: As in :func:`mmst.analysis.run_loafing`.
     """
     if isinstance(checkpoints, str):
         checkpoints = [checkpoints]
+    for path in checkpoints:
+        check_readable(path)
     check_bn_recal_images(bn_recal_images)
     specs = parse_subnet_specs(subnets, '--subnets')
     labels = check_labels(labels, checkpoints)
@@ -161,7 +167,7 @@ def run_logit_magnitude(
         )
         try:
             for label, path in zip(labels, checkpoints):
-                load_weights(runner, path)
+                load_weights(runner, path, strict)
                 for net, subnet in zip(networks, members):
                     bar.set_postfix_str(f'{label} {net["name"]}')
                     net['stats'][label] = logit_stats(
@@ -182,6 +188,7 @@ def run_logit_magnitude(
         eval_images=len(loader.dataset),
         bn_recal_images=recal_images,
         seed=seed,
+        strict=strict,
         checkpoints=[
             dict(label=label, path=osp.abspath(path))
             for label, path in zip(labels, checkpoints)

@@ -558,6 +558,7 @@ def build_menu(
     progress: bool = True,
     cache_mb: float = DEFAULT_CACHE_MB,
     on_unit: Optional[Callable[[dict, dict], None]] = None,
+    strict: bool = True,
 ) -> dict:
     """Measure every member and return the menu (also in
     ``out_dir/menu.json``, rewritten after every finished unit).
@@ -615,6 +616,10 @@ def build_menu(
         cache_mb (float): Memory budget of the cached evaluation batches.
         on_unit (callable, optional): Called as ``on_unit(menu, unit)``
             after each finished unit has been written.
+        strict (bool): Refuse a checkpoint with a missing, unexpected or
+            mis-shaped key (:func:`mmst.analysis.load_weights`). Defaults
+            to True; False (recorded in the settings as ``strict=False``)
+            loads the keys that fit and logs the others.
 
     Returns:
         dict: The menu: ``settings``, ``machine``, ``metric``,
@@ -629,6 +634,7 @@ def build_menu(
             settings (names the differing ones).
         ValueError: Invalid arguments (named with the allowed values).
     """
+    from mmst.converters.checkpoint_io import check_readable
     from mmst.engine.bn_recal import check_recal_images
     from mmst.models.algorithms.stimulative import unwrap_st
     from mmst.subnet import format_subnet, parse_subnet_specs, resolve_subnets
@@ -653,8 +659,7 @@ def build_menu(
     if not checkpoints:
         raise ValueError('checkpoints: give at least one checkpoint')
     for path in checkpoints:
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'checkpoint {path} does not exist')
+        check_readable(path)
     labels = check_labels(labels, checkpoints)
     batch_sizes = [int(b) for b in batch_sizes]
     if not batch_sizes or any(b < 1 for b in batch_sizes):
@@ -742,6 +747,8 @@ def build_menu(
             machine=machine['cpu']
             if torch_device.type == 'cpu'
             else machine.get('gpu'),
+            # recorded only when non-strict: strict menus keep their settings
+            **({} if strict else dict(strict=False)),
         )
         menu = load_existing(out_dir, settings, force)
         resumed = menu is not None
@@ -872,7 +879,7 @@ def build_menu(
                     continue
                 bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
                 with quiet_logs():
-                    load_weights(runner, path)
+                    load_weights(runner, path, strict)
                 model.to(torch_device)
                 subs = [sub for sub, _ in todo]
                 count = len(todo)
@@ -1072,6 +1079,8 @@ def export_member(
 
     Raises:
         FileExistsError: Outputs exist and ``force`` is False.
+        CheckpointError: The checkpoint is unreadable or no longer fits
+            (loaded as strictly as the menu was built).
     """
     from .export import export_subnet
 
@@ -1093,6 +1102,7 @@ def export_member(
         if cfg_options is not None
         else (st['cfg_options'] or None),
         onnx=onnx,
+        strict=st.get('strict', True),
     )
 
 

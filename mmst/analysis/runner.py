@@ -8,7 +8,6 @@ Shared by ``tools/analysis_tools/loafing.py``, ``logit_magnitude.py``,
 
 import copy
 import logging
-import os.path as osp
 import sys
 import uuid
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmst.apis import prepare_config
+from mmst.converters.checkpoint_io import load_runner_checkpoint
 from mmst.engine import RecalLoader, elastic_of
 from mmst.engine import build_recal_loader as engine_recal_loader
 from mmst.subnet import ElasticDepth, SubnetSpace
@@ -128,19 +128,32 @@ def build_runner(cfg: Config, work_dir: str) -> Runner:
     return runner
 
 
-def load_weights(runner: Runner, checkpoint: str) -> dict:
-    """Load ``checkpoint`` into the runner's model (non-strict, as
-    ``tools/test.py``; mismatched keys are logged).
+def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
+    """Load ``checkpoint`` into the runner's model, strictly unless told
+    otherwise (:func:`mmst.converters.checkpoint_io.load_runner_checkpoint`:
+    the runner's hooks see the checkpoint first, as in MMEngine's
+    ``Runner.load_checkpoint``); the model is left in eval mode.
+
+    Args:
+        runner (Runner): A runner from :func:`build_runner`.
+        checkpoint (str): The checkpoint file.
+        strict (bool): Refuse a missing, unexpected or mis-shaped key.
+            Defaults to True; False (``--non-strict``) loads the keys that
+            fit and logs the others.
 
     Returns:
         dict: The loaded checkpoint (``meta``, ``state_dict`` ...).
 
     Raises:
-        FileNotFoundError: ``checkpoint`` does not exist.
+        CheckpointNotFoundError: ``checkpoint`` does not exist (a
+            ``FileNotFoundError``).
+        CheckpointError: ``checkpoint`` is not a readable checkpoint (one
+            line), or ``strict`` and it does not fit the model
+            (:class:`~mmst.converters.CheckpointMismatchError`: the first
+            keys of each kind, the checkpoint, the config); a
+            ``ValueError``.
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
-    ckpt = runner.load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_runner_checkpoint(runner, checkpoint, strict=strict)
     runner.model.eval()
     return ckpt
 

@@ -1,7 +1,9 @@
-from .inference import is_st_model, plain_config
+from .inference import init_model, is_st_model, load_checkpoint, plain_config
 from .launch import prepare_config, register_scope_modules
 
 __all__ = [
+    'init_model',
+    'load_checkpoint',
     'is_st_model',
     'plain_config',
     'prepare_config',

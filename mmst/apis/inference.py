@@ -7,13 +7,26 @@ model's plain keys. The libraries' inference APIs (``mmdet.apis
 ``mmpretrain.get_model`` and the inferencers) read ``cfg.model`` as the
 upstream model itself, so they take :func:`plain_config` of an ST config
 and the ST checkpoint (``docs/inference.md``).
+
+Those APIs load the checkpoint non-strictly (MMEngine's
+``load_checkpoint``: a checkpoint of another model gives warnings and a
+partly untrained model). :func:`init_model` builds the same plain model
+and loads the checkpoint strictly (:func:`load_checkpoint`).
 """
 
 import copy
 import os
 from typing import Optional, Union
 
+import torch.nn as nn
 from mmengine.config import Config, ConfigDict
+
+from mmst.converters.checkpoint_io import (  # noqa: F401  (load_checkpoint)
+    load_checkpoint,
+    load_state_dict,
+    read_checkpoint,
+    state_dict_of,
+)
 
 from .launch import ST_TYPES
 
@@ -143,3 +156,82 @@ def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
                 **{k: loop[k] for k in PLAIN_LOOP_KEYS if k in loop},
             )
     return cfg
+
+
+def init_model(
+    config: Union[str, os.PathLike, Config],
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    device: str = 'cpu',
+    *,
+    cfg_options: Optional[dict] = None,
+    strict: bool = True,
+) -> nn.Module:
+    """The plain upstream model of a config (:func:`plain_config`: an ST
+    config's ``architecture``) with ``checkpoint`` loaded strictly, in
+    eval mode on ``device``.
+
+    The model carries ``cfg`` (the plain config) and, when the checkpoint's
+    ``meta`` has one, ``dataset_meta`` (class names ...), as the
+    libraries' ``init_*`` functions set them.
+
+    Args:
+        config (str | PathLike | Config): A config file or a loaded config
+            (mmst ST config or upstream).
+        checkpoint (str | PathLike, optional): Its checkpoint (an ST
+            checkpoint holds the plain model's keys). None: initial
+            weights.
+        device (str): Where the model goes. Defaults to ``'cpu'``.
+        cfg_options (dict, optional): Config overrides, applied before
+            :func:`plain_config` (so they address
+            ``model.architecture...`` of an ST config).
+        strict (bool): Refuse a missing, unexpected or mis-shaped key.
+            Defaults to True; False loads the keys that fit and logs the
+            others.
+
+    Returns:
+        nn.Module: The model, e.g. an mmpretrain ``ImageClassifier``.
+
+    Raises:
+        CheckpointNotFoundError: ``checkpoint`` does not exist (a
+            ``FileNotFoundError``).
+        CheckpointError: ``checkpoint`` is unreadable (one line naming the
+            file and what it is not; read before the model is built) or,
+            when ``strict``, does not fit the model
+            (:class:`~mmst.converters.CheckpointMismatchError`: up to 5
+            keys of each kind, the checkpoint and the config); a
+            ``ValueError``.
+    """
+    from mmengine.registry import init_default_scope
+
+    from mmst.registry import MODELS
+
+    if isinstance(config, (str, os.PathLike)):
+        config = Config.fromfile(os.fspath(config))
+    elif not isinstance(config, Config):
+        raise TypeError(
+            f'init_model: config={type(config).__name__} is invalid; '
+            'allowed: a config file path or an mmengine Config'
+        )
+    if cfg_options:
+        config = copy.deepcopy(config)
+        config.merge_from_dict(cfg_options)
+    cfg = plain_config(config)
+    loaded = None
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        loaded = read_checkpoint(checkpoint)
+    init_default_scope(cfg.get('default_scope') or 'mmst')
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    if loaded is not None:
+        load_state_dict(
+            model,
+            state_dict_of(loaded, source=checkpoint),
+            strict=strict,
+            checkpoint=checkpoint,
+            config=cfg.filename,
+        )
+        meta = loaded.get('meta')
+        if isinstance(meta, dict) and meta.get('dataset_meta') is not None:
+            model.dataset_meta = meta['dataset_meta']
+    model.cfg = cfg
+    return model.to(device).eval()

@@ -14,7 +14,7 @@ exported. See docs/depth_menu.md.
         [--max-latency-ms MS] [--max-flops N] [--min-metric V]
         [--select LABEL] [--export DIR [--onnx]] [--out-dir DIR]
         [--plot FILE] [--title TEXT] [--force] [--no-progress]
-        [--cfg-options k=v ...]
+        [--non-strict] [--cfg-options k=v ...]
 """
 
 import argparse
@@ -167,6 +167,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--no-progress', action='store_true', help='no progress bar'
     )
     p.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint keys that fit the model and log the '
+        'missing, unexpected and mis-shaped ones (default: any mismatch is '
+        'an error)',
+    )
+    p.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -204,6 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         out_dir=out_dir,
         force=args.force,
         progress=not args.no_progress,
+        strict=not args.non_strict,
     )
     budget = dict(
         max_latency_ms=args.max_latency_ms,

@@ -6,7 +6,7 @@ each sub-network with its own re-estimated BN statistics.
         [--space default|space1..space7] [--bn-recal-images 2000]
         [--no-bn-recal] [--split val|test] [--metric KEY]
         [--max-val-images N] [--seed 0] [--out-dir DIR] [--plot FILE]
-        [--cfg-options k=v ...]
+        [--non-strict] [--cfg-options k=v ...]
 
 Writes ``loafing.json``, ``loafing.csv``, ``loafing.md`` and ``loafing.png``
 (accuracy vs FLOPs and vs blocks kept) to ``--out-dir``. With two
@@ -21,6 +21,10 @@ augmentations, for every sub-network, seeded with ``--seed``; the loader
 ``SubnetValLoop`` uses too). ``tools/model_converters/extract_subnet.py``
 re-estimates exactly the same statistics, so its standalone sub-network
 reproduces the number in this table.
+
+Checkpoints are loaded strictly: an unreadable file, or a missing,
+unexpected or mis-shaped key, is an error naming the file (and the keys);
+``--non-strict`` loads the keys that fit and logs the others.
 
 A command line over :func:`mmst.analysis.run_loafing` and
 :func:`mmst.analysis.write_all` (``docs/analysis.md``).
@@ -108,6 +112,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--no-progress', action='store_true', help='no progress bar'
     )
     p.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint keys that fit the model and log the '
+        'missing, unexpected and mis-shaped ones (default: any mismatch is '
+        'an error)',
+    )
+    p.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -142,6 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         seed=args.seed,
         cfg_options=args.cfg_options,
         show_progress=not args.no_progress,
+        strict=not args.non_strict,
     )
     paths = write_all(result, out_dir, args.plot, args.title)
     print(markdown_table(result))

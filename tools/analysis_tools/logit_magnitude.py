@@ -5,7 +5,7 @@
         [CHECKPOINT2] [--labels CT ST++] [--subnets all | 1,1,1 ...]
         [--space PRESET] [--max-images N] [--bn-recal-images 2000]
         [--no-bn-recal] [--split val|test] [--seed 0] [--out-dir DIR]
-        [--cfg-options k=v ...]
+        [--non-strict] [--cfg-options k=v ...]
 
 For every network, the raw logits (the head's output before any softmax or
 ST++ logit normalisation) of each image of the val (or test) set, their L2
@@ -13,6 +13,7 @@ norm averaged over the images; the top-1 accuracy of the same pass is
 recorded too. Sub-networks run with BN statistics re-estimated for them
 (as in ``loafing.py``; ``--no-bn-recal``: the stored statistics). Writes
 ``logit_magnitude.json`` and ``logit_magnitude.png`` to ``--out-dir``.
+Checkpoints are loaded strictly (``--non-strict``: as in ``loafing.py``).
 
 A command line over :func:`mmst.analysis.run_logit_magnitude`
 (``docs/analysis.md``).
@@ -65,6 +66,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     p.add_argument('--no-progress', action='store_true')
     p.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint keys that fit the model and log the '
+        'missing, unexpected and mis-shaped ones (default: any mismatch is '
+        'an error)',
+    )
+    p.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -92,6 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         seed=args.seed,
         cfg_options=args.cfg_options,
         show_progress=not args.no_progress,
+        strict=not args.non_strict,
     )
     out_dir = args.out_dir or osp.join(
         'work_dirs',

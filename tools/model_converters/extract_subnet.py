@@ -3,7 +3,8 @@ model.
 
     python tools/model_converters/extract_subnet.py CONFIG CHECKPOINT \\
         OUT_DIR --subnet 2,3,5,2 [--bn-recal-images 2000] [--seed 0] \\
-        [--onnx [--onnx-images 8]] [--force] [--cfg-options k=v ...]
+        [--onnx [--onnx-images 8]] [--force] [--non-strict] \\
+        [--cfg-options k=v ...]
 
 Writes
 
@@ -88,6 +89,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--force', action='store_true', help='overwrite existing outputs'
     )
     p.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint keys that fit the model and log the '
+        'missing, unexpected and mis-shaped ones (default: any mismatch is '
+        'an error)',
+    )
+    p.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -109,6 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         cfg_options=args.cfg_options,
         onnx=args.onnx,
         onnx_images=args.onnx_images,
+        strict=not args.non_strict,
     )
     s = summary
     depths = ','.join(map(str, s['subnet']))
