@@ -216,6 +216,39 @@ def check_readable(filename: PathLike) -> str:
     return path
 
 
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a complete checkpoint written by ``torch.save``,
+    or None when it is: the full check behind ``--resume``'s choice
+    (:func:`mmst.engine.checkpoint.find_resume_checkpoint`), where
+    :func:`check_readable` is the cheap one of the evaluation tools.
+
+    Checks the zip container ``torch.save`` writes: the file exists, its
+    central directory is intact (a truncated file loses it) and every
+    member's CRC-32 matches (the file is read once; no unpickling).
+
+    Returns:
+        str | None: A short reason, e.g. ``'missing'``,
+        ``'truncated or not a torch.save file (no zip directory)'``.
+    """
+    if not os.path.exists(path):
+        return 'missing'
+    if not os.path.isfile(path):
+        return 'not a file'
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        return 'truncated or not a torch.save file (no zip directory)'
+    except (OSError, EOFError) as e:
+        return f'unreadable ({type(e).__name__}: {e})'
+    if bad is not None:
+        return f'corrupted (CRC mismatch in {bad})'
+    if not any(n.endswith('/data.pkl') or n == 'data.pkl' for n in names):
+        return 'not a torch.save file (no data.pkl)'
+    return None
+
+
 def read_checkpoint(
     filename: PathLike, map_location: Any = 'cpu'
 ) -> Mapping[str, Any]:

@@ -21,17 +21,17 @@ import os
 import os.path as osp
 import random
 import re
-import zipfile
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 
+from mmst.converters.checkpoint_io import checkpoint_problem
+
 __all__ = [
     'ATOMIC_BACKEND',
     'AtomicLocalBackend',
-    'checkpoint_problem',
     'find_resume_checkpoint',
     'get_rng_state',
     'remove_stale_temporaries',
@@ -149,37 +149,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
-
-
-def checkpoint_problem(path: str) -> Optional[str]:
-    """Why ``path`` is not a complete checkpoint written by ``torch.save``,
-    or None when it is.
-
-    Checks the zip container ``torch.save`` writes: the file exists, its
-    central directory is intact (a truncated file loses it) and every
-    member's CRC-32 matches (the file is read once; no unpickling).
-
-    Returns:
-        str | None: A short reason, e.g. ``'missing'``,
-        ``'truncated or not a torch.save file (no zip directory)'``.
-    """
-    if not osp.exists(path):
-        return 'missing'
-    if not osp.isfile(path):
-        return 'not a file'
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-            names = zf.namelist()
-    except zipfile.BadZipFile:
-        return 'truncated or not a torch.save file (no zip directory)'
-    except (OSError, EOFError) as e:
-        return f'unreadable ({type(e).__name__}: {e})'
-    if bad is not None:
-        return f'corrupted (CRC mismatch in {bad})'
-    if not any(n.endswith('/data.pkl') or n == 'data.pkl' for n in names):
-        return 'not a torch.save file (no data.pkl)'
-    return None
 
 
 def _step(path: str) -> int:

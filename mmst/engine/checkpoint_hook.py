@@ -15,12 +15,12 @@ from mmengine.dist import (
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
+from mmst.converters.checkpoint_io import checkpoint_problem
 from mmst.registry import HOOKS
 
 from . import work_dir_lock
 from .checkpoint import (
     ATOMIC_BACKEND,
-    checkpoint_problem,
     find_resume_checkpoint,
     get_rng_state,
     remove_stale_temporaries,
