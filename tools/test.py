@@ -20,7 +20,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmst.apis import plain_config, prepare_config
+from mmst.apis import check_config, plain_config, prepare_config
 from mmst.apis.launch import LAUNCHERS, maybe_destroy_process_group
 from mmst.stack import load_config
 
@@ -136,6 +136,7 @@ def main() -> None:
     cfg = merge_args(load_config(args.config), args)
     cfg = plain_config(cfg)
     prepare_config(cfg, args.launcher)
+    check_config(cfg)  # mmst's checks, before the Runner writes anything
     runner = (
         Runner.from_cfg(cfg)
         if 'runner_type' not in cfg
