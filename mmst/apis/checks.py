@@ -10,25 +10,19 @@ dotted key of the config (``model.distill.temperature``,
 ``val_cfg.bn_recal_images``).
 """
 
+import copy
 import inspect
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import torch
-import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import LOOPS, MODELS, TRANSFORMS, DefaultScope
 
-from mmst.engine.bn_recal import (
-    build_recal_loader,
-    check_recal_images,
-    seeded_rng,
-)
+from mmst.engine.bn_recal import seeded_rng
 from mmst.engine.subnet_eval import (
     SubnetValLoop,
     check_subnet_val_args,
     elastic_of,
-    recal_images_needed,
-    recal_main_default,
 )
 from mmst.registry import TRANSFORMS as MMST_TRANSFORMS
 from mmst.settings import SettingError, setting_prefix
@@ -98,20 +92,13 @@ def build_config_model(cfg: Config) -> torch.nn.Module:
     """The model of ``cfg`` as the Runner builds it (the config's
     top-level ``data_preprocessor`` merged in), in the config's default
     scope; errors name ``model.<key>``."""
-    model_cfg = ConfigDict(cfg.model)
+    model_cfg = copy.deepcopy(ConfigDict(cfg.model))  # builders mutate
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     scope = cfg.get('default_scope')
-    with DefaultScope.overwrite_default_scope(scope), setting_prefix('model'):
-        return MODELS.build(model_cfg)
-
-
-def _device() -> Optional[torch.device]:
-    """Where a collective of this process runs (nccl: its GPU)."""
-    if dist.is_available() and dist.is_initialized():
-        if dist.get_backend() == 'nccl':
-            return torch.device('cuda', torch.cuda.current_device())
-    return None
+    with DefaultScope.overwrite_default_scope(scope):
+        with setting_prefix('model', model_cfg):
+            return MODELS.build(model_cfg)
 
 
 def check_config(cfg: Config, build_model: bool = True) -> Config:
@@ -122,10 +109,10 @@ def check_config(cfg: Config, build_model: bool = True) -> Config:
       arguments (unknown keys; ``subnets`` specs; ``bn_recal_images``,
       ``recal_seed`` integers, not bools), through the function the loop
       itself calls (:func:`mmst.engine.subnet_eval.check_subnet_val_args`);
-      with the model, the ``subnets`` resolved in its space; and whether
-      ``train_dataloader`` holds the images ``bn_recal_images`` asks for
-      (the train dataset is built once for that: its annotation file is
-      read, no image).
+      with the model, the ``subnets`` resolved in its space. Whether the
+      training data holds ``bn_recal_images`` images needs the data set,
+      which is not read here: the loop checks it when the Runner builds
+      it, before the first training iteration.
     - ``model`` (``build_model=True``): built once as the Runner would
       build it, so that every build-time check of ``StimulativeTraining``
       and its parts runs (on CPU, the random generators left as they were;
@@ -164,17 +151,9 @@ def check_config(cfg: Config, build_model: bool = True) -> Config:
         if build_model and cfg.get('model'):
             model = build_config_model(cfg)
         space = elastic_of(model)[1] if model is not None and loops else None
-        for key, args in loops:
-            with setting_prefix(key):
-                check_subnet_val_args(**args, space=space)
-            recal_main = recal_main_default(model, args['recal_main'])
-            asked = recal_images_needed(args['bn_recal_images'], recal_main)
-            if not asked or not cfg.get('train_dataloader'):
-                continue
-            loader = build_recal_loader(
-                cfg.train_dataloader, args['recal_seed']
-            )
-            with setting_prefix(key):
-                check_recal_images(loader, asked, _device())
+        if space is not None:
+            for key, args in loops:
+                with setting_prefix(key):
+                    check_subnet_val_args(**args, space=space)
         del model
     return cfg

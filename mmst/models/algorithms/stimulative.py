@@ -171,7 +171,7 @@ class StimulativeTraining(BaseModel):
             if data_preprocessor is not None:
                 architecture = dict(architecture)
                 architecture.setdefault('data_preprocessor', data_preprocessor)
-            with setting_prefix('architecture'):
+            with setting_prefix('architecture', architecture):
                 architecture = MODELS.build(architecture)
         super().__init__(
             data_preprocessor=architecture.data_preprocessor, init_cfg=init_cfg
@@ -214,7 +214,7 @@ class StimulativeTraining(BaseModel):
         if subnet_loss == 'kl':
             distill = dict(distill or {})
             distill.setdefault('type', 'mmst.KLDivergenceLoss')
-            with setting_prefix('distill'):
+            with setting_prefix('distill', distill):
                 self.distill = MODELS.build(distill)
 
         backbone = architecture.backbone
