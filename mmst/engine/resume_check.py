@@ -193,23 +193,34 @@ def _listed(lines: List[str]) -> str:
 
 def read_checkpoint_meta(path: str) -> Dict[str, Any]:
     """The ``meta`` dict of an MMEngine checkpoint file (memory-mapped:
-    the tensors are not read; weights-only unpickling).
+    the tensors are not read; weights-only unpickling, with the globals
+    ``import mmst`` allow-lists for MMEngine checkpoints).
 
     Raises:
-        FileNotFoundError: No such file.
+        FileNotFoundError: No such file, or an empty path (an empty
+            ``last_checkpoint``).
         Exception: torch's error for a file it cannot load.
     """
+    if not path:
+        raise FileNotFoundError(
+            "--resume: the checkpoint path is empty (is the work dir's "
+            'last_checkpoint file empty?)'
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f'--resume: the checkpoint {path} does not exist (or is not a '
             'file)'
         )
     try:
-        checkpoint = torch.load(path, map_location='cpu', mmap=True)
+        checkpoint = torch.load(
+            path, map_location='cpu', mmap=True, weights_only=True
+        )
     except RuntimeError as e:
         if 'mmap' not in str(e):
             raise
-        checkpoint = torch.load(path, map_location='cpu')  # legacy format
+        checkpoint = torch.load(  # the legacy (not zip) format
+            path, map_location='cpu', weights_only=True
+        )
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     return meta if isinstance(meta, dict) else {}
 
