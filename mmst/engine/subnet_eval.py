@@ -195,6 +195,11 @@ class SubnetValLoop(ValLoop):
     ``bn_recal_images`` is the total over all ranks and every rank ends
     with the same statistics.
 
+    The arguments are checked when the loop is built, by
+    :func:`check_subnet_val_args` (which :func:`mmst.apis.check_config`
+    runs before the Runner is built): the errors name ``val_cfg.<key>``,
+    integers refuse bools.
+
     When the ST model's ``bn_stats='shared'`` (the authors' recipe), the
     main network's statistics are re-estimated too, permanently, on
     ``bn_recal_images`` images (2000 when 0). The loop then registers a
@@ -215,9 +220,6 @@ class SubnetValLoop(ValLoop):
             loop is built (:func:`mmst.subnet.parse_subnet_specs`, the
             parser of the analysis tools). Defaults to ``('smallest',
             'largest')``.
-            The arguments are checked when the loop is built
-            (:func:`check_subnet_val_args`; the errors name ``val_cfg.<key>``,
-            integers refuse bools).
         bn_recal_images (int): Training images (in total over all ranks)
             for each sub-network's BN statistics; 0 evaluates with the main
             network's statistics (shows BN mismatch). Defaults to 2000.

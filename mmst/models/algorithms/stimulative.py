@@ -144,6 +144,15 @@ class StimulativeTraining(BaseModel):
             preprocessor when its config has none (the Runner passes a
             config's top-level ``data_preprocessor`` here).
         init_cfg (dict, optional): Initialisation config.
+
+    Raises:
+        mmst.settings.SettingError: A ValueError naming the setting by its
+            dotted key relative to this model's config (``num_subnets``,
+            ``distill.temperature``, ``space.depths[0]``,
+            ``input_resize.size_range``; ``mmst.apis.check_config`` puts
+            ``model.`` in front), its value and what is allowed; integer
+            settings refuse bools. An upstream error while building
+            ``architecture`` or ``distill`` gets a note naming it.
     """
 
     def __init__(
