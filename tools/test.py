@@ -29,7 +29,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmst.apis import plain_config, prepare_config
+from mmst.apis import check_config, plain_config, prepare_config
 from mmst.apis.launch import (
     LAUNCHERS,
     explain_rank_failures,
@@ -168,6 +168,7 @@ def test(args: argparse.Namespace) -> dict:
     cfg = plain_config(cfg)
     checkpoint = read_checkpoint(args.checkpoint)
     prepare_config(cfg, args.launcher)
+    check_config(cfg)  # mmst's checks, before the Runner writes anything
     with explain_rank_failures(cfg):  # a stopped/dead rank: one clear line
         runner = (
             Runner.from_cfg(cfg)

@@ -1,7 +1,8 @@
 """Train an mmst or upstream (mmpretrain / mmdet / mmseg / mmpose) config.
 
-python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-    [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+    [--resume-model-change] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
+    [--launcher pytorch]
 """
 
 import argparse
@@ -12,13 +13,15 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmst.apis import prepare_config
+from mmst.apis import check_config, prepare_config
 from mmst.apis.launch import (
     LAUNCHERS,
     explain_rank_failures,
     maybe_destroy_process_group,
 )
 from mmst.engine import work_dir_lock
+from mmst.engine.checkpoint import choose_resume_checkpoint
+from mmst.engine.resume_check import check_resume_model
 from mmst.stack import load_config
 
 
@@ -33,6 +36,12 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         help='resume from this checkpoint, or (no value) from the latest '
         'checkpoint in the work directory',
+    )
+    parser.add_argument(
+        '--resume-model-change',
+        action='store_true',
+        help='with --resume: resume even if the model config differs from '
+        "the checkpoint's (the differences are logged as a warning)",
     )
     parser.add_argument(
         '--amp', action='store_true', help='mixed-precision training'
@@ -96,8 +105,12 @@ def main() -> None:
     args = parse_args()
     cfg = merge_args(load_config(args.config), args)
     prepare_config(cfg, args.launcher)
+    check_config(cfg)  # mmst's checks, before the Runner writes anything
     # one run per work dir; a stopped/dead rank: one clear error line
     with explain_rank_failures(cfg), work_dir_lock.acquire(cfg.work_dir):
+        if cfg.get('resume'):  # the checkpoint the Runner will resume
+            ckpt = choose_resume_checkpoint(cfg)
+            check_resume_model(ckpt, cfg, args.resume_model_change)
         runner = (
             Runner.from_cfg(cfg)
             if 'runner_type' not in cfg

@@ -1,7 +1,9 @@
+from .checks import check_config
 from .inference import init_model, is_st_model, load_checkpoint, plain_config
 from .launch import prepare_config, register_scope_modules
 
 __all__ = [
+    'check_config',
     'init_model',
     'load_checkpoint',
     'is_st_model',

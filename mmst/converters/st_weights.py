@@ -33,6 +33,7 @@ task libraries).
 import os
 import pickle
 import re
+import socket
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -432,13 +433,82 @@ def _refuse_existing(path: str, force: bool) -> None:
         )
 
 
+def _host() -> str:
+    """This machine's name as it goes into temporary file names (no path
+    separators)."""
+    return re.sub(r'[^A-Za-z0-9_.-]', '_', socket.gethostname()) or 'host'
+
+
+def _pid_running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a zombie counts as
+    running; outside POSIX every process is assumed to run)."""
+    if os.name != 'posix':
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it runs as another user
+        return True
+    return True
+
+
+def temp_file_prefix(path: PathLike) -> str:
+    """The name prefix of this process's temporary files for ``path``:
+    ``.<name>.<host>.<pid>.`` (then random characters and ``.tmp``)."""
+    name = os.path.basename(os.fspath(path))
+    return f'.{name}.{_host()}.{os.getpid()}.'
+
+
+def remove_stale_temp_files(path: PathLike) -> List[str]:
+    """Remove the temporary files that :func:`save_checkpoint_atomic` left
+    for ``path`` in processes of this machine that no longer run (a kill -9
+    or a power loss during a write: no cleanup code runs then). Files of a
+    running process, of another machine (a shared folder) or of another
+    destination are kept. Each removal is reported with a warning.
+
+    Returns:
+        list[str]: The paths removed.
+    """
+    path = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(path)
+    pattern = re.compile(
+        re.escape(f'.{name}.{_host()}.') + r'(\d+)\.[^.]+\.tmp'
+    )
+    removed = []
+    try:
+        entries = os.listdir(folder)
+    except FileNotFoundError:
+        return removed
+    for entry in sorted(entries):
+        match = pattern.fullmatch(entry)
+        if not match or _pid_running(int(match.group(1))):
+            continue
+        stale = os.path.join(folder, entry)
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            continue  # removed by a concurrent writer
+        removed.append(stale)
+        warnings.warn(
+            f'removed {stale}: a temporary file of {name} left by process '
+            f'{match.group(1)}, which no longer runs (killed while writing)',
+            stacklevel=2,
+        )
+    return removed
+
+
 def save_checkpoint_atomic(
     obj: Any, path: PathLike, force: bool = False
 ) -> None:
     """``torch.save`` to a temporary file next to ``path``, then rename it.
 
-    A reader never sees a half-written ``path``, and a failed save leaves no
-    file behind (neither ``path`` nor the temporary file).
+    A reader never sees a half-written ``path``. A failed save (an error,
+    Ctrl-C) removes its temporary file. A process killed during the write
+    (kill -9, power loss) runs no cleanup and leaves its temporary file,
+    ``.<name>.<host>.<pid>.<random>.tmp`` next to ``path``; the next save
+    to ``path`` on the same machine removes it (the process ``pid`` no
+    longer runs) with a warning (:func:`remove_stale_temp_files`).
 
     Args:
         obj (Any): What to save.
@@ -450,7 +520,10 @@ def save_checkpoint_atomic(
     _refuse_existing(path, force)
     folder, name = os.path.split(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
+    remove_stale_temp_files(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=temp_file_prefix(path), suffix='.tmp', dir=folder
+    )
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)

@@ -31,6 +31,8 @@ from mmengine.dist import all_reduce, get_world_size
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
+from mmst.settings import SettingError
+
 #: Seed of the re-estimation images and augmentations unless told otherwise.
 DEFAULT_RECAL_SEED = 0
 
@@ -324,13 +326,14 @@ def check_recal_images(
     dataset_size = len(dataset) if hasattr(dataset, '__len__') else '?'
     per_rank = math.ceil(num_images / (world_size * batch_size))
     if num_images > available or per_rank > min_batches:
-        raise ValueError(
-            f'bn_recal_images={num_images} is more than the training '
+        raise SettingError(
+            'bn_recal_images',
+            f'={num_images} is more than the training '
             f'images available for BN re-estimation: {available} '
             f'({min_images} per rank x {world_size} rank(s), '
             f'{min_batches} batches of {batch_size}; the dataset has '
             f'{dataset_size} images); allowed: '
-            f'bn_recal_images <= {available}'
+            f'bn_recal_images <= {available}',
         )
     return per_rank
 

@@ -2,7 +2,7 @@
 reports them next to the main network."""
 
 import logging
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,6 +16,7 @@ from mmengine.runner.amp import autocast
 
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.registry import LOOPS
+from mmst.settings import check_int, invalid, setting_prefix
 from mmst.subnet import ElasticDepth, SubnetSpace, format_subnet
 from mmst.subnet.space import (  # noqa: F401  (re-exported)
     NAMED_SUBNETS,
@@ -109,6 +110,72 @@ def _state_fingerprint(model: nn.Module) -> torch.Tensor:
     return torch.stack(sums).cpu()
 
 
+#: Images for the main network's statistics when bn_recal_images=0.
+MAIN_RECAL_IMAGES = 2000
+
+
+def check_subnet_val_args(
+    subnets: Sequence[SubnetSpec] = ('smallest', 'largest'),
+    bn_recal_images: int = 2000,
+    recal_main: Optional[bool] = None,
+    fp16: bool = False,
+    recal_seed: int = DEFAULT_RECAL_SEED,
+    space: Optional[SubnetSpace] = None,
+) -> List[SubnetSpec]:
+    """The checks of :class:`SubnetValLoop`'s arguments, without a runner:
+    the loop runs them when it is built, :func:`mmst.apis.check_config`
+    before anything is written to the work dir.
+
+    Args:
+        subnets, bn_recal_images, recal_main, fp16, recal_seed: As
+            :class:`SubnetValLoop`.
+        space (SubnetSpace, optional): The model's space; given, the
+            ``subnets`` specs are resolved in it (a depth list must fit the
+            backbone's stages).
+
+    Returns:
+        list: The parsed ``subnets`` specs
+        (:func:`mmst.subnet.parse_subnet_specs`).
+
+    Raises:
+        mmst.settings.SettingError: A ValueError naming the key relative
+            to the loop's config (``bn_recal_images=-1 is invalid; allowed:
+            an integer >= 0``); integers refuse bools.
+    """
+    check_int('bn_recal_images', bn_recal_images, 0)
+    check_int('recal_seed', recal_seed)
+    if recal_main is not None and not isinstance(recal_main, bool):
+        raise invalid('recal_main', recal_main, 'True | False | None')
+    if not isinstance(fp16, bool):
+        raise invalid('fp16', fp16, 'True | False')
+    # One parser for the loop and the tools: a bad entry fails here,
+    # with the key, the value and the allowed forms.
+    specs = parse_subnet_specs(subnets, 'subnets', allow_empty=True)
+    if space is not None:
+        resolve_subnets(specs, space, 'subnets')
+    return specs
+
+
+def recal_images_needed(bn_recal_images: int, recal_main: bool) -> int:
+    """The most training images one BN re-estimation of the loop asks for
+    (each sub-network's: ``bn_recal_images``; the main network's when
+    ``recal_main``: ``bn_recal_images`` or :data:`MAIN_RECAL_IMAGES`); 0
+    when it re-estimates nothing."""
+    asked = [bn_recal_images] if bn_recal_images else []
+    if recal_main:
+        asked.append(bn_recal_images or MAIN_RECAL_IMAGES)
+    return max(asked, default=0)
+
+
+def recal_main_default(model: nn.Module, recal_main: Optional[bool]) -> bool:
+    """``recal_main``, or when None whether the (wrapped) ST model has
+    ``bn_stats='shared'``."""
+    if recal_main is None:
+        module = getattr(model, 'module', model)
+        return getattr(module, 'bn_stats', 'main') == 'shared'
+    return bool(recal_main)
+
+
 @LOOPS.register_module()
 class SubnetValLoop(ValLoop):
     """Validation of the main network and of a list of sub-networks.
@@ -127,6 +194,11 @@ class SubnetValLoop(ValLoop):
     and no training loop needed (``runner.val()``). In a distributed run
     ``bn_recal_images`` is the total over all ranks and every rank ends
     with the same statistics.
+
+    The arguments are checked when the loop is built, by
+    :func:`check_subnet_val_args` (which :func:`mmst.apis.check_config`
+    runs before the Runner is built): the errors name ``val_cfg.<key>``,
+    integers refuse bools.
 
     When the ST model's ``bn_stats='shared'`` (the authors' recipe), the
     main network's statistics are re-estimated too, permanently, on
@@ -161,7 +233,9 @@ class SubnetValLoop(ValLoop):
     """
 
     #: Images for the main network's statistics when bn_recal_images=0.
-    MAIN_RECAL_IMAGES = 2000
+    MAIN_RECAL_IMAGES = MAIN_RECAL_IMAGES
+    #: The config key of the loop, for error messages.
+    CFG_KEY = 'val_cfg'
 
     def __init__(
         self,
@@ -174,36 +248,25 @@ class SubnetValLoop(ValLoop):
         fp16: bool = False,
         recal_seed: int = DEFAULT_RECAL_SEED,
     ) -> None:
+        with setting_prefix(self.CFG_KEY):
+            # Validate the specs now, not at the first validation.
+            self.subnet_specs = check_subnet_val_args(
+                subnets,
+                bn_recal_images,
+                recal_main,
+                fp16,
+                recal_seed,
+                space=elastic_of(runner.model)[1],
+            )
         super().__init__(runner, dataloader, evaluator, fp16)
-        if not isinstance(bn_recal_images, int) or bn_recal_images < 0:
-            raise ValueError(
-                f'bn_recal_images={bn_recal_images!r} is '
-                'invalid; allowed: an integer >= 0'
-            )
-        if not isinstance(recal_seed, int):
-            raise ValueError(
-                f'recal_seed={recal_seed!r} is invalid; allowed: an integer'
-            )
-        # One parser for the loop and the tools: a bad entry fails here,
-        # at build time, with the key, the value and the allowed forms.
-        self.subnet_specs = parse_subnet_specs(
-            subnets, 'subnets', allow_empty=True
-        )
         self.bn_recal_images = bn_recal_images
         self.recal_seed = recal_seed
-        module = getattr(runner.model, 'module', runner.model)
-        if recal_main is None:
-            recal_main = getattr(module, 'bn_stats', 'main') == 'shared'
-        self.recal_main = bool(recal_main)
+        self.recal_main = recal_main_default(runner.model, recal_main)
         self._recal_loader: Optional[RecalLoader] = None
         # (training iterations done, _state_fingerprint) right after the
         # latest main-network re-estimation.
         self._main_recal_iter: Optional[int] = None
         self._main_recal_state: Optional[torch.Tensor] = None
-        # Validate the specs now, not at the first validation.
-        resolve_subnets(
-            self.subnet_specs, elastic_of(runner.model)[1], 'subnets'
-        )
         if self.recal_main and not any(
             isinstance(h, SharedBNRecalHook) and h.loop is self
             for h in runner.hooks
@@ -215,14 +278,14 @@ class SubnetValLoop(ValLoop):
         """Refuse, before any training, a ``bn_recal_images`` that the
         training data cannot provide (builds the re-estimation loader,
         which the first validation would build anyway)."""
-        asked = [self.bn_recal_images] if self.bn_recal_images else []
-        if self.recal_main:
-            asked.append(self.main_recal_images)
+        asked = recal_images_needed(self.bn_recal_images, self.recal_main)
         if not asked or not self.runner.cfg.get('train_dataloader'):
             return  # nothing to check, or the clear error comes at val
         param = next(self.runner.model.parameters(), None)
         device = param.device if param is not None else torch.device('cpu')
-        check_recal_images(self.recal_loader(), max(asked), device)
+        loader = self.recal_loader()
+        with setting_prefix(self.CFG_KEY):
+            check_recal_images(loader, asked, device)
 
     @property
     def main_recal_images(self) -> int:

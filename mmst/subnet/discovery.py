@@ -31,6 +31,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from mmst.settings import SettingError
+
 #: Dry-forward input sizes tried in turn (square images).
 DRY_SIZES = (64, 224, 256)
 
@@ -234,14 +236,15 @@ def check_smaller_inputs(backbone: nn.Module, sampler, value) -> None:
     if failure is None:
         return
     size, small, error = failure
-    raise ValueError(
-        f'input_resize={value!r}: {type(backbone).__name__} runs on '
+    raise SettingError(
+        'input_resize',
+        f'={value!r}: {type(backbone).__name__} runs on '
         f'{size}x{size} inputs but not on {small}x{small}, the smallest a '
         f'sub-network gets from them ({type(error).__name__}: '
         f'{str(error)[:200]}); allowed: input_resize=None (sub-networks at '
         'the main input size), a range the backbone accepts, or a backbone '
         'setting for smaller inputs (Swin: pad_small_map=True); see the '
-        '"smaller inputs" column of docs/backbones.md'
+        '"smaller inputs" column of docs/backbones.md',
     )
 
 

@@ -24,6 +24,8 @@ from typing import (
 import torch
 import torch.nn.functional as F
 
+from mmst.settings import invalid
+
 Shape = Tuple[int, int]  # (h, w)
 
 
@@ -42,7 +44,9 @@ class InputSizeSampler:
             replaces ``ratio_range`` when given.
 
     Raises:
-        ValueError: A range that is not ``(min, max)`` as allowed.
+        mmst.settings.SettingError: A range that is not ``(min, max)`` as
+            allowed (a ValueError naming ``size_range`` / ``ratio_range``;
+            ``mmst.StimulativeTraining`` puts ``input_resize.`` in front).
     """
 
     def __init__(
@@ -52,26 +56,42 @@ class InputSizeSampler:
     ) -> None:
         if size_range is not None:
             if (
-                len(size_range) != 2
-                or not all(isinstance(s, int) and s > 0 for s in size_range)
+                not isinstance(size_range, (list, tuple))
+                or len(size_range) != 2
+                or not all(
+                    isinstance(s, int) and not isinstance(s, bool) and s > 0
+                    for s in size_range
+                )
                 or size_range[0] > size_range[1]
             ):
-                raise ValueError(
-                    f'input_resize.size_range={size_range!r} is invalid; '
-                    'allowed: two positive integers (min, max), min <= max'
+                raise invalid(
+                    'size_range',
+                    size_range,
+                    'two positive integers (min, max), min <= max',
                 )
             ratio_range = None
         elif ratio_range is not None:
             if (
-                len(ratio_range) != 2
+                not isinstance(ratio_range, (list, tuple))
+                or len(ratio_range) != 2
+                or any(
+                    isinstance(r, bool) or not isinstance(r, (int, float))
+                    for r in ratio_range
+                )
                 or not 0 < ratio_range[0] <= ratio_range[1] <= 1
             ):
-                raise ValueError(
-                    f'input_resize.ratio_range={ratio_range!r} is invalid; '
-                    'allowed: (lo, hi) with 0 < lo <= hi <= 1'
+                raise invalid(
+                    'ratio_range',
+                    ratio_range,
+                    'two numbers (lo, hi) with 0 < lo <= hi <= 1',
                 )
         else:
-            raise ValueError('input_resize needs ratio_range or size_range')
+            raise invalid(
+                'ratio_range',
+                None,
+                'ratio_range=(lo, hi) or size_range=(min, max); both None '
+                'leaves no size',
+            )
         self.ratio_range = ratio_range
         self.size_range = size_range
 

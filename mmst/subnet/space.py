@@ -5,6 +5,8 @@ import itertools
 import random
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from mmst.settings import SettingError, invalid
+
 # A sub-network: per stage, the indices of the blocks it keeps (sorted).
 Subnet = Tuple[Tuple[int, ...], ...]
 
@@ -25,10 +27,11 @@ PRESETS = ('default',) + tuple(RESNET50_PRESETS)
 SAMPLING_MODES = ('ordered', 'stochastic')
 
 
-def _error(key: str, value, allowed: str) -> ValueError:
-    return ValueError(
-        f'SubnetSpace: invalid {key}={value!r}; allowed: {allowed}'
-    )
+def _error(key: str, value, allowed: str) -> SettingError:
+    """``<key>=<value> is invalid; allowed: ...``, the key relative to the
+    space's config (``space`` of ``mmst.StimulativeTraining``, which puts
+    its own key in front)."""
+    return invalid(key, value, allowed)
 
 
 class SubnetSpace:
@@ -111,7 +114,11 @@ class SubnetSpace:
                     f'a non-empty list of depths in 1..{n}',
                 )
             bad = [
-                k for k in choices if not isinstance(k, int) or not 1 <= k <= n
+                k
+                for k in choices
+                if isinstance(k, bool)
+                or not isinstance(k, int)
+                or not 1 <= k <= n
             ]
             if bad:
                 raise _error(
@@ -213,9 +220,9 @@ _SPEC_FORMS = (
 )
 
 
-def _spec_error(key: str, value) -> ValueError:
-    return ValueError(
-        f'{key} entry {value!r} is invalid; allowed: {_SPEC_FORMS}'
+def _spec_error(key: str, value) -> SettingError:
+    return SettingError(
+        key, f' entry {value!r} is invalid; allowed: {_SPEC_FORMS}'
     )
 
 
@@ -286,9 +293,8 @@ def parse_subnet_specs(
     if isinstance(values, str):
         values = [values]
     if not isinstance(values, (list, tuple)) or not (values or allow_empty):
-        raise ValueError(
-            f'{key}={values!r} is invalid; allowed: a non-empty list of '
-            f'specs, each {_SPEC_FORMS}'
+        raise invalid(
+            key, values, f'a non-empty list of specs, each {_SPEC_FORMS}'
         )
     return [parse_subnet_spec(v, key) for v in values]
 
@@ -333,11 +339,12 @@ def resolve_subnets(
             if len(spec) != len(n) or any(
                 not 1 <= k <= d for k, d in zip(spec, n)
             ):
-                raise ValueError(
-                    f'{key} entry {",".join(map(str, spec))} does not fit '
+                raise SettingError(
+                    key,
+                    f' entry {",".join(map(str, spec))} does not fit '
                     f'the backbone: it has {len(n)} stages of '
                     f'{",".join(map(str, n))} blocks; allowed: one value '
-                    'per stage, 1 <= value <= the stage length'
+                    'per stage, 1 <= value <= the stage length',
                 )
             subnets.append(space.subnet_from_depths(spec))
     unique: List[Subnet] = []

@@ -12,6 +12,8 @@ import copy
 import importlib.util
 import os
 import pickle
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -435,3 +437,47 @@ def test_pickled_objects_need_allow_pickle(tmp_path):
         load_authors_checkpoint(src)
     with pytest.warns(UserWarning, match='weights_only=False'):
         assert load_authors_checkpoint(src, allow_pickle=True) == {}
+
+
+def test_temp_file_of_a_killed_write_is_removed_by_the_next(tmp_path):
+    """kill -9 during the write leaves the hidden temporary file (no
+    cleanup code can run); it carries the writer's host and PID, and the
+    next write of the same destination removes it, saying so. Before: a
+    ``.out.pth.<random>.tmp`` stayed for good, though
+    docs/released_weights.md said an interrupted conversion leaves none."""
+    dst = tmp_path / 'out.pth'
+    script = Path(__file__).parent / 'scripts' / 'slow_save.py'
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(dst)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == 'WRITING'
+        (temp,) = _files(tmp_path)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)  # reaped: the PID runs no more
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert temp.startswith(f'.out.pth.{socket.gethostname()}.{proc.pid}.')
+    assert temp.endswith('.tmp')
+    assert _files(tmp_path) == {temp}  # no out.pth: the write never ended
+
+    # a temporary file of a running process (this one), and one of
+    # another destination, are left alone
+    running = tmp_path / f'.out.pth.{socket.gethostname()}.{os.getpid()}.x.tmp'
+    other = tmp_path / f'.other.pth.{socket.gethostname()}.{proc.pid}.x.tmp'
+    running.write_bytes(b'')
+    other.write_bytes(b'')
+    with pytest.warns(UserWarning) as caught:
+        save_checkpoint_atomic({'x': torch.ones(2)}, dst)
+    assert [str(w.message) for w in caught] == [
+        f'removed {tmp_path / temp}: a temporary file of out.pth left by '
+        f'process {proc.pid}, which no longer runs (killed while writing)'
+    ]
+    assert _files(tmp_path) == {'out.pth', running.name, other.name}
+    saved = torch.load(dst, map_location='cpu', weights_only=True)
+    assert torch.equal(saved['x'], torch.ones(2))

@@ -16,6 +16,7 @@ from mmpretrain.datasets.transforms import (
 from PIL import Image, ImageEnhance
 
 from mmst.registry import TRANSFORMS
+from mmst.settings import check_int, check_number, invalid
 
 # One drawn operation: (name, level, negative). ``negative`` flips the sign
 # of the geometric operations (rotate, shear, translate) and is ignored by
@@ -125,25 +126,19 @@ class UniformAugment(BaseTransform):
         num_levels: int = 31,
         pad_val: int = 0,
     ) -> None:
-        for key, value, low, allowed in (
-            ('num_ops', num_ops, 1, 'an integer >= 1'),
-            ('num_levels', num_levels, 2, 'an integer >= 2'),
+        # Errors name the key (a SettingError, a ValueError);
+        # mmst.apis.check_config puts the transform's place in the config
+        # in front (train_dataloader.dataset.pipeline[3].num_ops).
+        check_int('num_ops', num_ops, 1)
+        check_int('num_levels', num_levels, 2)
+        if not 0 <= check_number('prob', prob) <= 1:
+            raise invalid('prob', prob, '0 <= prob <= 1')
+        if (
+            isinstance(pad_val, bool)
+            or not isinstance(pad_val, int)
+            or not 0 <= pad_val <= 255
         ):
-            if not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f'UniformAugment: {key}={value!r} is invalid; '
-                    f'allowed: {allowed}'
-                )
-        if not 0 <= prob <= 1:
-            raise ValueError(
-                f'UniformAugment: prob={prob!r} is invalid; '
-                'allowed: 0 <= prob <= 1'
-            )
-        if not isinstance(pad_val, int) or not 0 <= pad_val <= 255:
-            raise ValueError(
-                f'UniformAugment: pad_val={pad_val!r} is invalid; '
-                'allowed: an integer in [0, 255]'
-            )
+            raise invalid('pad_val', pad_val, 'an integer in [0, 255]')
         self.num_ops = num_ops
         self.prob = prob
         self.num_levels = num_levels

@@ -15,6 +15,7 @@ from mmengine.optim import OptimWrapper
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmst.registry import MODELS
+from mmst.settings import SettingError, check_int, invalid, setting_prefix
 from mmst.subnet import (
     ElasticDepth,
     InputSizeSampler,
@@ -143,6 +144,15 @@ class StimulativeTraining(BaseModel):
             preprocessor when its config has none (the Runner passes a
             config's top-level ``data_preprocessor`` here).
         init_cfg (dict, optional): Initialisation config.
+
+    Raises:
+        mmst.settings.SettingError: A ValueError naming the setting by its
+            dotted key relative to this model's config (``num_subnets``,
+            ``distill.temperature``, ``space.depths[0]``,
+            ``input_resize.size_range``; ``mmst.apis.check_config`` puts
+            ``model.`` in front), its value and what is allowed; integer
+            settings refuse bools. An upstream error while building
+            ``architecture`` or ``distill`` gets a note naming it.
     """
 
     def __init__(
@@ -170,25 +180,18 @@ class StimulativeTraining(BaseModel):
             if data_preprocessor is not None:
                 architecture = dict(architecture)
                 architecture.setdefault('data_preprocessor', data_preprocessor)
-            architecture = MODELS.build(architecture)
+            with setting_prefix('architecture', architecture):
+                architecture = MODELS.build(architecture)
         super().__init__(
             data_preprocessor=architecture.data_preprocessor, init_cfg=init_cfg
         )
         self.architecture = architecture
 
-        if not isinstance(num_subnets, int) or num_subnets < 0:
-            raise ValueError(
-                f'num_subnets={num_subnets!r} is invalid; '
-                'allowed: an integer >= 0'
-            )
+        self.num_subnets = check_int('num_subnets', num_subnets, 0)
         if bn_stats not in BN_STATS_MODES:
-            raise ValueError(
-                f'bn_stats={bn_stats!r} is invalid; allowed: '
-                + ' | '.join(BN_STATS_MODES)
-            )
-        self.num_subnets = num_subnets
+            raise invalid('bn_stats', bn_stats, ' | '.join(BN_STATS_MODES))
         self.bn_stats = bn_stats
-        self.seed = seed
+        self.seed = check_int('seed', seed, allow_none=True)
 
         self.task = build_task(
             task,
@@ -199,34 +202,44 @@ class StimulativeTraining(BaseModel):
         )
         subnet_loss = subnet_loss or ('kl' if self.task.has_logits else 'task')
         if subnet_loss not in SUBNET_LOSSES:
-            raise ValueError(
-                f'subnet_loss={subnet_loss!r} is invalid; '
-                'allowed: ' + ' | '.join(SUBNET_LOSSES)
+            raise invalid(
+                'subnet_loss', subnet_loss, ' | '.join(SUBNET_LOSSES)
             )
         if subnet_loss == 'kl' and not self.task.has_logits:
-            raise ValueError(
-                f"subnet_loss='kl' needs class logits; the task "
-                f"{self.task.name!r} supports subnet_loss='task'"
+            raise SettingError(
+                'subnet_loss',
+                "='kl' needs class logits; the task "
+                f"{self.task.name!r} supports subnet_loss='task'",
             )
         if subnet_loss == 'task' and distill:
-            raise ValueError(
-                f"distill={distill!r} would be ignored: subnet_loss='task' "
+            raise SettingError(
+                'distill',
+                f"={distill!r} would be ignored: subnet_loss='task' "
                 "trains sub-networks on the task's ground-truth losses; "
-                "allowed: distill with subnet_loss='kl', or no distill"
+                "allowed: distill with subnet_loss='kl', or no distill",
             )
         self.subnet_loss = subnet_loss
         self.distill = None
         if subnet_loss == 'kl':
             distill = dict(distill or {})
             distill.setdefault('type', 'mmst.KLDivergenceLoss')
-            self.distill = MODELS.build(distill)
+            with setting_prefix('distill', distill):
+                self.distill = MODELS.build(distill)
 
         backbone = architecture.backbone
         self.elastic = ElasticDepth(backbone, elastic_stages)
         self.space = self._build_space(space or {}, backbone)
         self.size_sampler = None
         if input_resize is not None:
-            self.size_sampler = InputSizeSampler(**input_resize)
+            if not isinstance(input_resize, dict):
+                raise invalid(
+                    'input_resize',
+                    input_resize,
+                    'None, dict(ratio_range=(lo, hi)) or '
+                    'dict(size_range=(min, max))',
+                )
+            with setting_prefix('input_resize'):
+                self.size_sampler = InputSizeSampler(**input_resize)
             check_smaller_inputs(backbone, self.size_sampler, input_resize)
 
         # Checkpoints carry the architecture's plain keys.
@@ -235,12 +248,21 @@ class StimulativeTraining(BaseModel):
 
     # -- construction ---------------------------------------------------
     def _build_space(self, cfg: dict, backbone: nn.Module) -> SubnetSpace:
+        if not isinstance(cfg, dict):
+            raise invalid('space', cfg, 'dict(depths=..., mode=...)')
         unknown = set(cfg) - {'depths', 'mode'}
         if unknown:
-            raise ValueError(
-                f'space has unknown keys {sorted(unknown)}; '
-                "allowed: 'depths', 'mode'"
+            raise SettingError(
+                'space',
+                f' has unknown keys {sorted(unknown)}; '
+                "allowed: 'depths', 'mode'",
             )
+        with setting_prefix('space'):
+            return self._check_space(cfg, backbone)
+
+    def _check_space(self, cfg: dict, backbone: nn.Module) -> SubnetSpace:
+        """The space of ``cfg`` (``space``'s value), its errors named
+        relative to it (``depths``, ``mode``)."""
         stage_depths = self.elastic.stage_depths
         space = SubnetSpace(
             stage_depths,
@@ -262,35 +284,38 @@ class StimulativeTraining(BaseModel):
             kept = [k for k in choices if k >= frozen]
             if kept != choices:
                 if explicit:
-                    raise ValueError(
-                        f'space.depths[{i}]={choices} would skip frozen '
+                    raise SettingError(
+                        f'depths[{i}]',
+                        f'={choices} would skip frozen '
                         f'blocks: the first {frozen} of the {n} blocks of '
                         f'stage {i} have no trainable parameter '
                         f'(frozen_stages={frozen_stages}); allowed: depths '
-                        f'>= {frozen}'
+                        f'>= {frozen}',
                     )
                 space.depth_choices[i] = kept
             if space.mode == 'stochastic' and 1 < frozen < n:
-                raise ValueError(
-                    f"space.mode='stochastic' would skip frozen blocks: the "
+                raise SettingError(
+                    'mode',
+                    "='stochastic' would skip frozen blocks: the "
                     f'first {frozen} of the {n} blocks of stage {i} have no '
                     f'trainable parameter (frozen_stages={frozen_stages}) '
                     "and stochastic sampling keeps only a stage's first "
                     "block for sure; allowed: mode='ordered', or no frozen "
-                    'blocks inside a stage'
+                    'blocks inside a stage',
                 )
         if (
             self.num_subnets
             and len(space) == 1
             and space.largest() == space.full()
         ):
-            raise ValueError(
-                f'space.depths={cfg.get("depths", "default")!r} leaves one '
+            raise SettingError(
+                'depths',
+                f'={cfg.get("depths", "default")!r} leaves one '
                 f'sub-network, the full network (stage depths '
                 f'{stage_depths}, frozen blocks per stage {frozen_prefix}): '
                 f'num_subnets={self.num_subnets} would repeat the main pass; '
                 'allowed: a space with a member shallower than the full '
-                'network, or num_subnets=0 (conventional training)'
+                'network, or num_subnets=0 (conventional training)',
             )
         return space
 

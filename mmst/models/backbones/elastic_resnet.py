@@ -9,6 +9,7 @@ from mmpretrain.models.backbones import ResNet, ResNet_CIFAR
 from mmpretrain.models.backbones.resnet import BasicBlock
 
 from mmst.registry import MODELS
+from mmst.settings import SettingError
 
 # CIFAR-style ResNets: 3 stages of n basic blocks (depth = 6n + 2).
 CIFAR_DEPTHS = {
@@ -22,13 +23,14 @@ def keep_first_blocks(backbone: nn.Module, subnet: Sequence[int]) -> None:
     names: List[str] = list(backbone.res_layers)
     depths = [len(getattr(backbone, n)) for n in names]
     if len(subnet) != len(names) or any(
-        not isinstance(k, int) or not 1 <= k <= n
+        isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n
         for k, n in zip(subnet, depths)
     ):
-        raise ValueError(
-            f'subnet={list(subnet)!r} is invalid for stage '
-            f'depths {depths}; allowed: one depth per stage, '
-            '1 <= depth <= the stage length'
+        raise SettingError(
+            'subnet',
+            f'={list(subnet)!r} is invalid for stage '
+            f'depths {depths}; allowed: one integer depth per stage, '
+            '1 <= depth <= the stage length',
         )
     for name, k, n in zip(names, subnet, depths):
         layer = getattr(backbone, name)

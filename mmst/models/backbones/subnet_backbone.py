@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence
 import torch.nn as nn
 
 from mmst.registry import MODELS
+from mmst.settings import SettingError
 from mmst.subnet.discovery import RETURNS_INPUTS
 from mmst.subnet.elastic import StageSpec, find_stages
 
@@ -55,11 +56,12 @@ def _check_depths(subnet, stage_depths: List[int]) -> List[int]:
             for k, n in zip(depths, stage_depths)
         )
     ):
-        raise ValueError(
-            f'subnet={subnet!r} is invalid for a backbone with '
+        raise SettingError(
+            'subnet',
+            f'={subnet!r} is invalid for a backbone with '
             f'{len(stage_depths)} stages of '
             f'{",".join(map(str, stage_depths))} blocks; allowed: one '
-            'number of kept blocks per stage, 1 <= k <= the stage length'
+            'number of kept blocks per stage, 1 <= k <= the stage length',
         )
     return depths
 

@@ -14,18 +14,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmst.registry import MODELS
+from mmst.settings import check_number, invalid
 
 NORMALIZE_MODES = ('none', 'layernorm', 'l2')
 
 
 def check_normalize(mode: str, key: str = 'normalize') -> str:
-    """``mode`` if it is one of :data:`NORMALIZE_MODES`, else ValueError
-    naming ``key``."""
+    """``mode`` if it is one of :data:`NORMALIZE_MODES`, else
+    :class:`mmst.settings.SettingError` (a ValueError) naming ``key``."""
     if mode not in NORMALIZE_MODES:
-        raise ValueError(
-            f'{key}={mode!r} is invalid; allowed: '
-            + ' | '.join(NORMALIZE_MODES)
-        )
+        raise invalid(key, mode, ' | '.join(NORMALIZE_MODES))
     return mode
 
 
@@ -94,7 +92,11 @@ class KLDivergenceLoss(nn.Module):
             Defaults to False.
 
     Raises:
-        ValueError: ``temperature`` <= 0 or an unknown ``normalize``.
+        mmst.settings.SettingError: A ValueError naming the key (as
+            ``distill.temperature`` when built as ``StimulativeTraining``'s
+            ``distill``): ``temperature`` not a number > 0, ``loss_weight``
+            or ``amplitude`` not a number (a bool is not one), or an
+            unknown ``normalize``.
     """
 
     def __init__(
@@ -106,15 +108,12 @@ class KLDivergenceLoss(nn.Module):
         normalize_teacher: bool = False,
     ) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(
-                f'temperature={temperature!r} is invalid; '
-                'allowed: a positive number'
-            )
-        self.temperature = temperature
-        self.loss_weight = loss_weight
+        self.temperature = check_number(
+            'temperature', temperature, positive=True
+        )
+        self.loss_weight = check_number('loss_weight', loss_weight)
         self.normalize = check_normalize(normalize)
-        self.amplitude = amplitude
+        self.amplitude = check_number('amplitude', amplitude)
         self.normalize_teacher = normalize_teacher
 
     def forward(

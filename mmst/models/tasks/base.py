@@ -23,6 +23,7 @@ from mmengine.registry import Registry
 from torch import Tensor
 
 from mmst.registry import TASKS
+from mmst.settings import SettingError, check_number
 
 from ..losses.kl_divergence import check_normalize
 
@@ -76,17 +77,21 @@ class BaseTask:
     ) -> None:
         self.logit_norm = check_normalize(logit_norm, 'logit_norm')
         if logit_norm != 'none' and not self.has_logits:
-            raise ValueError(
-                f'logit_norm={logit_norm!r} normalises class logits; the '
-                f"task {self.name!r} has none; allowed: 'none'"
+            raise SettingError(
+                'logit_norm',
+                f'={logit_norm!r} normalises class logits; the '
+                f"task {self.name!r} has none; allowed: 'none'",
             )
         unknown = sorted(set(settings) - set(self.defaults))
         if unknown:
-            raise ValueError(
-                f'task {self.name!r}: unknown settings {unknown}; allowed: '
-                + (', '.join(sorted(self.defaults)) or 'none')
+            raise SettingError(
+                'task',
+                f' {self.name!r}: unknown settings {unknown}; allowed: '
+                + (', '.join(sorted(self.defaults)) or 'none'),
             )
-        self.logit_amplitude = float(logit_amplitude)
+        self.logit_amplitude = float(
+            check_number('logit_amplitude', logit_amplitude)
+        )
         self.normalize_main_logits = bool(normalize_main_logits)
         read = {}
         if architecture is not None:
