@@ -20,7 +20,7 @@ from mmst.apis.launch import (
     maybe_destroy_process_group,
 )
 from mmst.engine import work_dir_lock
-from mmst.engine.checkpoint import choose_resume_checkpoint
+from mmst.engine.checkpoint import find_resume_checkpoint
 from mmst.engine.resume_check import check_resume_model
 from mmst.stack import load_config
 
@@ -108,8 +108,11 @@ def main() -> None:
     check_config(cfg)  # mmst's checks, before the Runner writes anything
     # one run per work dir; a stopped/dead rank: one clear error line
     with explain_rank_failures(cfg), work_dir_lock.acquire(cfg.work_dir):
-        if cfg.get('resume'):  # the checkpoint the Runner will resume
-            ckpt = choose_resume_checkpoint(cfg)
+        if cfg.get('resume'):  # the checkpoint the run will resume (the
+            # SafeCheckpointHook chooses the same one and logs what it skips)
+            ckpt = (
+                cfg.get('load_from') or find_resume_checkpoint(cfg.work_dir)[0]
+            )
             check_resume_model(ckpt, cfg, args.resume_model_change)
         runner = (
             Runner.from_cfg(cfg)

@@ -46,7 +46,8 @@ def _loop_args(cfg: Config) -> List[Tuple[str, dict]]:
             cls = LOOPS.get(cls)
         if not (isinstance(cls, type) and issubclass(cls, SubnetValLoop)):
             continue
-        args = {k: v for k, v in loop.items() if k != 'type'}
+        # ``_scope_``: MMEngine's mark on a typed dict of a scoped base
+        args = {k: v for k, v in loop.items() if k not in ('type', '_scope_')}
         defaults = {
             name: p.default
             for name, p in inspect.signature(SubnetValLoop).parameters.items()

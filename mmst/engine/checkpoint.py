@@ -17,7 +17,6 @@ Three pieces, used by :class:`mmst.engine.SafeCheckpointHook`:
   ``torch.load(weights_only=True)`` reads (tensors, ints, tuples).
 """
 
-import logging
 import os
 import os.path as osp
 import random
@@ -27,14 +26,12 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend, register_backend
-from mmengine.logging import print_log
 
 from mmst.converters.checkpoint_io import checkpoint_problem
 
 __all__ = [
     'ATOMIC_BACKEND',
     'AtomicLocalBackend',
-    'choose_resume_checkpoint',
     'find_resume_checkpoint',
     'get_rng_state',
     'remove_stale_temporaries',
@@ -221,33 +218,6 @@ def find_resume_checkpoint(
             + 'Start a new run (without --resume) or restore a checkpoint.'
         )
     return None, notes
-
-
-def choose_resume_checkpoint(cfg) -> Optional[str]:
-    """The checkpoint a ``resume=True`` config continues from, fixed in
-    ``cfg.load_from`` before the Runner is built (``tools/train.py``), so
-    that the model check and the Runner read the same file.
-
-    ``cfg.load_from`` when set; else :func:`find_resume_checkpoint` of
-    ``cfg.work_dir``, logging each file it skipped (a warning) and the
-    choice. In a distributed run every rank reads the same work dir.
-
-    Returns:
-        str | None: The checkpoint; None: nothing to resume from (the run
-        starts from scratch, as MMEngine's auto-resume does).
-
-    Raises:
-        RuntimeError: See :func:`find_resume_checkpoint`.
-    """
-    if cfg.get('load_from'):
-        return cfg.load_from
-    path, notes = find_resume_checkpoint(cfg.work_dir)
-    for note in notes:
-        print_log(f'skipped for --resume: {note}', 'current', logging.WARNING)
-    if path is not None:
-        print_log(f'--resume: continuing from {path}', 'current')
-        cfg.load_from = path
-    return path
 
 
 def get_rng_state() -> Dict[str, Any]:

@@ -49,6 +49,7 @@ BACKBONE_DELTA = {
     'model.backbone.init_cfg',
     'st_backbone_checkpoint',
     'st_backbone_init',
+    'default_hooks.checkpoint.type',  # mmst.SafeCheckpointHook
 }
 EXTRA_DELTA = {
     'fcos': {

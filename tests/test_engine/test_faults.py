@@ -131,8 +131,12 @@ def train(work_dir: Path, *options: str, fault=None) -> str:
     return 'done' if proc.exitcode == 0 else 'failed'
 
 
+def log_of(work_dir: Path) -> str:
+    return (work_dir.parent / f'{work_dir.name}.log').read_text()
+
+
 def log_tail(work_dir: Path) -> str:
-    return (work_dir.parent / f'{work_dir.name}.log').read_text()[-3000:]
+    return log_of(work_dir)[-3000:]
 
 
 def final_weights(work_dir: Path) -> dict:
@@ -179,6 +183,6 @@ def test_resume_skips_an_empty_last_checkpoint(uninterrupted, tmp_path):
     assert train(work_dir, fault=stop) == 'done', log_tail(work_dir)
     (work_dir / 'last_checkpoint').write_text('')
     assert train(work_dir, '--resume') == 'done', log_tail(work_dir)
-    assert 'last_checkpoint is empty' in log_tail(work_dir)
+    assert 'last_checkpoint is empty' in log_of(work_dir)
     resumed = final_weights(work_dir)
     assert all(torch.equal(uninterrupted[k], resumed[k]) for k in resumed)
