@@ -1,35 +1,11 @@
-"""Paths beside the tested distributed default: a plain (CT) model in a
-config that sets mmst's wrapper, and ``diff_rank_seed=True``."""
+"""Paths beside the tested distributed default: ``diff_rank_seed=True``
+and an interrupted run resumed (a plain model in a config that sets mmst's
+wrapper: the matrix's ``mmpretrain-plain`` torchrun cell)."""
 
 import json
 
 import pytest
 import torch
-
-from .common import (
-    REPO,
-    dist_train_fmnist,
-)
-
-CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
-
-
-@pytest.mark.multiprocess
-def test_ct_config_trains_under_dist_train(tmp_path):
-    """configs/_base_/st_runtime.py sets mmst's wrapper for whatever model
-    the config has; a CT (plain) model gets MMEngine's DDP and trains."""
-    work_dir = tmp_path / 'work'
-    proc = dist_train_fmnist(
-        CT_CONFIG,
-        work_dir,
-        tmp_path,
-        'val_dataloader.dataset.indices=32',
-        'val_cfg.bn_recal_images=32',
-    )
-    log = proc.stdout + proc.stderr
-    assert 'data-parallel training with MMDistributedDataParallel' in log
-    assert 'Epoch(train) [1][2/2]' in log, log[-3000:]
-    assert (work_dir / 'epoch_1.pth').is_file()
 
 
 def load_sequence(out) -> list:

@@ -230,6 +230,9 @@ def test_torchrun_train_resume_test_infer(cell, dist_runs, tmp_path):
     assert plan['train_line'] in log, log[-3000:]
     if is_st_model(cfg.model):
         assert 'loss_subnet' in log, log[-3000:]
+    if cell == 'mmpretrain-plain':  # configs/_base_/st_runtime.py sets
+        # mmst's wrapper for any model; a plain one gets MMEngine's DDP
+        assert 'data-parallel training with MMDistributedDataParallel' in log
     assert plan['val'] not in log, log[-3000:]  # --no-validate
     assert plan['resumed'] not in log, log[-3000:]
     assert (work / plan['first']).is_file()
