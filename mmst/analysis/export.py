@@ -23,6 +23,7 @@ task mmst trains (classifier, detector, segmentor, pose estimator).
 """
 
 import copy
+import io
 import logging
 import os
 import os.path as osp
@@ -40,6 +41,7 @@ from mmst.apis import init_model, plain_config, prepare_config
 from mmst.apis.inference import is_st_model
 from mmst.converters.checkpoint_io import check_readable
 from mmst.engine import preserved_bn_stats, recalibrate_bn
+from mmst.engine.checkpoint import write_atomic
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.registry import MODELS
 from mmst.subnet import SubnetSpace, parse_subnet_spec
@@ -200,20 +202,9 @@ def build_model(
 
 
 def _atomic_save(obj: dict, path: str) -> None:
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path), dir=osp.dirname(path) or '.'
-    )
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(buffer.getvalue(), path)
 
 
 def output_paths(out_dir: str, onnx: bool = False) -> Dict[str, str]:

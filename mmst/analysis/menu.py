@@ -43,6 +43,8 @@ from typing import (
 
 import torch
 
+from mmst.engine.checkpoint import write_atomic
+
 from .loafing import check_labels, select_metric
 
 #: ``menu.json`` layout version.
@@ -355,18 +357,9 @@ def settings_differences(old: dict, new: dict) -> List[str]:
 
 def write_json_atomic(obj: dict, path: str) -> None:
     """Write ``obj`` as JSON through a temporary file and a rename, so an
-    interruption never leaves a truncated file."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.menu_', suffix='.json', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    interruption never leaves a truncated file
+    (:func:`mmst.engine.checkpoint.write_atomic`)."""
+    write_atomic(json.dumps(obj, indent=1), path)
 
 
 def load_existing(

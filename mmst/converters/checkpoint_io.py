@@ -163,6 +163,18 @@ def is_remote(filename: str) -> bool:
     return re.match(r'^[A-Za-z][A-Za-z0-9+.-]*://', filename) is not None
 
 
+def add_non_strict_argument(parser) -> None:
+    """Add the evaluation tools' ``--non-strict`` flag to an argparse
+    ``parser`` (``args.non_strict``: load with ``strict=False``)."""
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load the checkpoint keys that fit the model and log the '
+        'missing, unexpected and mis-shaped ones (default: any mismatch is '
+        'an error)',
+    )
+
+
 def check_readable(filename: PathLike) -> str:
     """Refuse a checkpoint path that cannot be a checkpoint file, reading
     only its first bytes and (zip format) its end: missing, a directory,

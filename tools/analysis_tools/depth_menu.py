@@ -32,6 +32,7 @@ from mmst.analysis.menu import (
     markdown_table,
     write_outputs,
 )
+from mmst.converters.checkpoint_io import add_non_strict_argument
 from mmst.subnet.space import PRESETS
 
 PROG = 'depth_menu'
@@ -166,13 +167,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--no-progress', action='store_true', help='no progress bar'
     )
-    p.add_argument(
-        '--non-strict',
-        action='store_true',
-        help='load the checkpoint keys that fit the model and log the '
-        'missing, unexpected and mis-shaped ones (default: any mismatch is '
-        'an error)',
-    )
+    add_non_strict_argument(p)
     p.add_argument(
         '--cfg-options',
         nargs='+',

@@ -33,6 +33,7 @@ from mmst.analysis import (
     run_logit_magnitude,
     write_logit_magnitude,
 )
+from mmst.converters.checkpoint_io import add_non_strict_argument
 from mmst.subnet.space import PRESETS
 
 PROG = 'logit_magnitude'
@@ -65,13 +66,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='output folder (default: work_dirs/logit_magnitude/<config>)',
     )
     p.add_argument('--no-progress', action='store_true')
-    p.add_argument(
-        '--non-strict',
-        action='store_true',
-        help='load the checkpoint keys that fit the model and log the '
-        'missing, unexpected and mis-shaped ones (default: any mismatch is '
-        'an error)',
-    )
+    add_non_strict_argument(p)
     p.add_argument(
         '--cfg-options',
         nargs='+',

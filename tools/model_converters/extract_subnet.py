@@ -42,6 +42,7 @@ from typing import Optional, Sequence
 from mmengine.config import DictAction
 
 from mmst.analysis import export_subnet
+from mmst.converters.checkpoint_io import add_non_strict_argument
 
 PROG = 'extract_subnet'
 
@@ -88,13 +89,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--force', action='store_true', help='overwrite existing outputs'
     )
-    p.add_argument(
-        '--non-strict',
-        action='store_true',
-        help='load the checkpoint keys that fit the model and log the '
-        'missing, unexpected and mis-shaped ones (default: any mismatch is '
-        'an error)',
-    )
+    add_non_strict_argument(p)
     p.add_argument(
         '--cfg-options',
         nargs='+',
