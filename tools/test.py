@@ -37,6 +37,7 @@ from mmst.apis.launch import (
 )
 from mmst.converters.checkpoint_io import (
     CheckpointError,
+    add_non_strict_argument,
     load_state_dict,
     read_checkpoint,
     state_dict_of,
@@ -64,13 +65,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--show-dir', help='save images with drawn predictions here'
     )
-    parser.add_argument(
-        '--non-strict',
-        action='store_true',
-        help='load the checkpoint keys that fit the model and log the '
-        'missing, unexpected and mis-shaped ones (default: any mismatch is '
-        'an error)',
-    )
+    add_non_strict_argument(parser)
     parser.add_argument(
         '--cfg-options',
         nargs='+',
