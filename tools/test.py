@@ -34,6 +34,7 @@ from mmst.apis.launch import (
     LAUNCHERS,
     explain_rank_failures,
     maybe_destroy_process_group,
+    register_scope_modules,
 )
 from mmst.converters.checkpoint_io import (
     CheckpointError,
@@ -160,10 +161,15 @@ def test(args: argparse.Namespace) -> dict:
             is built) or, without ``--non-strict``, does not fit the model.
     """
     cfg = merge_args(load_config(args.config), args)
+    register_scope_modules(cfg)
+    check_config(cfg)  # mmst's checks (ST settings too): before writing
     cfg = plain_config(cfg)
+    # the Runner copies the (plain) config into the work dir: as
+    # NAME_test.py, so that a training run's NAME.py there stays
+    stem, ext = osp.splitext(osp.basename(args.config))
+    cfg = Config(cfg.to_dict(), cfg.pretty_text, filename=f'{stem}_test{ext}')
     checkpoint = read_checkpoint(args.checkpoint)
     prepare_config(cfg, args.launcher)
-    check_config(cfg)  # mmst's checks, before the Runner writes anything
     with explain_rank_failures(cfg):  # a stopped/dead rank: one clear line
         runner = (
             Runner.from_cfg(cfg)

@@ -20,7 +20,7 @@ from mmst.apis.launch import (
     maybe_destroy_process_group,
 )
 from mmst.engine import work_dir_lock
-from mmst.engine.checkpoint import find_resume_checkpoint
+from mmst.engine.checkpoint import check_resume_file, find_resume_checkpoint
 from mmst.engine.resume_check import check_resume_model
 from mmst.stack import load_config
 
@@ -110,6 +110,8 @@ def main() -> None:
     with explain_rank_failures(cfg), work_dir_lock.acquire(cfg.work_dir):
         if cfg.get('resume'):  # the checkpoint the run will resume (the
             # SafeCheckpointHook chooses the same one and logs what it skips)
+            if cfg.get('load_from'):
+                check_resume_file(cfg.load_from)
             ckpt = (
                 cfg.get('load_from') or find_resume_checkpoint(cfg.work_dir)[0]
             )

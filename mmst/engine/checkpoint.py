@@ -32,6 +32,7 @@ from mmst.converters.checkpoint_io import checkpoint_problem
 __all__ = [
     'ATOMIC_BACKEND',
     'AtomicLocalBackend',
+    'check_resume_file',
     'find_resume_checkpoint',
     'get_rng_state',
     'remove_stale_temporaries',
@@ -154,6 +155,26 @@ def _pid_alive(pid: int) -> bool:
 def _step(path: str) -> int:
     m = CHECKPOINT_NAME.match(osp.basename(path))
     return int(m.group(2)) if m else -1
+
+
+def check_resume_file(path: str) -> None:
+    """Refuse a named ``--resume FILE`` that is not a complete checkpoint,
+    in one line (``tools/train.py`` before the Runner writes anything;
+    :class:`mmst.engine.SafeCheckpointHook` for other train scripts).
+    Remote names (``scheme://``) are left to MMEngine.
+
+    Raises:
+        RuntimeError: ``path`` is missing, truncated or not a checkpoint.
+    """
+    if '://' in os.fspath(path):
+        return
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise RuntimeError(
+            f'--resume {path}: the checkpoint is {problem}; give a complete '
+            'one, or --resume without a file to continue from the newest '
+            'complete checkpoint of the work dir'
+        )
 
 
 def find_resume_checkpoint(

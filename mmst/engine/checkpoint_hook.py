@@ -15,12 +15,12 @@ from mmengine.dist import (
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
-from mmst.converters.checkpoint_io import checkpoint_problem
 from mmst.registry import HOOKS
 
 from . import work_dir_lock
 from .checkpoint import (
     ATOMIC_BACKEND,
+    check_resume_file,
     find_resume_checkpoint,
     get_rng_state,
     remove_stale_temporaries,
@@ -96,18 +96,7 @@ class SafeCheckpointHook(CheckpointHook):
             return
         load_from = runner._load_from
         if load_from is not None:
-            problem = (
-                checkpoint_problem(load_from)
-                if osp.exists(load_from)
-                else None
-            )
-            if problem is not None or not osp.exists(load_from):
-                raise RuntimeError(
-                    f'--resume {load_from}: the checkpoint is '
-                    f'{problem or "missing"}; give a complete one, or '
-                    '--resume without a file to continue from the newest '
-                    'complete checkpoint of the work dir'
-                )
+            check_resume_file(load_from)
             return
         choice = [None, []]
         if is_main_process():

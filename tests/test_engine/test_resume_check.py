@@ -121,7 +121,8 @@ def test_test_tool_checks_before_writing(trained, tmp_path):
     work = tmp_path / 'test'
     with pytest.raises(
         SettingError,
-        match=r'^model\.backbone\.subnet=\[1, True, 1\] is invalid for stage '
+        match=r'^model\.architecture\.backbone\.subnet=\[1, True, 1\] is '
+        r'invalid for stage '
         r'depths \[2, 2, 2\]; allowed: one integer depth per stage',
     ):
         run_tool(
@@ -255,3 +256,78 @@ def test_check_config_names_settings_from_the_root(trained):
         r'>= 0 \(not a bool\)$',
     ):
         check_config(cfg)
+
+
+# -- found by a new-user check ---------------------------------------------
+def test_truncated_resume_file_is_refused_before_writing(trained, tmp_path):
+    """``--resume FILE`` naming a truncated checkpoint: one line, and the
+    work dir (the previous run's config copy) as it was. Before, the
+    refusal came from the hook, after the Runner had written."""
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(trained['checkpoint'].read_bytes()[:1000])
+    refused(
+        trained,
+        RuntimeError,
+        rf'^--resume {bad}: the checkpoint is truncated or not a '
+        r'torch\.save file \(no zip directory\); give a complete one',
+        '--resume',
+        str(bad),
+    )
+
+
+@pytest.mark.parametrize(
+    'option, match',
+    [
+        ('model.num_subnets=True', r'^model\.num_subnets=True is invalid'),
+        ('val_cfg.bn_recal_images=-1', r'^val_cfg\.bn_recal_images=-1 is'),
+    ],
+    ids=['model', 'val_cfg'],
+)
+def test_test_tool_checks_the_st_settings(trained, tmp_path, option, match):
+    """tools/test.py evaluates the plain model, but the ST config's own
+    settings are checked first: a bad one is an error, not dropped."""
+    work = tmp_path / 'test'
+    with pytest.raises(SettingError, match=match):
+        run_tool(
+            'test',
+            trained['config'],
+            trained['checkpoint'],
+            '--work-dir',
+            work,
+            '--cfg-options',
+            option,
+        )
+    assert not work.exists()
+
+
+def test_test_tool_keeps_the_training_config_copy(trained, tmp_path):
+    """tools/test.py in a training run's work dir copies the plain config
+    as NAME_test.py; the training run's NAME.py stays (before, the plain
+    config replaced it)."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(trained['config'])
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.test_cfg = dict()
+    (tmp_path / 'cfg').mkdir()
+    config = tmp_path / 'cfg' / 'tiny_stpp.py'
+    cfg.dump(str(config))
+    work = tmp_path / 'work'
+    work.mkdir()
+    copy = work / 'tiny_stpp.py'
+    copy.write_bytes((trained['work_dir'] / 'tiny_stpp.py').read_bytes())
+    before = copy.read_bytes()
+    run_tool(
+        'test',
+        config,
+        trained['checkpoint'],
+        '--work-dir',
+        work,
+        '--cfg-options',
+        'experiment_name=rc_test_copy',
+    )
+    assert copy.read_bytes() == before
+    assert (
+        'StimulativeTraining' not in (work / 'tiny_stpp_test.py').read_text()
+    )

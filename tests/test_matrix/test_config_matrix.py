@@ -250,7 +250,7 @@ def test_torchrun_train_resume_test_infer(cell, dist_runs, tmp_path):
     assert metrics and all(
         math.isfinite(v) for v in metrics.values() if isinstance(v, float)
     ), metrics
-    dumped = Config.fromfile(str(tested / cfg_file.name))
+    dumped = Config.fromfile(str(tested / f'{cfg_file.stem}_test.py'))
     assert not is_st_model(dumped.model), dumped.model.type
 
     expected, infos, length = st_predictions(cfg, checkpoint)
