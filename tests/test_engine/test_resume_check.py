@@ -115,29 +115,6 @@ def test_bad_config_is_refused_before_the_work_dir_changes(
     refused(trained, SettingError, match, '--cfg-options', option)
 
 
-def test_test_tool_checks_before_writing(trained, tmp_path):
-    """tools/test.py: the model's checks run before the Runner makes the
-    work dir."""
-    work = tmp_path / 'test'
-    with pytest.raises(
-        SettingError,
-        match=r'^model\.architecture\.backbone\.subnet=\[1, True, 1\] is '
-        r'invalid for stage '
-        r'depths \[2, 2, 2\]; allowed: one integer depth per stage',
-    ):
-        run_tool(
-            'test',
-            trained['config'],
-            trained['checkpoint'],
-            '--work-dir',
-            work,
-            '--cfg-options',
-            'model.architecture.backbone.type=mmst.ElasticResNet_CIFAR',
-            'model.architecture.backbone.subnet=[1,True,1]',
-        )
-    assert not work.exists()
-
-
 # -- 6: --resume with another model --------------------------------------
 @pytest.mark.parametrize('explicit', [True, False], ids=['path', 'auto'])
 def test_resume_with_another_model_is_refused(trained, explicit):
@@ -276,16 +253,26 @@ def test_truncated_resume_file_is_refused_before_writing(trained, tmp_path):
 
 
 @pytest.mark.parametrize(
-    'option, match',
+    'options, match',
     [
-        ('model.num_subnets=True', r'^model\.num_subnets=True is invalid'),
-        ('val_cfg.bn_recal_images=-1', r'^val_cfg\.bn_recal_images=-1 is'),
+        (['model.num_subnets=True'], r'^model\.num_subnets=True is invalid'),
+        (['val_cfg.bn_recal_images=-1'], r'^val_cfg\.bn_recal_images=-1 is'),
+        (
+            [
+                'model.architecture.backbone.type=mmst.ElasticResNet_CIFAR',
+                'model.architecture.backbone.subnet=[1,True,1]',
+            ],
+            r'^model\.architecture\.backbone\.subnet=\[1, True, 1\] is '
+            r'invalid for stage depths \[2, 2, 2\]; allowed: one integer '
+            r'depth per stage',
+        ),
     ],
-    ids=['model', 'val_cfg'],
+    ids=['model', 'val_cfg', 'nested'],
 )
-def test_test_tool_checks_the_st_settings(trained, tmp_path, option, match):
+def test_test_tool_checks_the_st_settings(trained, tmp_path, options, match):
     """tools/test.py evaluates the plain model, but the ST config's own
-    settings are checked first: a bad one is an error, not dropped."""
+    settings are checked first, before the Runner makes the work dir: a
+    bad one is an error, not dropped."""
     work = tmp_path / 'test'
     with pytest.raises(SettingError, match=match):
         run_tool(
@@ -295,7 +282,7 @@ def test_test_tool_checks_the_st_settings(trained, tmp_path, option, match):
             '--work-dir',
             work,
             '--cfg-options',
-            option,
+            *options,
         )
     assert not work.exists()
 
