@@ -112,7 +112,7 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['mmst', 'mmst.*']),
-    python_requires='>=3.8',
+    python_requires='>=3.11',
     # What `import mmst` needs; everything task-specific is in the extras.
     # Ranges around the tested stacks (requirements/constraints.txt, cls.txt,
     # stack.txt). torch is not pinned to a build: GPU users bring their own

@@ -343,16 +343,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog='python -m mmst.stack',
         description='Check that the installed packages can run these tasks.',
     )
-    p.add_argument(
-        'tasks', nargs='*', default=['all'], choices=[*TASKS, 'all']
-    )
+    # default 'all' as a string: argparse checks a list default of
+    # nargs='*' against `choices` as one value and refuses it
+    p.add_argument('tasks', nargs='*', default='all', choices=[*TASKS, 'all'])
     p.add_argument(
         '--run-ops',
         action='store_true',
         help='also run mmcv.ops.nms on the CPU (a compiled op, end to end)',
     )
     args = p.parse_args(argv)
-    tasks = list(TASKS) if 'all' in args.tasks else args.tasks
+    given = [args.tasks] if isinstance(args.tasks, str) else args.tasks
+    tasks = list(TASKS) if 'all' in given else given
     failed = False
     for task in tasks:
         dists, problems = stack_report(task)

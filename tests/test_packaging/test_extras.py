@@ -235,3 +235,22 @@ def test_error_lists_every_problem_and_the_fix():
     for p in problems:
         assert f'\n  - {p}\n' in message
     assert message.endswith(stack.fix_command(['pose']))
+
+
+def test_command_line_without_tasks_checks_all(capsys):
+    """``python -m mmst.stack`` as README and docs/install.md write it (no
+    task): every task. Before, argparse refused its own default
+    (``invalid choice: ['all']``); only the form with a task was tested."""
+    assert stack.main([]) == 0
+    out = capsys.readouterr().out
+    assert all(f'  {task}: ok' in out for task in stack.TASKS), out
+    with pytest.raises(SystemExit):
+        stack.main(['bogus'])
+
+
+def test_python_requires_matches_what_mmst_needs():
+    """setup.py said ``>=3.8`` while mmst uses ``BaseException.add_note``
+    (3.11) and the light stack pins numpy 2.4 (3.11)."""
+    text = (Path(__file__).resolve().parents[2] / 'setup.py').read_text()
+    assert "python_requires='>=3.11'" in text
+    assert hasattr(BaseException, 'add_note')
