@@ -33,6 +33,8 @@ from torch.utils.data import DataLoader
 
 from mmst.settings import SettingError
 
+from .checkpoint import get_rng_state, set_rng_state
+
 #: Seed of the re-estimation images and augmentations unless told otherwise.
 DEFAULT_RECAL_SEED = 0
 
@@ -80,22 +82,14 @@ def seeded_rng(seed: int) -> Iterator[None]:
     CUDA) with ``seed`` for the duration, and put their previous states back
     on exit, so that whatever runs inside is repeatable and the caller's
     random sequence (e.g. training's augmentations) is not perturbed."""
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    torch_state = torch.get_rng_state()
-    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-    cuda_states = torch.cuda.get_rng_state_all() if cuda else None
+    state = get_rng_state()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     try:
         yield
     finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        torch.set_rng_state(torch_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
+        set_rng_state(state)
 
 
 def _batch_len(data) -> int:
