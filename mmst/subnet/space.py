@@ -23,7 +23,9 @@ RESNET50_PRESETS: Dict[str, List[int]] = {
     'space7': [1, 3, 5, 1],
 }
 RESNET50_STAGES = [3, 4, 6, 3]
-PRESETS = ('default',) + tuple(RESNET50_PRESETS)
+#: The ST++ inter-stage sampling rule as a preset for any stage depths.
+INTER_STAGE = 'inter-stage'
+PRESETS = ('default', INTER_STAGE) + tuple(RESNET50_PRESETS)
 SAMPLING_MODES = ('ordered', 'stochastic')
 
 
@@ -32,6 +34,34 @@ def _error(key: str, value, allowed: str) -> SettingError:
     space's config (``space`` of ``mmst.StimulativeTraining``, which puts
     its own key in front)."""
     return invalid(key, value, allowed)
+
+
+def inter_stage_depths(stage_depths: Sequence[int]) -> List[List[int]]:
+    """The depths each stage may keep under ST++'s inter-stage sampling
+    rule ("InterSSR", ST++ Sec. 3.3.3: sample the stages that have more
+    layers, and keep the first several layers of every stage), for any
+    stage depths.
+
+    Every stage keeps at least ``b`` blocks, ``b`` the shortest stage's
+    length: stages of that length are never cut, longer stages keep
+    ``b .. n`` blocks. When all stages are equally long (no stage has more
+    layers), ``b`` is half a stage, rounded up. On ResNet-50's
+    ``[3, 4, 6, 3]`` this is the paper's best space, ``space3``
+    (``{3}, {3, 4}, {3..6}, {3}``).
+
+    Args:
+        stage_depths (Sequence[int]): Blocks per stage, e.g. ``[2, 2, 2, 2]``
+            (ResNet-18) -> ``[[1, 2]] * 4``; ``[3, 4, 23, 3]`` (ResNet-101)
+            -> ``[[3], [3, 4], [3, ..., 23], [3]]``.
+
+    Returns:
+        list[list[int]]: Per stage, the allowed depths, ascending.
+    """
+    shortest = min(stage_depths)
+    keep = shortest
+    if all(n == shortest for n in stage_depths):
+        keep = (shortest + 1) // 2
+    return [list(range(min(keep, n), n + 1)) for n in stage_depths]
 
 
 class SubnetSpace:
@@ -47,9 +77,11 @@ class SubnetSpace:
         stage_depths (Sequence[int]): Number of blocks of each stage of the
             backbone, e.g. ``[3, 4, 6, 3]`` for ResNet-50.
         depths (str | Sequence[Sequence[int]]): A preset name (``'default'``:
-            every depth from 1 to the stage's length; ``'space1'`` ...
-            ``'space7'``: the ResNet-50 spaces of the ST++ paper) or, per
-            stage, the list of depths allowed. Defaults to ``'default'``.
+            every depth from 1 to the stage's length; ``'inter-stage'``:
+            ST++'s inter-stage rule for any stage depths,
+            :func:`inter_stage_depths`; ``'space1'`` ... ``'space7'``: the
+            ResNet-50 spaces of the ST++ paper) or, per stage, the list of
+            depths allowed. Defaults to ``'default'``.
         mode (str): ``'ordered'`` or ``'stochastic'``.
     """
 
@@ -77,6 +109,8 @@ class SubnetSpace:
         if isinstance(depths, str):
             if depths == 'default':
                 return [list(range(1, n + 1)) for n in stage_depths]
+            if depths == INTER_STAGE:
+                return inter_stage_depths(stage_depths)
             if depths not in RESNET50_PRESETS:
                 raise _error(
                     'depths',
@@ -87,9 +121,10 @@ class SubnetSpace:
                 raise _error(
                     'depths',
                     depths,
-                    f'presets other than "default" are defined for the '
-                    f'ResNet-50 stages {RESNET50_STAGES}, this backbone has '
-                    f'{stage_depths}; give per-stage depth lists instead',
+                    f'{depths!r} is defined for the ResNet-50 stages '
+                    f'{RESNET50_STAGES}, this backbone has {stage_depths}: '
+                    f"'{INTER_STAGE}' (ST++'s rule for any stages; space3 "
+                    "on ResNet-50), 'default' or per-stage depth lists",
                 )
             return [
                 list(range(n - m + 1, n + 1))

@@ -131,3 +131,17 @@ def test_distill_with_task_losses_is_an_error():
     would be silently ignored."""
     with pytest.raises(ValueError, match=r"distill=.*subnet_loss='task'"):
         build(st_cfg(subnet_loss='task', distill=dict(temperature=2.0)))
+
+
+@pytest.mark.parametrize(
+    'kwargs, expected',
+    [
+        (dict(), 'layernorm'),  # ST++'s KL-: sub-networks learn directions
+        (dict(num_subnets=0), 'none'),  # conventional training
+        (dict(subnet_loss='task'), 'none'),  # nothing is distilled
+        (dict(logit_norm='none'), 'none'),  # ST (NeurIPS'22)
+        (dict(logit_norm='l2', subnet_loss='task'), 'l2'),
+    ],
+)
+def test_logit_norm_follows_the_subnet_loss(kwargs, expected):
+    assert build(st_cfg(**kwargs)).task.logit_norm == expected

@@ -97,8 +97,39 @@ def test_validation_errors_name_the_key(kwargs, message):
 
 
 def test_preset_on_other_backbone_is_refused():
-    with pytest.raises(ValueError, match='ResNet-50 stages'):
+    with pytest.raises(ValueError, match='ResNet-50 stages') as info:
         SubnetSpace([2, 2, 2, 2], 'space3')
+    assert "'inter-stage'" in str(info.value)
+
+
+def _ranges(choices):
+    return [(c[0], c[-1]) for c in choices]
+
+
+@pytest.mark.parametrize(
+    'stages, expected',
+    [
+        # ResNet-34 / 50 (the paper's space3), 101, 152
+        ([3, 4, 6, 3], [(3, 3), (3, 4), (3, 6), (3, 3)]),
+        ([3, 4, 23, 3], [(3, 3), (3, 4), (3, 23), (3, 3)]),
+        ([3, 8, 36, 3], [(3, 3), (3, 8), (3, 36), (3, 3)]),
+        # ConvNeXt-T, Swin-T: only the long middle stage is sampled
+        ([3, 3, 9, 3], [(3, 3), (3, 3), (3, 9), (3, 3)]),
+        ([2, 2, 6, 2], [(2, 2), (2, 2), (2, 6), (2, 2)]),
+        # equally long stages (ResNet-18, CIFAR ResNet-20): half a stage
+        ([2, 2, 2, 2], [(1, 2)] * 4),
+        ([3, 3, 3], [(2, 3)] * 3),
+    ],
+)
+def test_inter_stage_rule_for_any_stages(stages, expected):
+    space = SubnetSpace(stages, 'inter-stage')
+    assert _ranges(space.depth_choices) == expected
+    assert space.largest() == space.full()
+    assert len(space) > 1
+
+
+def test_inter_stage_is_space3_on_resnet50():
+    assert SubnetSpace(R50, 'inter-stage').depth_choices == EXPECTED['space3']
 
 
 # -- the one sub-network spec parser (tools, SubnetValLoop, depth menu) ----

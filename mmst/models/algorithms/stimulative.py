@@ -25,7 +25,7 @@ from mmst.subnet import (
 from mmst.subnet.discovery import check_smaller_inputs
 from mmst.subnet.space import Subnet
 
-from ..tasks import build_task
+from ..tasks import build_task, task_class
 
 BN_STATS_MODES = ('main', 'shared')
 SUBNET_LOSSES = ('kl', 'task')
@@ -122,8 +122,14 @@ class StimulativeTraining(BaseModel):
             registered loss called as ``loss(student, teacher)`` on the
             normalised logits; ``type`` defaults to
             ``'mmst.KLDivergenceLoss'`` (``temperature``, ``loss_weight``).
-        logit_norm (str): ``'none' | 'layernorm' | 'l2'``: normalisation of
-            the logits of the main CE, the teacher and the students.
+        logit_norm (str, optional): ``'none' | 'layernorm' | 'l2'``:
+            normalisation of the logits of the main CE, the teacher and the
+            students. None (the default): ``'layernorm'`` when sub-networks
+            learn the main network's logits (``subnet_loss='kl'``,
+            ``num_subnets > 0``: ST++'s "KL-", direction only), else
+            ``'none'`` (task losses, or conventional training), so one
+            config is right for classifiers and for dense tasks. ST
+            (NeurIPS'22, plain KL) sets ``'none'``.
         logit_amplitude (float): Scale after normalisation.
         normalize_main_logits (bool): Apply ``logit_norm`` to the main CE
             too (the authors' code). With few classes and short schedules
@@ -164,7 +170,7 @@ class StimulativeTraining(BaseModel):
         input_resize: Optional[dict] = None,
         subnet_loss: Optional[str] = None,
         distill: Optional[dict] = None,
-        logit_norm: str = 'none',
+        logit_norm: Optional[str] = None,
         logit_amplitude: float = 1.0,
         normalize_main_logits: bool = True,
         bn_stats: str = 'main',
@@ -193,6 +199,23 @@ class StimulativeTraining(BaseModel):
         self.bn_stats = bn_stats
         self.seed = check_int('seed', seed, allow_none=True)
 
+        # The sub-network loss decides the logit normalisation's default,
+        # so it is resolved from the task's class before the task is built.
+        task_cls = task_class(task, architecture)[0]
+        subnet_loss = subnet_loss or ('kl' if task_cls.has_logits else 'task')
+        if subnet_loss not in SUBNET_LOSSES:
+            raise invalid(
+                'subnet_loss', subnet_loss, ' | '.join(SUBNET_LOSSES)
+            )
+        if subnet_loss == 'kl' and not task_cls.has_logits:
+            raise SettingError(
+                'subnet_loss',
+                "='kl' needs class logits; the task "
+                f"{task_cls.name!r} supports subnet_loss='task'",
+            )
+        if logit_norm is None:
+            distils = subnet_loss == 'kl' and self.num_subnets > 0
+            logit_norm = 'layernorm' if distils else 'none'
         self.task = build_task(
             task,
             architecture,
@@ -200,17 +223,6 @@ class StimulativeTraining(BaseModel):
             logit_amplitude=logit_amplitude,
             normalize_main_logits=normalize_main_logits,
         )
-        subnet_loss = subnet_loss or ('kl' if self.task.has_logits else 'task')
-        if subnet_loss not in SUBNET_LOSSES:
-            raise invalid(
-                'subnet_loss', subnet_loss, ' | '.join(SUBNET_LOSSES)
-            )
-        if subnet_loss == 'kl' and not self.task.has_logits:
-            raise SettingError(
-                'subnet_loss',
-                "='kl' needs class logits; the task "
-                f"{self.task.name!r} supports subnet_loss='task'",
-            )
         if subnet_loss == 'task' and distill:
             raise SettingError(
                 'distill',

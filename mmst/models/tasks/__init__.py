@@ -3,7 +3,7 @@
 libraries are imported inside the functions only, so this package imports
 with any subset of mmpretrain / mmdet / mmseg / mmpose installed."""
 
-from .base import BaseTask, build_task, get_rescaler, infer_task
+from .base import BaseTask, build_task, get_rescaler, infer_task, task_class
 from .classification import ClassificationTask
 from .dense import DenseTask
 from .detection import DetectionTask
@@ -15,6 +15,7 @@ __all__ = [
     'build_task',
     'get_rescaler',
     'infer_task',
+    'task_class',
     'ClassificationTask',
     'DenseTask',
     'DetectionTask',

@@ -214,6 +214,31 @@ def infer_task(architecture: nn.Module) -> str:
     )
 
 
+def task_class(
+    task: Union[None, str, dict], architecture: nn.Module
+) -> Tuple[type, dict]:
+    """The task class of ``task`` (see :func:`build_task`) and its config
+    dict, without building it (e.g. to read ``has_logits`` first).
+
+    Raises:
+        TypeError: ``task`` of another type, or None for a model that no
+            registered task handles.
+        ValueError: A name that is not registered.
+    """
+    if task is None:
+        task = infer_task(architecture)
+    cfg = dict(type=task) if isinstance(task, str) else task
+    if not isinstance(cfg, dict):
+        raise TypeError(
+            f'task={task!r} is invalid; allowed: a registered task name, '
+            'a dict(type=name, ...) or None (inferred from the model)'
+        )
+    # The class from the registry, built by the caller: Registry.build would
+    # first look for the caller's default scope (mmpretrain, mmdet ...) in
+    # the task registry tree and warn that it is not there.
+    return _task_class(cfg.get('type')), cfg
+
+
 def build_task(
     task: Union[None, str, dict], architecture: nn.Module, **kwargs
 ) -> BaseTask:
@@ -231,18 +256,7 @@ def build_task(
             registered task handles.
         ValueError: A name that is not registered.
     """
-    if task is None:
-        task = infer_task(architecture)
-    cfg = dict(type=task) if isinstance(task, str) else task
-    if not isinstance(cfg, dict):
-        raise TypeError(
-            f'task={task!r} is invalid; allowed: a registered task name, '
-            'a dict(type=name, ...) or None (inferred from the model)'
-        )
-    # The class from the registry, built here: Registry.build would first
-    # look for the caller's default scope (mmpretrain, mmdet ...) in the
-    # task registry tree and warn that it is not there.
-    cls = _task_class(cfg.get('type'))
+    cls, cfg = task_class(task, architecture)
     args = dict(kwargs, architecture=architecture)
     args.update((k, v) for k, v in cfg.items() if k != 'type')
     return cls(**args)
