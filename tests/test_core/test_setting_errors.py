@@ -56,8 +56,8 @@ NOT_BOOL = 'allowed: an integer >= {} (not a bool)'
         ),
         (
             dict(space=dict(depths='space9')),
-            "space.depths='space9' is invalid; allowed: default | inter-stage | "
-            'space1 |',
+            "space.depths='space9' is invalid; allowed: default | "
+            'inter-stage | space1 |',
         ),
         (
             dict(space=dict(mode='random')),
