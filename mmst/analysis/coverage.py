@@ -209,6 +209,25 @@ def coverage_table(names: Optional[List[str]] = None) -> List[dict]:
     return rows
 
 
+def _inter_stage(depths: List[int]) -> str:
+    """``space.depths='inter-stage'`` on stages of ``depths`` blocks, as
+    the depths kept per stage and the number of sub-networks, e.g.
+    ``{3}, {3}, {3..9}, {3} (7)``."""
+    from mmst.subnet.space import inter_stage_depths
+
+    if not depths:
+        return ''
+    choices = inter_stage_depths(depths)
+    count = 1
+    for c in choices:
+        count *= len(c)
+    text = ', '.join(
+        f'{{{c[0]}}}' if len(c) == 1 else f'{{{c[0]}..{c[-1]}}}'
+        for c in choices
+    )
+    return f'{text} ({count})'
+
+
 def markdown(rows: List[dict]) -> str:
     """The table of docs/backbones.md."""
     counts = {
@@ -221,8 +240,8 @@ def markdown(rows: List[dict]) -> str:
         f'{counts[NOT_APPLICABLE]} not applicable.',
         '',
         '| backbone | built with | status | how | stages (blocks) | '
-        'smaller inputs | reason |',
-        '|---|---|---|---|---|---|---|',
+        'inter-stage space | smaller inputs | reason |',
+        '|---|---|---|---|---|---|---|---|',
     ]
     for r in rows:
         args = ', '.join(f'{k}={v!r}' for k, v in r['args'].items())
@@ -232,7 +251,8 @@ def markdown(rows: List[dict]) -> str:
         reason = r['reason'].replace('|', '\\|')
         lines.append(
             f'| {r["name"]} | {args or "defaults"} | {r["status"]} | '
-            f'{r["rule"]} | {stages} | {r["smaller_inputs"]} | {reason} |'
+            f'{r["rule"]} | {stages} | {_inter_stage(r["depths"])} | '
+            f'{r["smaller_inputs"]} | {reason} |'
         )
     return '\n'.join(lines) + '\n'
 
