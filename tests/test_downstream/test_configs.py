@@ -167,7 +167,7 @@ def test_st_star_configs_wrap_their_r50_st_model(st_path):
     assert model.type == 'mmst.StimulativeTraining'
     assert model.architecture.to_dict() == plain.model.to_dict()
     assert model.num_subnets == 6
-    assert model.space == dict(depths='space3')
+    assert model.space == dict(depths='inter-stage')  # space3 on R50
     assert tuple(model.input_resize.ratio_range) == (0.43, 1.0)
     assert model.subnet_loss == 'task' and model.bn_stats == 'main'
     assert 'mmst' in st.custom_imports.imports
