@@ -1,7 +1,8 @@
 # ST++ in a small setting: 3 sub-networks per iteration (ImageNet: 6), KL
 # without logit magnitude (LayerNorm-normalised teacher and students),
 # random smaller inputs (floor(0.43 * 28) = 12 .. 28 px), default space
-# (ResNet-50's space3 has no analogue for 3 x 3 blocks).
+# (every depth, [1,1,1] included, as the loafing table measures them; the
+# inter-stage rule would keep 2..3 blocks of each of the 3 equal stages).
 # Departure from the ImageNet recipe: the main CE stays on the raw logits.
 # With 10 classes, unit-variance logits cap the softmax (max logit 3) and the
 # main network learned far slower on them: 13.8% vs 50.5% test top-1 after
