@@ -162,7 +162,9 @@ def test(args: argparse.Namespace) -> dict:
     """
     cfg = merge_args(load_config(args.config), args)
     register_scope_modules(cfg)
-    check_config(cfg)  # mmst's checks (ST settings too): before writing
+    # mmst's checks (ST settings too), before writing; not the pretrained
+    # files: Runner.test never initialises weights (all from CHECKPOINT)
+    check_config(cfg, training=False)
     cfg = plain_config(cfg)
     # the Runner copies the (plain) config into the work dir: as
     # NAME_test.py, so that a training run's NAME.py there stays

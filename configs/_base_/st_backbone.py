@@ -4,6 +4,8 @@
 # The file is the backbone-only conversion of the authors' checkpoint:
 #   python tools/model_converters/st_to_mmpretrain.py ST_CHECKPOINT \
 #       checkpoints/r50_stpp_backbone.pth --backbone-only
+# (docs/released_weights.md; without the file tools/train.py refuses the
+# config, naming the key to override.)
 # It holds ``backbone.*`` keys of a pytorch-style ResNet-50 (stride on the
 # 3x3 conv, plain 7x7 stem), which is what mmdet / mmpose ``ResNet`` and
 # mmseg ``ResNet`` (not ``ResNetV1c``) build; ``prefix='backbone.'`` strips

@@ -41,6 +41,7 @@ from mmst.apis import init_model, plain_config, prepare_config
 from mmst.apis.inference import is_st_model
 from mmst.converters.checkpoint_io import check_readable
 from mmst.engine import preserved_bn_stats, recalibrate_bn
+from mmst.engine.bn_recal import has_trainable_bn
 from mmst.engine.checkpoint import write_atomic
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.registry import MODELS
@@ -260,8 +261,9 @@ def export_model_subnet(
             :func:`subnet_depths`.
         out_dir (str): Output folder (created).
         bn_recal_images (int): Training images to re-estimate the
-            sub-network's BN statistics on (0: keep the stored ones).
-            Defaults to 2000.
+            sub-network's BN statistics on (0: keep the stored ones; not
+            used, no image read, when no BN layer trains: ``norm_eval``,
+            frozen, LayerNorm only). Defaults to 2000.
         seed (int): Seed of the re-estimation images (as the loafing
             table's ``seed``). Defaults to 0.
         recal_loader (Iterable, optional): The re-estimation loader
@@ -283,7 +285,8 @@ def export_model_subnet(
 
     Returns:
         dict: ``config``, ``checkpoint`` (paths), ``subnet`` (blocks per
-        stage), ``bn_recal_images`` (images used), ``params``, ``flops``,
+        stage), ``bn_recal_images`` (images used; 0 when none was
+        needed), ``params``, ``flops``,
         ``full_params``, ``full_flops``, ``dropped_keys``, ``input_shape``
         and, with ``onnx``, ``onnx`` (path) and ``onnx_parity``.
 
@@ -305,7 +308,8 @@ def export_model_subnet(
 
     used = 0
     with preserved_bn_stats(arch):
-        if bn_recal_images:
+        # no BN layer trains (norm_eval, LayerNorm only): nothing to redo
+        if bn_recal_images and has_trainable_bn(arch):
             if recal_loader is None:
                 recal_loader = build_recal_loader(cfg, seed)
             with elastic.activate(kept):
@@ -415,8 +419,9 @@ def export_subnet(
         out_dir (str): Output folder: ``config.py``, ``subnet.pth`` (and
             ``subnet.onnx``).
         bn_recal_images (int): Training images to re-estimate the
-            sub-network's BN statistics on (0: the stored ones). Defaults
-            to 2000, as the loafing table.
+            sub-network's BN statistics on (0: the stored ones; not used
+            when no BN layer trains). Defaults to 2000, as the loafing
+            table.
         seed (int): Seed of the re-estimation images. Defaults to 0.
         force (bool): Overwrite existing outputs. Defaults to False.
         cfg_options (dict, optional): Config overrides.

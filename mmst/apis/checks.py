@@ -12,7 +12,8 @@ dotted key of the config (``model.distill.temperature``,
 
 import copy
 import inspect
-from typing import Any, Iterator, List, Tuple
+import os.path as osp
+from typing import Any, Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -89,6 +90,230 @@ def _check_transforms(cfg: Config) -> None:
                     TRANSFORMS.build(item)
 
 
+#: The file name of mmst's pretrained ST++ ResNet-50 backbone, which every
+#: downstream config loads (``configs/_base_/st_backbone.py``:
+#: ``checkpoints/r50_stpp_backbone.pth``); mmst does not download it.
+ST_BACKBONE_FILE = 'r50_stpp_backbone.pth'
+#: Initialiser types (MMEngine's ``PretrainedInit``) that load a file.
+PRETRAINED_INITS = ('Pretrained', 'PretrainedInit')
+
+
+def is_local_checkpoint(path: str) -> bool:
+    """Whether MMEngine reads the checkpoint ``path`` from the local file
+    system (its ``CheckpointLoader`` picks the local loader): False for
+    URLs and model-zoo names (``https://``, ``s3://``, ``torchvision://``,
+    ``open-mmlab://``, ``mmcls://`` ...), which are downloaded or read
+    from elsewhere."""
+    from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+
+    if '://' in path:
+        return False
+    return CheckpointLoader._get_checkpoint_loader(path) is load_from_local
+
+
+def _option(key: str) -> str:
+    """``key`` as ``--cfg-options`` writes it (``a[0].b`` -> ``a.0.b``)."""
+    return key.replace('[', '.').replace(']', '')
+
+
+def pretrained_files(cfg: Config) -> List[Tuple[str, str, str]]:
+    """The local checkpoint files a training run of ``cfg`` loads before
+    its first iteration: ``(key, path, fix)`` for every
+    ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` anywhere in
+    ``model`` (MMEngine loads it when ``Runner.train`` initialises the
+    weights, resuming or not), every ``pretrained=PATH`` string in
+    ``model`` (mmseg / mmdet backbones turn it into such an init), and
+    ``load_from`` when not resuming (``resume=True`` loads it as the
+    checkpoint to resume, checked by ``tools/train.py`` itself). ``fix``
+    is the ``--cfg-options`` item that drops the file. URLs and model-zoo
+    names are left out (:func:`is_local_checkpoint`).
+
+    Args:
+        cfg (Config): The full config.
+
+    Returns:
+        list[tuple[str, str, str]]: The dotted key (``model.backbone.
+        init_cfg.checkpoint``), the path as written, and the override
+        that trains without it (``model.backbone.init_cfg=None``).
+    """
+    found = []
+    for path, item in _walk(cfg.get('model'), 'model'):
+        checkpoint = item.get('checkpoint')
+        if _type_name(item.get('type')) in PRETRAINED_INITS and isinstance(
+            checkpoint, str
+        ):
+            fix = (
+                f'{_option(path)}=None'
+                if not path.endswith(']')
+                else f'the entry {path} removed from its list'
+            )
+            found.append((f'{path}.checkpoint', checkpoint, fix))
+        pretrained = item.get('pretrained')
+        if isinstance(pretrained, str):
+            key = f'{path}.pretrained'
+            found.append((key, pretrained, f'{_option(key)}=None'))
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and not cfg.get('resume'):
+        found.append(('load_from', load_from, 'load_from=None'))
+    return [f for f in found if is_local_checkpoint(f[1])]
+
+
+def _missing_file_message(key: str, path: str, fix: str) -> str:
+    """``<rest>`` of the error for a missing checkpoint file."""
+    where = osp.abspath(osp.expanduser(path))
+    rest = (
+        f'={path!r}: no such file ({where}); MMEngine would stop with '
+        'FileNotFoundError when it loads the weights, after the Runner '
+        'has written to the work dir. '
+    )
+    if osp.basename(path) == ST_BACKBONE_FILE:
+        rest += (
+            "This is mmst's ST++ ImageNet ResNet-50 backbone "
+            '(configs/_base_/st_backbone.py), which mmst does not '
+            "download: docs/released_weights.md says where the authors' "
+            'checkpoint is and how to convert it (tools/model_converters/'
+            f'st_to_mmpretrain.py SRC {path} --backbone-only). '
+        )
+    if key == 'load_from':
+        drop = (
+            f"start from the model's own initialisation (--cfg-options {fix})"
+        )
+    elif fix.startswith('the entry'):
+        drop = f'train without it ({fix})'
+    else:
+        drop = f'train the layers from scratch (--cfg-options {fix})'
+    return (
+        rest + f'Fix: put the file at {path}, point the key elsewhere '
+        f'(--cfg-options {_option(key)}=PATH), or {drop}'
+    )
+
+
+def check_pretrained_files(cfg: Config) -> None:
+    """Refuse a training config whose local pretrained checkpoint files
+    (:func:`pretrained_files`) do not exist, before the Runner is built.
+
+    Raises:
+        mmst.settings.SettingError: ``<key>='<path>': no such file ...``
+            naming the key, the path and the fix (for mmst's own
+            ``r50_stpp_backbone.pth``: docs/released_weights.md); further
+            missing files are listed after the first.
+    """
+    missing = [
+        f
+        for f in pretrained_files(cfg)
+        if not osp.isfile(osp.expanduser(f[1]))
+    ]
+    if not missing:
+        return
+    key, path, fix = missing[0]
+    rest = _missing_file_message(key, path, fix)
+    if len(missing) > 1:
+        rest += '; also missing: ' + ', '.join(
+            f'{k}={p!r}' for k, p, _ in missing[1:]
+        )
+    raise SettingError(key, rest)
+
+
+#: Normalisation types that make synchronised BN (``SyncBN``: torch's
+#: ``SyncBatchNorm``; ``MMSyncBN``: mmcv's), which trains only on GPUs.
+SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm')
+
+
+def _type_name(kind: Any) -> str:
+    """The registered name of a config ``type`` (a string, possibly
+    scoped, or a class)."""
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    return name.rsplit('.', 1)[-1]
+
+
+def sync_bn_settings(cfg: Config) -> List[Tuple[str, Any]]:
+    """Where ``cfg`` asks for synchronised BN: ``(key, value)`` for
+    MMEngine's runner key ``sync_bn`` (``'torch'`` | ``'mmcv'``: every BN
+    converted in a distributed run, any library) and for the ``type`` of
+    every ``SyncBN`` / ``MMSyncBN`` normalisation dict in ``model``
+    (``norm_cfg``: mmseg's backbone, ``decode_head`` and
+    ``auxiliary_head``; mmdet's, mmpose's and mmpretrain's backbones,
+    necks and heads), e.g. ``('model.decode_head.norm_cfg.type',
+    'SyncBN')``."""
+    found = []
+    if cfg.get('sync_bn') is not None:
+        found.append(('sync_bn', cfg.sync_bn))
+    for path, item in _walk(cfg.get('model'), 'model'):
+        if _type_name(item.get('type')) in SYNC_BN_TYPES:
+            found.append((f'{path}.type', item['type']))
+    return found
+
+
+def check_sync_bn(
+    cfg: Config, launcher: Optional[str] = None, device: Optional[str] = None
+) -> None:
+    """Refuse synchronised BN (:func:`sync_bn_settings`) in a distributed
+    training run without GPUs: torch's ``SyncBatchNorm`` refuses CPU
+    tensors in training (a single-process run is fine: MMEngine turns
+    SyncBN into BN there).
+
+    Args:
+        cfg (Config): The full config.
+        launcher (str, optional): ``'none' | 'pytorch' | 'slurm' |
+            'mpi'``; None: ``cfg.launcher`` (set by
+            :func:`mmst.apis.prepare_config`), else ``'none'``.
+        device (str, optional): Where the Runner puts the model; None:
+            MMEngine's ``get_device()``.
+
+    Raises:
+        mmst.settings.SettingError: Naming every key that asks for
+            SyncBN, with the fix for each form (``--cfg-options
+            KEY=BN``, ``sync_bn=None``), launching on GPUs, or
+            ``--launcher none``.
+    """
+    launcher = launcher or cfg.get('launcher') or 'none'
+    if launcher == 'none':
+        return
+    if device is None:
+        from mmengine.device import get_device
+
+        device = get_device()
+    if device != 'cpu':
+        return
+    found = sync_bn_settings(cfg)
+    if not found:
+        return
+    norms = [k for k, _ in found if k != 'sync_bn']
+    fixes = [f'{_option(k)}=BN' for k in norms]
+    if any(k == 'sync_bn' for k, _ in found):
+        fixes.append('sync_bn=None')
+    listed = ', '.join(f'{k}={v!r}' for k, v in found[1:])
+    rest = (
+        f'={found[0][1]!r}'
+        + (f', {listed}' if listed else '')
+        + ": synchronised BatchNorm trains only on GPUs (torch's and "
+        "mmcv's SyncBatchNorm refuse CPU tensors), and this run is "
+        f'distributed (--launcher {launcher}) without a GPU (device '
+        f'{device!r}). Fix: plain BN '
+        f'(--cfg-options {" ".join(fixes)})'
+    )
+    shared = [
+        k
+        for k, v in cfg.items()
+        if k.endswith('norm_cfg')
+        and isinstance(v, dict)
+        and _type_name(v.get('type')) in SYNC_BN_TYPES
+    ]
+    if shared and norms:
+        rest += (
+            f"; the config file's top-level {', '.join(shared)} (upstream "
+            'configs share one across these keys) is copied '
+            'into them when the file is read, so override the keys '
+            "above, or set it to dict(type='BN', requires_grad=True) in "
+            'the file'
+        )
+    rest += (
+        '; or launch on GPUs; or train in one process (--launcher none: '
+        'MMEngine turns SyncBN into BN there)'
+    )
+    raise SettingError(found[0][0], rest)
+
+
 def build_config_model(cfg: Config) -> torch.nn.Module:
     """The model of ``cfg`` as the Runner builds it (the config's
     top-level ``data_preprocessor`` merged in), in the config's default
@@ -102,7 +327,9 @@ def build_config_model(cfg: Config) -> torch.nn.Module:
             return MODELS.build(model_cfg)
 
 
-def check_config(cfg: Config, build_model: bool = True) -> Config:
+def check_config(
+    cfg: Config, build_model: bool = True, training: bool = True
+) -> Config:
     """Run every check of mmst's components on ``cfg``, before anything is
     written (call it before building the Runner, on every rank).
 
@@ -121,6 +348,18 @@ def check_config(cfg: Config, build_model: bool = True) -> Config:
       mmdet Faster R-CNN R-50 about 1 s), then freed.
     - mmst's transforms (``type='mmst.UniformAugment'`` ...) in the
       dataloaders' pipelines: built (no data read).
+    - ``training=True``: the local checkpoint files the run loads before
+      its first iteration exist (:func:`check_pretrained_files`:
+      ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` and
+      ``pretrained=PATH`` in ``model``, ``load_from`` when not resuming;
+      URLs and model-zoo names are not checked). Testing
+      (``tools/test.py``) passes False: MMEngine's ``Runner.test`` never
+      initialises the weights (only ``Runner.train`` does), every weight
+      comes from the tested checkpoint, so a missing pretrained file
+      does not matter there. And no synchronised BN (``sync_bn``,
+      ``norm_cfg=dict(type='SyncBN')``) in a distributed run without GPUs
+      (:func:`check_sync_bn`; testing runs BN in eval mode, which
+      SyncBN does on CPU too).
 
     Errors name the full dotted key: ``model.distill.temperature=0 is
     invalid; allowed: a number > 0``; an upstream component's error gets a
@@ -132,6 +371,8 @@ def check_config(cfg: Config, build_model: bool = True) -> Config:
             registered); not modified.
         build_model (bool): Build the model to run its checks. Defaults
             to True.
+        training (bool): The config is about to train: check the
+            pretrained files too. Defaults to True.
 
     Returns:
         Config: ``cfg``.
@@ -141,6 +382,9 @@ def check_config(cfg: Config, build_model: bool = True) -> Config:
             and what is allowed.
         Exception: Whatever building the model raises (with the note).
     """
+    if training:
+        check_pretrained_files(cfg)
+        check_sync_bn(cfg)
     scope = cfg.get('default_scope')
     with DefaultScope.overwrite_default_scope(scope), seeded_rng(0):
         loops = _loop_args(cfg)

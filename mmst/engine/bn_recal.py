@@ -368,8 +368,14 @@ def recalibrate_bn(
         num_images (int): Images in total over all ranks (rounded up to
             whole batches on every rank).
 
+    No BN layer trains (``norm_eval=True``, frozen stages, LayerNorm
+    only: :func:`has_trainable_bn` is False): nothing is re-estimated and
+    no image is read; returns 0 (every rank alike, the model being the
+    same on all).
+
     Returns:
-        int: The number of images used, in total over all ranks.
+        int: The number of images used, in total over all ranks (0 when
+        no BN layer trains).
 
     Raises:
         ValueError: ``num_images`` is not positive, or exceeds the images
@@ -383,7 +389,9 @@ def recalibrate_bn(
             'allowed: a positive number of images'
         )
     bns = _active_bns(model)
-    device = next((m.running_mean.device for m in bns), torch.device('cpu'))
+    if not bns:  # norm_eval / frozen / no BN: nothing to re-estimate
+        return 0
+    device = bns[0].running_mean.device
     per_rank = check_recal_images(dataloader, num_images, device)
     world_size = get_world_size()
 

@@ -31,6 +31,7 @@ from .bn_recal import (
     RecalLoader,
     build_recal_loader,
     check_recal_images,
+    has_trainable_bn,
     preserved_bn_stats,
     recalibrate_bn,
 )
@@ -209,6 +210,14 @@ class SubnetValLoop(ValLoop):
     the checkpoint reproduces the logged metric); the validation that
     follows finds them current and does not repeat the work.
 
+    When no BN layer of the model trains (every BN in eval mode under
+    ``model.train()``: a backbone's ``norm_eval=True``, as mmdet's
+    detectors, frozen stages, or a LayerNorm-only model), there are no
+    statistics to re-estimate: ``bn_recal_images`` and ``recal_main`` are
+    not used, no training image is read (so neither the size of the
+    training set nor a ``train_dataloader`` is required), and the log says
+    so once, when the loop is built.
+
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): Validation dataloader.
@@ -262,6 +271,12 @@ class SubnetValLoop(ValLoop):
         self.bn_recal_images = bn_recal_images
         self.recal_seed = recal_seed
         self.recal_main = recal_main_default(runner.model, recal_main)
+        # No BN layer trains (norm_eval=True, frozen stages, LayerNorm
+        # only): no statistics to re-estimate, so no images are needed.
+        self.bn_trains = has_trainable_bn(unwrap_st(runner.model))
+        if not self.bn_trains:
+            self._log_no_recal()
+            self.bn_recal_images, self.recal_main = 0, False
         self._recal_loader: Optional[RecalLoader] = None
         # (training iterations done, _state_fingerprint) right after the
         # latest main-network re-estimation.
@@ -273,6 +288,25 @@ class SubnetValLoop(ValLoop):
         ):
             runner.register_hook(SharedBNRecalHook(self))
         self._check_recal_images()
+
+    def _log_no_recal(self) -> None:
+        """Say once, when the loop is built, that no BN statistics are
+        re-estimated because no BN layer of the model trains (only when
+        the configuration asked for re-estimation)."""
+        asked = recal_images_needed(self.bn_recal_images, self.recal_main)
+        if not asked:
+            return
+        print_log(
+            f'{self.CFG_KEY}: BN re-estimation skipped: no BN layer of the '
+            'model trains (norm_eval=True, frozen stages or no BN '
+            'layers), so every sub-network is evaluated with the stored '
+            'statistics it trained with; '
+            f'bn_recal_images={self.bn_recal_images}'
+            + (' and recal_main=True' if self.recal_main else '')
+            + ' read no training images (none are needed)',
+            'current',
+            logging.INFO,
+        )
 
     def _check_recal_images(self) -> None:
         """Refuse, before any training, a ``bn_recal_images`` that the

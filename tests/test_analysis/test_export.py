@@ -144,7 +144,8 @@ def test_non_resnet_member_export_reproduces_loafing(trained, name):
     )
     depths = [int(k) for k in run['subnet'].split(',')]
     assert summary['subnet'] == depths
-    assert summary['bn_recal_images'] == RECAL
+    # ViT has no BN layer: nothing re-estimated, no image read
+    assert summary['bn_recal_images'] == (0 if name == 'vit' else RECAL)
     assert summary['params'] < summary['full_params']
 
     # keys: the kept blocks' unchanged, the skipped blocks' gone

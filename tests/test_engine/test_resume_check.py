@@ -115,6 +115,31 @@ def test_bad_config_is_refused_before_the_work_dir_changes(
     refused(trained, SettingError, match, '--cfg-options', option)
 
 
+MISSING_INIT = [
+    'model.architecture.backbone.init_cfg.type=Pretrained',
+    'model.architecture.backbone.init_cfg.checkpoint=nowhere/backbone.pth',
+]
+
+
+def test_missing_pretrained_file_is_refused_before_the_work_dir_changes(
+    trained,
+):
+    """#25: a Pretrained init naming a missing local file (the headline
+    config without checkpoints/r50_stpp_backbone.pth). Before: MMEngine's
+    bare FileNotFoundError when Runner.train initialised the weights, after
+    the Runner had written the work dir."""
+    refused(
+        trained,
+        SettingError,
+        r'^model\.architecture\.backbone\.init_cfg\.checkpoint='
+        r"'nowhere/backbone\.pth': no such file .*, or train the layers from "
+        r'scratch \(--cfg-options model\.architecture\.backbone\.init_cfg='
+        r'None\)$',
+        '--cfg-options',
+        *MISSING_INIT,
+    )
+
+
 # -- 6: --resume with another model --------------------------------------
 @pytest.mark.parametrize('explicit', [True, False], ids=['path', 'auto'])
 def test_resume_with_another_model_is_refused(trained, explicit):
@@ -290,7 +315,10 @@ def test_test_tool_checks_the_st_settings(trained, tmp_path, options, match):
 def test_test_tool_keeps_the_training_config_copy(trained, tmp_path):
     """tools/test.py in a training run's work dir copies the plain config
     as NAME_test.py; the training run's NAME.py stays (before, the plain
-    config replaced it)."""
+    config replaced it). A Pretrained init naming a missing file is no
+    obstacle to testing (MMEngine's Runner.test never initialises the
+    weights; every weight comes from the checkpoint), so tools/test.py
+    does not refuse it as tools/train.py does."""
     from mmengine.config import Config
 
     cfg = Config.fromfile(trained['config'])
@@ -313,6 +341,7 @@ def test_test_tool_keeps_the_training_config_copy(trained, tmp_path):
         work,
         '--cfg-options',
         'experiment_name=rc_test_copy',
+        *MISSING_INIT,
     )
     assert copy.read_bytes() == before
     assert (

@@ -180,3 +180,38 @@ def test_too_many_recal_images_refused_before_training(tmp_path, data_root):
         runner.train()
     assert runner.iter == 0
     assert not list((tmp_path / 'early').glob('*.pth'))
+
+
+@pytest.mark.parametrize('recal_main', [None, True])
+def test_frozen_bn_needs_no_recal_images(tmp_path, data_root, recal_main):
+    """Every BN frozen (``norm_eval=True``, as mmdet's detectors): nothing
+    is re-estimated, so ``bn_recal_images`` larger than the training set
+    (and ``recal_main``) is not refused; the log says once why no images
+    are read, and the statistics stay those of the model."""
+    model = st_model()
+    model['architecture']['backbone']['norm_eval'] = True
+    cfg = engine_cfg(
+        tmp_path / 'frozen',
+        data_root,
+        model,
+        val_cfg=_val_cfg(bn_recal_images=100, recal_main=recal_main),
+        log_level='INFO',
+    )
+    runner = _runner(cfg, f'frozen_bn_{recal_main}')
+    before = {
+        k: v.clone()
+        for k, v in runner.model.state_dict().items()
+        if k.endswith(STATS)
+    }
+    metrics = runner.val()
+    assert 0 <= metrics['subnet[1,1,1]/accuracy/top1'] <= 100
+    assert runner.val_loop._recal_loader is None  # no image was read
+    for k, v in runner.model.state_dict().items():
+        if k in before:
+            assert torch.equal(v, before[k]), k
+    log = next((tmp_path / 'frozen').glob('*/*.log')).read_text()
+    assert log.count('BN re-estimation skipped') == 1, log
+    assert (
+        'val_cfg: BN re-estimation skipped: no BN layer of the model trains '
+        '(norm_eval=True, frozen stages or no BN layers)'
+    ) in log

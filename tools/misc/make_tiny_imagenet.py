@@ -11,8 +11,10 @@ Layout (that of ``data/imagenet`` in mmpretrain's ImageNet configs)::
     OUT_DIR/meta/train.txt    ("n00000000/n00000000_0.JPEG 0" per line)
     OUT_DIR/meta/val.txt      ("ILSVRC2012_val_00000001.JPEG 0" per line)
 
-Images are RGB JPEGs of 160 to 320 pixels a side (random aspect ratio),
-each class a different colour gradient plus noise. Labels are 0 ..
+Images are RGB JPEGs of 160 to 320 pixels a side (random aspect ratio):
+each class its own mean colour (:func:`class_colour`, a point of an evenly
+spaced RGB grid, so that any number of classes up to 1000 are distinct)
+with a gradient in a direction of its own, plus noise. Labels are 0 ..
 classes - 1 of ImageNet's 1000. Deterministic for a given seed; needs only
 numpy and Pillow. docs/method.md shows a two-iteration ST++ A2 run on it.
 """
@@ -27,12 +29,32 @@ import numpy as np
 from PIL import Image
 
 
-def _image(rng: np.random.Generator, label: int) -> Image.Image:
+def class_colour(label: int, classes: int) -> np.ndarray:
+    """The mean RGB colour of class ``label`` of ``classes``: a point of
+    an evenly spaced ``levels ** 3`` grid over 50 .. 205 (``levels`` the
+    smallest with ``levels ** 3 >= classes``), so every class has its own,
+    at least ``155 / (levels - 1)`` grey levels from any other in some
+    channel (1000 classes: 17)."""
+    levels = 1
+    while levels**3 < classes:
+        levels += 1
+    digits = [(label // levels**c) % levels for c in range(3)]
+    step = 155 / max(levels - 1, 1)
+    return np.array([50 + step * d for d in digits])
+
+
+def _image(rng: np.random.Generator, label: int, classes: int) -> Image.Image:
+    """A class image: the class colour plus a linear gradient (+-42 grey
+    levels at most) in a direction of its own (the golden angle times the
+    label) and Gaussian noise (std 20)."""
     width, height = (int(v) for v in rng.integers(160, 321, size=2))
     yy, xx = np.mgrid[0:height, 0:width]
-    ramp = (xx / width, yy / height, (xx + yy) / (width + height))
-    rgb = np.stack([ramp[(label + c) % 3] for c in range(3)], axis=-1)
-    rgb = rgb * 200 + rng.normal(0, 20, (height, width, 3))
+    angle = label * np.pi * (3 - np.sqrt(5))
+    ramp = (xx / width - 0.5) * np.cos(angle) + (yy / height - 0.5) * (
+        np.sin(angle)
+    )
+    rgb = class_colour(label, classes) + 60 * ramp[..., None]
+    rgb = rgb + rng.normal(0, 20, (height, width, 3))
     return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
@@ -65,11 +87,11 @@ def make_tiny_imagenet(
         os.makedirs(osp.join(out_dir, 'train', synset), exist_ok=True)
         for i in range(train_per_class):
             name = f'{synset}/{synset}_{i}.JPEG'
-            _image(rng, label).save(osp.join(out_dir, 'train', name))
+            _image(rng, label, classes).save(osp.join(out_dir, 'train', name))
             train.append(f'{name} {label}')
         for _ in range(val_per_class):
             name = f'ILSVRC2012_val_{len(val) + 1:08d}.JPEG'
-            _image(rng, label).save(osp.join(out_dir, 'val', name))
+            _image(rng, label, classes).save(osp.join(out_dir, 'val', name))
             val.append(f'{name} {label}')
     paths = []
     for split, lines in (('train', train), ('val', val)):

@@ -130,17 +130,30 @@ class STDistributedDataParallel(nn.Module):
                 dist.broadcast(tensor, 0)
 
     def _check_sync_bn(self) -> None:
+        """Refuse SyncBatchNorm layers on CPU (torch's refuses CPU tensors
+        in training). ``tools/train.py`` refuses such a config earlier,
+        naming its keys (:func:`mmst.apis.checks.check_sync_bn`); this is
+        the net for a model built by other code."""
+        names = []
         for name, m in self.module.named_modules():
             if isinstance(m, SyncBatchNorm):
                 p = next(m.parameters(), None)
                 device = p.device if p is not None else m.running_mean.device
                 if device.type == 'cpu':
-                    raise RuntimeError(
-                        f"SyncBatchNorm ({name}) runs only on GPUs: torch's "
-                        'SyncBatchNorm refuses CPU tensors. On CPU remove '
-                        "sync_bn='torch' from the config (or use GroupNorm "
-                        '/ frozen BN).'
-                    )
+                    names.append(name)
+        if names:
+            more = f' and {len(names) - 1} more' if len(names) > 1 else ''
+            raise RuntimeError(
+                f'SyncBatchNorm ({names[0]}{more}) runs only on GPUs: '
+                "torch's SyncBatchNorm refuses CPU tensors. It comes from "
+                "the config's norm_cfg=dict(type='SyncBN') (mmseg: "
+                'backbone, decode_head and auxiliary_head; mmdet, mmpose, '
+                "mmpretrain: backbones, necks, heads) or MMEngine's "
+                "sync_bn='torch'. On CPU set those norm_cfg types to 'BN' "
+                '(or GroupNorm / frozen BN) and remove sync_bn, or train '
+                'in one process (--launcher none); tools/train.py names '
+                'the keys of the config (mmst.apis.check_config).'
+            )
 
     # -- gradient synchronisation ----------------------------------------
     def _trainable(self) -> List[nn.Parameter]:
