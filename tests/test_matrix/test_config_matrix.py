@@ -134,6 +134,13 @@ def test_config_trains_single_process(rel, matrix_data, tmp_path):
     assert math.isfinite(loss), loss
     if is_st_model(cfg.model):
         assert 'train/loss_subnet' in scalars, sorted(scalars)
+        # the config's top-level data preprocessor reached the architecture
+        want = cfg.get('data_preprocessor') or cfg.model.architecture.get(
+            'data_preprocessor'
+        )
+        if want is not None and 'num_classes' in want:
+            pre = runner.model.architecture.data_preprocessor
+            assert pre.num_classes == want['num_classes'], (rel, want)
     assert last_checkpoint(tmp_path / 'train').name in (
         'epoch_1.pth',
         'iter_2.pth',
