@@ -103,9 +103,9 @@ NOT_RUN = [
     ),
     (
         r'^tools/(run_default\.sh|embedded_default\.py)$',
-        'the main job: 11.6 minutes on 2 cores (README); only its --help '
-        'runs here; tests/test_matrix trains the Fashion-MNIST configs it '
-        'uses for two iterations',
+        'the main job: 10-30 minutes on 2 cores (docs/benchmarks.md); only '
+        'its --help runs here; tests/test_matrix trains the Fashion-MNIST '
+        'configs it uses for two iterations',
     ),
     (r'^tools/run_tests\.sh$', 'the whole test suite'),
     (
@@ -505,17 +505,17 @@ def test_space_presets_table_matches_code():
 
 
 def test_every_page_is_listed():
-    """Every page of docs/ is listed in README's "More" (a user starts at
-    the README) and in the Sphinx toctree of docs/index.md."""
+    """Every page of docs/ is listed in README's "Where to go next" (a user
+    starts at the README) and in the Sphinx toctree of docs/index.md."""
     readme = (REPO / 'README.md').read_text()
-    more = readme.split('## More', 1)[1].split('\n## ', 1)[0]
+    more = readme.split('## Where to go next', 1)[1].split('\n## ', 1)[0]
     index = (REPO / 'docs/index.md').read_text()
     toctree = index.split('{toctree}', 1)[1].split('```', 1)[0].split()
     for page in sorted((REPO / 'docs').glob('*.md')):
         if page.name == 'index.md':
             continue
         assert f'](docs/{page.name})' in more, (
-            f'docs/{page.name} is not linked in README.md "More"'
+            f'docs/{page.name} is not linked in README.md "Where to go next"'
         )
         assert page.stem in toctree, (
             f'docs/{page.name} is not in the toctree of docs/index.md'
@@ -638,3 +638,93 @@ def test_docs_speak_to_users(doc):
     text = doc.read_text()
     found = [t for t in INTERNAL_TERMS if re.search(t, text)]
     assert not found, f'{rel(doc)} uses internal terms: {found}'
+
+
+# Lab-notebook asides: when or under which load something was measured,
+# on which state of the code, written into the prose beside current facts.
+# A measurement says what it was run with (command, machine, threads),
+# not the day it was run.
+DATED_ASIDES = [
+    r'\b20\d\d-[01]\d-[0-3]\d\b',  # a date
+    r'\bload(?: average)?s? (?:of |about )?\d',  # "at load average 4"
+    r'\b(?:earlier|current|older) tree\b',
+    r'\bthis session\b',
+]
+
+
+@pytest.mark.parametrize('doc', DOCS, ids=DOC_IDS)
+def test_no_dated_asides(doc):
+    """The prose states current facts; quoted output (code blocks) may
+    hold the dates a program prints."""
+    from .doc_text import prose
+
+    text = prose(doc)
+    found = [
+        m.group(0)
+        for pattern in DATED_ASIDES
+        for m in re.finditer(pattern, text)
+    ]
+    assert not found, f'{rel(doc)} has dated asides: {found}'
+
+
+def test_readme_is_a_first_screen():
+    """README.md is where a user starts: short, in the order a user needs
+    it (what ST does, install, ST on their own config, the demo, tests,
+    where to go next), the ST lines early; the rest lives in docs/."""
+    readme = (REPO / 'README.md').read_text()
+    lines = readme.splitlines()
+    assert len(lines) <= 150, f'README.md has {len(lines)} lines (<= 150)'
+    sections = re.findall(r'^## (.+)$', readme, re.M)
+    assert sections == [
+        'Install',
+        'Add ST to your own config',
+        'The demo',
+        'Tests',
+        'Where to go next',
+    ], sections
+    marker = next(i for i, ln in enumerate(lines) if 'st-snippet' in ln)
+    assert marker < 60, f'the ST lines start at line {marker + 1}'
+    # the paper's numbers are labelled as the paper's
+    for number in re.findall(r'\b\d\d\.\d%', readme):
+        line = next(ln for ln in lines if number in ln)
+        around = '\n'.join(
+            lines[lines.index(line) - 2 : lines.index(line) + 3]
+        )
+        assert 'paper' in around, f'{number} is not labelled: {around}'
+
+
+def _main_job_rows(text: str) -> Dict[str, str]:
+    """{method: 'main / [1,1,1] / [2,2,2]'} of a printed main-job table."""
+    return {
+        m.group(1): ' / '.join(m.group(2, 3, 4))
+        for m in re.finditer(
+            r'^\| (CT|ST\+\+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$',
+            text,
+            re.M,
+        )
+    }
+
+
+def test_readme_demo_output_is_a_measured_run():
+    """The main job's output the README shows is one of the runs of
+    docs/benchmarks.md's table, where its spread across machines and
+    thread counts is (a result lives in one place, with its command)."""
+    shown = _main_job_rows((REPO / 'README.md').read_text())
+    assert set(shown) == {'CT', 'ST++'}, shown
+    bench = (REPO / 'docs/benchmarks.md').read_text()
+    section = bench.split('## The main job on Fashion-MNIST', 1)[1]
+    section = section.split('\n## ', 1)[0]
+    assert 'tools/run_default.sh' in section
+    runs = [
+        cells
+        for cells in (
+            [c.strip() for c in ln.strip().strip('|').split('|')]
+            for ln in section.splitlines()
+            if ln.startswith('| ')
+        )
+        if len(cells) > 2
+    ]
+    assert any(
+        cells[1] == shown['CT'] and cells[2] == shown['ST++'] for cells in runs
+    ), (shown, runs)
+    assert any(cells[0].startswith('spread') for cells in runs), runs

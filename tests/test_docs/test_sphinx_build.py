@@ -65,7 +65,7 @@ def test_readthedocs_config():
     for name in ('sphinx', 'myst-parser'):
         assert name in lines
         assert re.search(rf'^{name}==\S+$', pins, re.M), name
-    # the Python the pins were made on (README, "Install"; Sphinx 9.0 is
+    # the Python the pins were made on (docs/install.md; Sphinx 9.0 is
     # the last Sphinx for 3.11)
     assert cfg['build']['tools']['python'] == '3.11'
 
