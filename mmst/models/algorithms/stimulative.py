@@ -252,6 +252,7 @@ class StimulativeTraining(BaseModel):
                 )
             with setting_prefix('input_resize'):
                 self.size_sampler = InputSizeSampler(**input_resize)
+            self.task.check_rescale(input_resize)
             check_smaller_inputs(backbone, self.size_sampler, input_resize)
 
         # Checkpoints carry the architecture's plain keys.

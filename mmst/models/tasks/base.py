@@ -103,6 +103,13 @@ class BaseTask:
         """Refuse, at build time, a model the passes would train wrongly
         (raise). Every model is fine here."""
 
+    def check_rescale(self, input_resize: Any) -> None:
+        """Refuse, at build time, smaller sub-network inputs whose ground
+        truth :meth:`rescale` cannot follow (raise a ``SettingError`` for
+        ``input_resize``, the config's value, naming what is allowed).
+        ``StimulativeTraining`` calls it when ``input_resize`` is set.
+        Every model is fine here."""
+
     def read_settings(self, architecture: nn.Module) -> Dict[str, Any]:
         """The rescaling settings of ``architecture``. None here."""
         return {}
@@ -194,8 +201,9 @@ def _task_class(name: Any) -> type:
     return cls
 
 
-def infer_task(architecture: nn.Module) -> str:
-    """The registry name of the task of an upstream model: the task whose
+def infer_task(architecture: Union[nn.Module, type]) -> str:
+    """The registry name of the task of an upstream model (or model class,
+    e.g. to sort configs before building them): the task whose
     ``model_bases`` names the most specific class of the model's class
     hierarchy.
 
@@ -204,12 +212,15 @@ def infer_task(architecture: nn.Module) -> str:
     """
     TASKS.import_from_location()
     tasks = list(_registered(TASKS))
-    for cls in type(architecture).__mro__:
+    model_cls = (
+        architecture if isinstance(architecture, type) else type(architecture)
+    )
+    for cls in model_cls.__mro__:
         for name, task in tasks:
             if cls.__name__ in getattr(task, 'model_bases', ()):
                 return name
     raise TypeError(
-        f'cannot tell the task of {type(architecture).__name__}; set task= '
+        f'cannot tell the task of {model_cls.__name__}; set task= '
         f'one of {" | ".join(n for n, _ in tasks)} in the ST model config'
     )
 
