@@ -442,13 +442,21 @@ def _pipeline_dicts(cfg) -> List[dict]:
 
 def _transform(cfg, *names: str) -> Optional[dict]:
     """The last transform of the training data settings whose type is one
-    of ``names`` (a scope prefix ignored), as a copy; None if absent."""
+    of ``names``, as a copy without its scope (a ``'scope.'`` prefix or
+    the ``_scope_`` MMEngine adds to configs inherited through
+    ``'library::path'``: the caller builds it in the model's scope);
+    None if absent."""
     found = None
     for d in _pipeline_dicts(cfg):
         type_ = d.get('type')
         if isinstance(type_, str) and type_.rpartition('.')[2] in names:
             found = d
-    return None if found is None else copy.deepcopy(_plain(found))
+    if found is None:
+        return None
+    found = copy.deepcopy(_plain(found))
+    found.pop('_scope_', None)
+    found['type'] = found['type'].rpartition('.')[2]
+    return found
 
 
 def _plain(value: Any) -> Any:
@@ -751,11 +759,18 @@ def clear_pretrained(model: dict) -> None:
 
 def fit_to_cpu(cfg, size: Tuple[int, int]) -> None:
     """Make a config's model (an ST config's ``architecture``) cheap to
-    build and run on the CPU, in place, without changing its structure:
-    :func:`clear_pretrained`; sizes it fixes for real inputs set to the
-    generated ``size`` ``(h, w)``: the data preprocessors' ``size``
-    (mmseg's padding) and ``BatchFixedSizePad`` sizes (mmdet), the
-    sliding-window ``crop_size`` / ``stride`` of mmseg's ``test_cfg``."""
+    build and run on the CPU, in place, without changing its layers (the
+    state dict keeps its keys and shapes):
+
+    - :func:`clear_pretrained`;
+    - sizes it fixes for real inputs set to the generated ``size``
+      ``(h, w)``: the data preprocessors' ``size`` (mmseg's padding) and
+      ``BatchFixedSizePad`` sizes (mmdet), the sliding-window
+      ``crop_size`` / ``stride`` of mmseg's ``test_cfg``;
+    - fewer samples in ``train_cfg`` / ``test_cfg``: samplers draw at most
+      64 (a two-stage detector's 512 RoIs per image dominate its CPU
+      time), region proposals 200 before NMS and 100 after (from 1000 or
+      more)."""
     model = cfg.model.get('architecture', cfg.model)
     clear_pretrained(model)
     preprocessors = [model.get('data_preprocessor')]
@@ -769,6 +784,14 @@ def fit_to_cpu(cfg, size: Tuple[int, int]) -> None:
         for d in _walk_dicts(pre.get('batch_augments')):
             if str(d.get('type', '')).endswith('BatchFixedSizePad'):
                 d['size'] = tuple(size)
+    for part in ('train_cfg', 'test_cfg'):
+        for d in _walk_dicts(model.get(part)):
+            if str(d.get('type', '')).endswith('Sampler'):
+                if isinstance(d.get('num'), int) and d['num'] > 64:
+                    d['num'] = 64
+            if 'nms_pre' in d and 'max_per_img' in d and 'nms' in d:
+                if d['max_per_img'] >= 1000:  # region proposals
+                    d['nms_pre'], d['max_per_img'] = 200, 100
     test_cfg = model.get('test_cfg')
     if isinstance(test_cfg, dict) and test_cfg.get('crop_size') is not None:
         test_cfg['crop_size'] = tuple(size)
