@@ -346,8 +346,10 @@ def discover(
 
     The text pass keeps a config when its file or a base file names a
     ResNet-family type (of any of :data:`LIBRARIES`) as a string; only
-    those are loaded (``Config.fromfile``, about 0.1 s each). A config
-    that fails to load is kept, refused with the error.
+    those are loaded, as a user's config loads them: ``Config.fromfile``
+    of a child config ``_base_ = ['library::path']`` (about 0.1 s each).
+    A config that fails to load so is kept (counted with the family, its
+    backbone unknown) and refused with the error.
 
     Args:
         libraries (Sequence[str]): Libraries to search.
@@ -359,8 +361,6 @@ def discover(
         order; ``family`` tells the ResNet-family ones, ``refusal`` the
         ones not tried.
     """
-    from mmengine.config import Config
-
     names = set()
     for library in LIBRARIES:
         try:
@@ -376,9 +376,9 @@ def discover(
             if not index.names(folder / rel) & names:
                 continue
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter('ignore')
-                    cfg = Config.fromfile(str(folder / rel))
+                with tempfile.TemporaryDirectory() as tmp:
+                    spec = f'{library}::{rel}'
+                    cfg = load_config(f'_base_ = [{spec!r}]\n', tmp)
             except Exception as e:
                 kept.append(
                     Discovered(
@@ -845,6 +845,16 @@ class CheckResult:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
+#: Stages of :func:`check_config` that run the upstream config or model
+#: alone: an error there is ``'refused'`` (not an ST matter).
+UPSTREAM_STAGES = (
+    'loading the upstream config',
+    'building the upstream model',
+    "the upstream model's own loss",
+    'predicting with the upstream model',
+)
+
+
 def _refused_by_mmst(error: BaseException) -> bool:
     """Whether ``error`` is one of mmst's own checks refusing a setting or
     a model (a ValueError / TypeError / NotImplementedError raised in mmst
@@ -1038,7 +1048,7 @@ def check_config(
     start = time.perf_counter()
     result = CheckResult(spec)
     snippet = readme_snippet() if snippet is None else snippet
-    stage = 'loading the configs'
+    stage = 'loading the upstream config'
     clock = [start]
 
     def enter(name: str) -> str:
@@ -1050,7 +1060,9 @@ def check_config(
     try:
         with tempfile.TemporaryDirectory(prefix='mmst_upstream_') as tmp:
             upstream = load_config(f'_base_ = [{spec!r}]\n', tmp, 'up.py')
+            stage = enter('loading the ST config')
             st_cfg = load_config(st_config_text(spec, snippet), tmp, 'st.py')
+            stage = enter('preparing the configs')
         library = upstream.get('default_scope') or spec.split('::')[0]
         size = input_size(upstream, library)
         fit_to_cpu(upstream, size)
@@ -1118,18 +1130,22 @@ def check_config(
             stage = enter('loading the ST state dict into the upstream model')
             plain.load_state_dict(model.state_dict(), strict=True)
             if predict:
+                # one image per batch, as the libraries' test loaders
+                # (some test-time ops take one image only)
                 stage = enter('predicting with the upstream model')
                 plain.eval()
+                out = []
                 with torch.no_grad():
-                    out = plain.test_step(data)
+                    for i in range(num_images):
+                        out += plain.test_step(
+                            {k: v[i : i + 1] for k, v in data.items()}
+                        )
+                stage = enter('checking the predictions')
                 check_predictions(library, out, data, upstream.model)
         enter('')
         result.outcome = 'ok'
     except Exception as e:
-        upstream_stage = stage in (
-            'building the upstream model',
-            "the upstream model's own loss",
-        )
+        upstream_stage = stage in UPSTREAM_STAGES
         if upstream_stage:
             result.outcome = 'refused'
         elif _refused_by_mmst(e):

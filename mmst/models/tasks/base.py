@@ -103,6 +103,29 @@ class BaseTask:
         """Refuse, at build time, a model the passes would train wrongly
         (raise). Every model is fine here."""
 
+    def fixed_input_shape(self) -> Optional[Tuple[int, int]]:
+        """The ``(h, w)`` of every batch when the model fixes it (a
+        top-down pose model's crops), else None (sizes come from the data
+        pipeline). None here."""
+        return None
+
+    def smallest_input(self, sampler: Any, channels: int = 3):
+        """The shape ``(C, H, W)`` of the smallest input batch a
+        sub-network gets from ``sampler`` (an ``InputSizeSampler``) when the
+        model fixes its input size (:meth:`fixed_input_shape`): the size
+        rescaled as :meth:`rescale` does it, padding included; None when
+        the size is not fixed."""
+        shape = self.fixed_input_shape()
+        if shape is None:
+            return None
+        import torch
+
+        shorter = min(shape)
+        small = sampler.smallest(shorter)
+        dummy = torch.zeros(1, channels, *shape)
+        resized = self.rescale(dummy, None, small / shorter)[0]
+        return tuple(resized.shape[1:])
+
     def check_rescale(self, input_resize: Any) -> None:
         """Refuse, at build time, smaller sub-network inputs whose ground
         truth :meth:`rescale` cannot follow (raise a ``SettingError`` for

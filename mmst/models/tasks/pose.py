@@ -246,6 +246,12 @@ class PoseTask(BaseTask):
             self.settings['codec'] = KEYPOINT_CODECS.build(codec)
         self._warned = False
 
+    def fixed_input_shape(self) -> Optional[Tuple[int, int]]:
+        """The codec's ``input_size`` as ``(h, w)`` (every top-down crop
+        has it), or None without a codec."""
+        size = getattr(self.settings['codec'], 'input_size', None)
+        return None if size is None else (int(size[1]), int(size[0]))
+
     def check_rescale(self, input_resize: Any) -> None:
         """Refuse smaller sub-network inputs for a codec whose targets
         :func:`rescale_pose_targets` cannot encode again: only top-down
