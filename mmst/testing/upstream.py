@@ -557,7 +557,8 @@ def generated_batch(cfg, library: str, num: int = 2, seed: int = 0) -> dict:
     - mmpretrain: one label per image (``PackInputs``);
     - mmdet: 3 boxes per image and their labels; instance masks (the
       boxes, filled) when the training pipeline loads masks; a label map
-      when it loads one (panoptic) (``PackDetInputs``);
+      when it loads one (panoptic); 32 proposals (the boxes and 29 random
+      ones) when it loads proposals (Fast R-CNN) (``PackDetInputs``);
     - mmseg: a label map with an ignored (255) top band (``PackSegInputs``);
     - mmpose: one person crop filling the image, its keypoints inside it
       (the last two unlabelled), encoded by the config's ``GenerateTarget``
@@ -612,8 +613,12 @@ def generated_batch(cfg, library: str, num: int = 2, seed: int = 0) -> dict:
         panoptic = load['type'].endswith('LoadPanopticAnnotations')
         with_mask = load.get('with_mask', panoptic)
         with_seg = load.get('with_seg', panoptic)
+        proposals = _transform(cfg, 'LoadProposals') is not None
         for r in base:
             boxes = _boxes(rng, 3, h, w)
+            if proposals:  # Fast R-CNN: precomputed proposals
+                r['proposals'] = np.concatenate([boxes, _boxes(rng, 29, h, w)])
+                r['proposals_scores'] = np.ones(32, dtype=np.float32)
             r['gt_bboxes'] = HorizontalBoxes(boxes)
             r['gt_bboxes_labels'] = rng.randint(0, classes, 3).astype(np.int64)
             r['gt_ignore_flags'] = np.zeros(3, dtype=bool)
@@ -978,12 +983,14 @@ def _upstream_loss(plain, model, data: dict) -> None:
     rescaled (by the ST ``model``'s task) to the smallest input a
     sub-network gets (raises what the upstream model raises; a note names
     the size)."""
+    from mmst.models.tasks.base import fresh_samples
+
     plain.train()
     batch = plain.data_preprocessor(data, True)
-    plain(**batch, mode='loss')
+    inputs, samples = batch['inputs'], batch.get('data_samples')
+    plain(inputs, fresh_samples(samples), mode='loss')
     if model.size_sampler is None:
         return
-    inputs, samples = batch['inputs'], batch.get('data_samples')
     shorter = min(inputs.shape[-2:])
     small = model.size_sampler.smallest(shorter)
     inputs, samples = model.task.rescale(inputs, samples, small / shorter)
@@ -1294,7 +1301,7 @@ def results_markdown(
             depths = r.stage_depths if r.stage_depths is not None else '-'
             size = r.space_size if r.space_size is not None else '-'
             lines.append(
-                f'| `{group[0].path}` | {len(group)} | {_cell(r.backbone)} | '
+                f'| `{group[0].spec}` | {len(group)} | {_cell(r.backbone)} | '
                 f'{_cell(depths)} | {size} | {_cell(result)} | '
                 f'{r.seconds:.1f} |'
             )
@@ -1309,7 +1316,7 @@ def results_markdown(
         for d in found:
             if d.family and d.refusal:
                 lines.append(
-                    f'| {library} | `{d.path}` | {_cell(d.backbone)} | '
+                    f'| {library} | `{d.spec}` | {_cell(d.backbone)} | '
                     f'{_cell(d.refusal)} |'
                 )
     lines += ['', '## Other backbones', '']

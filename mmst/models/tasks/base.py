@@ -160,8 +160,10 @@ class BaseTask:
         return {'loss_distill': distill(self.logits(arch, inputs), teacher)}
 
     def task_losses(self, arch: nn.Module, inputs: Tensor, samples) -> Losses:
-        """The ground-truth losses: the model's own ``loss``."""
-        return arch.loss(inputs, samples)
+        """The ground-truth losses: the model's own ``loss``, on
+        :func:`fresh_samples` (the caller's samples serve every pass of the
+        iteration)."""
+        return arch.loss(inputs, fresh_samples(samples))
 
     def logits(self, arch: nn.Module, inputs: Tensor) -> Tensor:
         """A student's class logits for distillation.
@@ -181,6 +183,38 @@ class BaseTask:
         raise NotImplementedError(
             f'{type(self).__name__} does not implement rescale()'
         )
+
+
+def _fresh(element: Any) -> Any:
+    from mmengine.structures import BaseDataElement
+
+    if not isinstance(element, BaseDataElement):
+        return element
+    out = type(element)(metainfo=element.metainfo)
+    for key, value in element.items():
+        setattr(out, key, _fresh(value))
+    return out
+
+
+def fresh_samples(samples: Samples) -> Samples:
+    """New data samples holding the same tensors: new sample and field
+    containers (``InstanceData``, ``PixelData`` ...), the values shared.
+
+    A model's ``loss`` may rename fields of the samples it gets in place
+    (mmdet's RoI heads turn ``proposals.bboxes`` into ``priors``); a batch
+    that one ST iteration uses for N + 1 passes must stay as it was, and
+    copying the structure (not the tensors) costs next to nothing.
+
+    Args:
+        samples (list, optional): mmengine ``BaseDataElement`` data
+            samples (other objects are passed as they are), or None.
+
+    Returns:
+        list | None: The new samples.
+    """
+    if samples is None:
+        return None
+    return [_fresh(s) for s in samples]
 
 
 def padding_of(architecture: nn.Module) -> Dict[str, Any]:
