@@ -548,7 +548,13 @@ def _pack(library: str, cfg, default: str, results: List[dict]) -> dict:
     )
 
 
-def generated_batch(cfg, library: str, num: int = 2, seed: int = 0) -> dict:
+def generated_batch(
+    cfg,
+    library: str,
+    num: int = 2,
+    seed: int = 0,
+    size: Optional[Tuple[int, int]] = None,
+) -> dict:
     """A batch of ``num`` random images of :func:`input_size` with random
     ground truth for the config's model, as a data loader gives it
     (``inputs``: uint8 ``(3, H, W)`` tensors; ``data_samples``), packed by
@@ -573,6 +579,8 @@ def generated_batch(cfg, library: str, num: int = 2, seed: int = 0) -> dict:
         library (str): Its scope.
         num (int): Images in the batch.
         seed (int): Seed of the images and the ground truth.
+        size (tuple, optional): ``(h, w)`` instead of :func:`input_size`
+            (not for pose models: their codec fixes it).
 
     Returns:
         dict: ``inputs`` and ``data_samples`` lists.
@@ -581,7 +589,7 @@ def generated_batch(cfg, library: str, num: int = 2, seed: int = 0) -> dict:
         ValueError: ``library`` is not one of :data:`LIBRARIES`.
     """
     rng = np.random.RandomState(seed)
-    h, w = input_size(cfg, library)
+    h, w = size if size is not None else input_size(cfg, library)
     images = _images(rng, num, h, w)
     model = _plain(cfg.model.get('architecture', cfg.model))
     classes = _smallest(model, 'num_classes', 'num_things_classes') or 1
@@ -1011,6 +1019,7 @@ def check_config(
     seed: int = 0,
     num_images: int = 2,
     predict: bool = True,
+    size: Optional[Tuple[int, int]] = None,
 ) -> CheckResult:
     """One upstream config with README's snippet added, checked on the CPU.
 
@@ -1038,6 +1047,8 @@ def check_config(
         seed (int): Seed of the weights and the batch.
         num_images (int): Images in the batch.
         predict (bool): Run step 4's prediction.
+        size (tuple, optional): ``(h, w)`` of the generated images instead
+            of :func:`input_size` (not for pose models).
 
     Returns:
         CheckResult: The outcome; errors are caught and reported in it.
@@ -1071,7 +1082,8 @@ def check_config(
             st_cfg = load_config(st_config_text(spec, snippet), tmp, 'st.py')
             stage = enter('preparing the configs')
         library = upstream.get('default_scope') or spec.split('::')[0]
-        size = input_size(upstream, library)
+        if size is None or library == 'mmpose':
+            size = input_size(upstream, library)
         fit_to_cpu(upstream, size)
         fit_to_cpu(st_cfg, size)
         result.backbone = str(upstream.model.get('backbone', {}).get('type'))
@@ -1093,7 +1105,7 @@ def check_config(
             result.stage_depths = list(model.space.stage_depths)
             result.space_size = len(model.space)
             stage = enter('generating the batch')
-            data = generated_batch(st_cfg, library, num_images, seed)
+            data = generated_batch(st_cfg, library, num_images, seed, size)
             stage = enter('the ST step')
             optim = OptimWrapper(
                 torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
