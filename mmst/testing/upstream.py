@@ -310,14 +310,19 @@ def classify(library: str, path: str, cfg) -> Discovered:
     found.family = _in_family(scope, backbone.get('type'))
     if not found.family:
         return found
-    files = [
-        f'{k}={d[k]!r}'
-        for d in _walk_dicts(model.to_dict())
-        for k in NEEDS_FILES
-        if d.get(k)
-    ]
+    files = sorted(
+        {
+            k
+            for d in _walk_dicts(model.to_dict())
+            for k in NEEDS_FILES
+            if d.get(k)
+        }
+    )
     if files:
-        found.refusal = 'needs files besides its config: ' + ', '.join(files)
+        found.refusal = (
+            'needs files besides its config (a teacher model): '
+            + ', '.join(files)
+        )
         return found
     if _task_of(scope, model.get('type')) is None:
         found.refusal = (

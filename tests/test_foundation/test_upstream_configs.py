@@ -89,7 +89,8 @@ DISCOVERY = {
         tried=['retinanet/retinanet_r18_fpn_1x_coco.py'],
         refused={
             'lad/lad_r50-paa-r101_fpn_2xb8_coco_1x.py': (
-                'needs files besides its config: teacher_ckpt='
+                'needs files besides its config (a teacher model): '
+                'teacher_ckpt'
             ),
             'soft_teacher/soft-teacher_faster-rcnn_r50-caffe_fpn_180k_'
             'semi-0.1-coco.py': 'no top-level model.backbone',
