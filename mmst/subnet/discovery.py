@@ -224,15 +224,45 @@ def smaller_input_failure(
     return failure
 
 
-def check_smaller_inputs(backbone: nn.Module, sampler, value) -> None:
+_SMALLER_ALLOWED = (
+    'allowed: input_resize=None (sub-networks at the main input size), a '
+    'range the backbone accepts, or a backbone setting for smaller inputs '
+    '(Swin: pad_small_map=True); see the "smaller inputs" column of '
+    'docs/backbones.md'
+)
+
+
+def check_smaller_inputs(
+    backbone: nn.Module,
+    sampler,
+    value,
+    fixed: Optional[Tuple[Sequence[int], Sequence[int]]] = None,
+) -> None:
     """Build-time form of :func:`smaller_input_failure`; ``value`` is the
-    config's ``input_resize``, for the message.
+    config's ``input_resize``, for the message. ``fixed``: for a model
+    whose inputs have one size (top-down pose crops), ``(shape, smallest)``
+    of its batches ``(C, H, W)`` and of the smallest padded batch a
+    sub-network gets from them, checked too (a backbone may run on square
+    inputs of that shorter side and not on the real aspect ratio).
 
     Raises:
         ValueError: The smaller input fails (names ``input_resize``, both
             sizes, the backbone's error and what is allowed).
     """
     failure = smaller_input_failure(backbone, sampler)
+    if failure is None and fixed is not None:
+        shape, smallest = fixed
+        error = forward_error(backbone, smallest)
+        if error is not None:
+            (h, w), (sh, sw) = shape[-2:], smallest[-2:]
+            raise SettingError(
+                'input_resize',
+                f"={value!r}: the model's inputs are {h}x{w} (h x w); "
+                f'{type(backbone).__name__} does not run on {sh}x{sw}, the '
+                'smallest (padded) input a sub-network gets from them '
+                f'({type(error).__name__}: {str(error)[:200]}); '
+                + _SMALLER_ALLOWED,
+            )
     if failure is None:
         return
     size, small, error = failure
@@ -241,10 +271,7 @@ def check_smaller_inputs(backbone: nn.Module, sampler, value) -> None:
         f'={value!r}: {type(backbone).__name__} runs on '
         f'{size}x{size} inputs but not on {small}x{small}, the smallest a '
         f'sub-network gets from them ({type(error).__name__}: '
-        f'{str(error)[:200]}); allowed: input_resize=None (sub-networks at '
-        'the main input size), a range the backbone accepts, or a backbone '
-        'setting for smaller inputs (Swin: pad_small_map=True); see the '
-        '"smaller inputs" column of docs/backbones.md',
+        f'{str(error)[:200]}); ' + _SMALLER_ALLOWED,
     )
 
 

@@ -1,4 +1,7 @@
-"""Helpers for tests and demos: tiny data sets in the real formats."""
+"""Helpers for tests and demos: tiny data sets in the real formats
+(:mod:`.tiny_data`); README's one-step ST snippet checked on the upstream
+libraries' own configs (:mod:`.upstream`, imported on its own: it needs
+the task libraries)."""
 
 from .tiny_data import (
     make_tiny_cityscapes,

@@ -133,6 +133,12 @@ NOT_RUN = [
         'test_tiny_imagenet_run.py runs the documented block',
     ),
     (
+        r'^tools/misc/upstream_configs\.py$',
+        "the sweep over the libraries' configs: about 20 minutes; "
+        'tests/test_foundation/test_upstream_configs.py runs the same '
+        'check (mmst/testing/upstream.py) on a fixed sample',
+    ),
+    (
         r'^benchmarks/',
         'measurements of minutes to hours, documented with '
         'their output in docs/benchmarks.md',

@@ -271,3 +271,50 @@ def test_smaller_inputs_are_checked_at_build_and_named_at_run():
         model.train_step(batch(n=2), optim)  # 28 px -> 1 px
     notes = getattr(error.value, '__notes__', [])
     assert any('input_resize' in n and '1 px' in n for n in notes), notes
+
+
+def test_smaller_inputs_of_a_fixed_input_size_are_checked_at_build():
+    """A pose model's crops have one size (the codec's ``input_size``):
+    the smallest padded input a sub-network gets from it is checked when
+    the model is built. SCNet runs on square inputs of 96 px (what the
+    square dry forwards try) but not on 128 x 96, the smallest padded
+    input of 256 x 192 crops at ratio 0.43; it used to fail in the first
+    training step."""
+    pytest.importorskip('mmpose')
+    from mmengine.registry import DefaultScope
+    from mmpose.utils import register_all_modules
+
+    from mmst.registry import MODELS
+
+    register_all_modules(init_default_scope=False)
+    architecture = dict(
+        type='TopdownPoseEstimator',
+        data_preprocessor=dict(
+            type='PoseDataPreprocessor', mean=[0, 0, 0], std=[1, 1, 1]
+        ),
+        backbone=dict(
+            type='SCNet', depth=50, stem_channels=8, base_channels=8
+        ),
+        head=dict(
+            type='HeatmapHead',
+            in_channels=256,
+            out_channels=3,
+            deconv_out_channels=None,
+            decoder=dict(
+                type='MSRAHeatmap',
+                input_size=(192, 256),
+                heatmap_size=(6, 8),
+                sigma=2,
+            ),
+        ),
+    )
+    cfg = dict(type='mmst.StimulativeTraining', architecture=architecture)
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        with pytest.raises(ValueError) as error:
+            MODELS.build(dict(cfg, input_resize=dict(ratio_range=(0.43, 1))))
+        # from 0.6 on, the smallest input (160 x 128 padded) runs
+        MODELS.build(dict(cfg, input_resize=dict(ratio_range=(0.6, 1))))
+    message = str(error.value)
+    assert message.startswith('input_resize=')
+    assert "the model's inputs are 256x192" in message
+    assert 'SCNet does not run on 128x96' in message

@@ -890,3 +890,77 @@ def test_simplebaseline_loss_on_rescaled_batch():
         losses = model.loss(new_inputs, new_samples)
         assert set(losses) == {'loss_kpt', 'acc_pose'}
         _finite(losses).backward()
+
+
+@pytest.mark.parametrize(
+    'codec, head',
+    [
+        (
+            dict(type='RegressionLabel', input_size=(64, 64)),
+            dict(type='RegressionHead', in_channels=64, num_joints=3),
+        ),
+        (
+            dict(
+                type='SimCCLabel',
+                input_size=(64, 64),
+                sigma=(4.9, 5.66),
+                simcc_split_ratio=2.0,
+            ),
+            dict(
+                type='SimCCHead',
+                in_channels=64,
+                out_channels=3,
+                input_size=(64, 64),
+                in_featuremap_size=(2, 2),
+                simcc_split_ratio=2.0,
+            ),
+        ),
+    ],
+    ids=['regression', 'simcc'],
+)
+def test_pose_targets_that_cannot_be_rescaled_are_refused_at_build(
+    codec, head
+):
+    """A pose model whose codec's targets the pose task cannot rescale
+    (regression, SimCC labels) is refused when the ST model is built with
+    ``input_resize``, naming the codec (it used to build and fail at the
+    first step with NotImplementedError); without ``input_resize`` it
+    builds, and heatmap codecs build with it."""
+    pytest.importorskip('mmpose')
+    from mmengine.registry import DefaultScope
+    from mmpose.utils import register_all_modules
+
+    import mmst  # noqa: F401
+    from mmst.registry import MODELS
+
+    register_all_modules(init_default_scope=False)
+    architecture = dict(
+        type='TopdownPoseEstimator',
+        data_preprocessor=dict(
+            type='PoseDataPreprocessor', mean=MEAN, std=STD
+        ),
+        backbone=dict(
+            type='ResNet', depth=18, base_channels=8, stem_channels=8
+        ),
+        head=dict(head, decoder=codec),
+    )
+    resize = dict(ratio_range=(0.43, 1.0))
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        with pytest.raises(ValueError) as error:
+            MODELS.build(
+                dict(
+                    type='mmst.StimulativeTraining',
+                    architecture=architecture,
+                    input_resize=resize,
+                )
+            )
+        MODELS.build(
+            dict(type='mmst.StimulativeTraining', architecture=architecture)
+        )
+    message = str(error.value)
+    assert message.startswith(f'input_resize={resize!r} ')
+    assert codec['type'] in message
+    assert 'allowed: input_resize=None' in message
+
+    heatmap = PoseTask(codec=_pose_codec())
+    heatmap.check_rescale(resize)  # heatmaps follow a resize

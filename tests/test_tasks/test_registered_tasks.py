@@ -153,3 +153,32 @@ def test_classifier_batch_still_trains_through_the_registry():
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     log = model.train_step(batch(), optim)
     assert torch.isfinite(torch.as_tensor(log['loss_subnet']))
+
+
+class _RenamingDetector(torch.nn.Module):
+    """A loss that renames a field of its samples in place, as mmdet's RoI
+    heads do with precomputed proposals (``bboxes`` -> ``priors``)."""
+
+    def loss(self, inputs, samples):
+        for sample in samples:
+            sample.proposals.priors = sample.proposals.pop('bboxes')
+        return {'loss': inputs.sum()}
+
+
+def test_the_passes_leave_the_batch_as_it_was():
+    """The batch of one iteration serves every pass: a model's loss that
+    renames fields of its data samples (Fast R-CNN's proposals) must not
+    change them for the next pass (it used to: the sub-network pass of
+    Fast R-CNN failed with KeyError 'bboxes')."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    sample = DetDataSample(metainfo=dict(img_shape=(8, 8)))
+    boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0]])
+    sample.proposals = InstanceData(bboxes=boxes)
+    task = DetectionTask()
+    inputs = torch.ones(1, 3, 8, 8)
+    for _ in range(2):  # main pass, then a sub-network pass
+        task.main_pass(_RenamingDetector(), inputs, [sample])
+        assert sample.proposals.keys() == ['bboxes']
+        assert sample.proposals.bboxes is boxes

@@ -22,7 +22,7 @@ from mmst.subnet import (
     SubnetSpace,
     subnet_depths,
 )
-from mmst.subnet.discovery import check_smaller_inputs
+from mmst.subnet.discovery import check_smaller_inputs, input_channels
 from mmst.subnet.space import Subnet
 
 from ..tasks import build_task, task_class
@@ -252,7 +252,17 @@ class StimulativeTraining(BaseModel):
                 )
             with setting_prefix('input_resize'):
                 self.size_sampler = InputSizeSampler(**input_resize)
-            check_smaller_inputs(backbone, self.size_sampler, input_resize)
+            self.task.check_rescale(input_resize)
+            fixed = self.task.fixed_input_shape()
+            if fixed is not None:
+                channels = input_channels(backbone)
+                smallest = self.task.smallest_input(
+                    self.size_sampler, channels
+                )
+                fixed = ((channels, *fixed), smallest)
+            check_smaller_inputs(
+                backbone, self.size_sampler, input_resize, fixed
+            )
 
         # Checkpoints carry the architecture's plain keys.
         self._register_state_dict_hook(self._strip_prefix)

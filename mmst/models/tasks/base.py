@@ -103,6 +103,36 @@ class BaseTask:
         """Refuse, at build time, a model the passes would train wrongly
         (raise). Every model is fine here."""
 
+    def fixed_input_shape(self) -> Optional[Tuple[int, int]]:
+        """The ``(h, w)`` of every batch when the model fixes it (a
+        top-down pose model's crops), else None (sizes come from the data
+        pipeline). None here."""
+        return None
+
+    def smallest_input(self, sampler: Any, channels: int = 3):
+        """The shape ``(C, H, W)`` of the smallest input batch a
+        sub-network gets from ``sampler`` (an ``InputSizeSampler``) when the
+        model fixes its input size (:meth:`fixed_input_shape`): the size
+        rescaled as :meth:`rescale` does it, padding included; None when
+        the size is not fixed."""
+        shape = self.fixed_input_shape()
+        if shape is None:
+            return None
+        import torch
+
+        shorter = min(shape)
+        small = sampler.smallest(shorter)
+        dummy = torch.zeros(1, channels, *shape)
+        resized = self.rescale(dummy, None, small / shorter)[0]
+        return tuple(resized.shape[1:])
+
+    def check_rescale(self, input_resize: Any) -> None:
+        """Refuse, at build time, smaller sub-network inputs whose ground
+        truth :meth:`rescale` cannot follow (raise a ``SettingError`` for
+        ``input_resize``, the config's value, naming what is allowed).
+        ``StimulativeTraining`` calls it when ``input_resize`` is set.
+        Every model is fine here."""
+
     def read_settings(self, architecture: nn.Module) -> Dict[str, Any]:
         """The rescaling settings of ``architecture``. None here."""
         return {}
@@ -130,8 +160,10 @@ class BaseTask:
         return {'loss_distill': distill(self.logits(arch, inputs), teacher)}
 
     def task_losses(self, arch: nn.Module, inputs: Tensor, samples) -> Losses:
-        """The ground-truth losses: the model's own ``loss``."""
-        return arch.loss(inputs, samples)
+        """The ground-truth losses: the model's own ``loss``, on
+        :func:`fresh_samples` (the caller's samples serve every pass of the
+        iteration)."""
+        return arch.loss(inputs, fresh_samples(samples))
 
     def logits(self, arch: nn.Module, inputs: Tensor) -> Tensor:
         """A student's class logits for distillation.
@@ -151,6 +183,38 @@ class BaseTask:
         raise NotImplementedError(
             f'{type(self).__name__} does not implement rescale()'
         )
+
+
+def _fresh(element: Any) -> Any:
+    from mmengine.structures import BaseDataElement
+
+    if not isinstance(element, BaseDataElement):
+        return element
+    out = type(element)(metainfo=element.metainfo)
+    for key, value in element.items():
+        setattr(out, key, _fresh(value))
+    return out
+
+
+def fresh_samples(samples: Samples) -> Samples:
+    """New data samples holding the same tensors: new sample and field
+    containers (``InstanceData``, ``PixelData`` ...), the values shared.
+
+    A model's ``loss`` may rename fields of the samples it gets in place
+    (mmdet's RoI heads turn ``proposals.bboxes`` into ``priors``); a batch
+    that one ST iteration uses for N + 1 passes must stay as it was, and
+    copying the structure (not the tensors) costs next to nothing.
+
+    Args:
+        samples (list, optional): mmengine ``BaseDataElement`` data
+            samples (other objects are passed as they are), or None.
+
+    Returns:
+        list | None: The new samples.
+    """
+    if samples is None:
+        return None
+    return [_fresh(s) for s in samples]
 
 
 def padding_of(architecture: nn.Module) -> Dict[str, Any]:
@@ -194,8 +258,9 @@ def _task_class(name: Any) -> type:
     return cls
 
 
-def infer_task(architecture: nn.Module) -> str:
-    """The registry name of the task of an upstream model: the task whose
+def infer_task(architecture: Union[nn.Module, type]) -> str:
+    """The registry name of the task of an upstream model (or model class,
+    e.g. to sort configs before building them): the task whose
     ``model_bases`` names the most specific class of the model's class
     hierarchy.
 
@@ -204,12 +269,15 @@ def infer_task(architecture: nn.Module) -> str:
     """
     TASKS.import_from_location()
     tasks = list(_registered(TASKS))
-    for cls in type(architecture).__mro__:
+    model_cls = (
+        architecture if isinstance(architecture, type) else type(architecture)
+    )
+    for cls in model_cls.__mro__:
         for name, task in tasks:
             if cls.__name__ in getattr(task, 'model_bases', ()):
                 return name
     raise TypeError(
-        f'cannot tell the task of {type(architecture).__name__}; set task= '
+        f'cannot tell the task of {model_cls.__name__}; set task= '
         f'one of {" | ".join(n for n, _ in tasks)} in the ST model config'
     )
 

@@ -22,6 +22,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmst.registry import TASKS
+from mmst.settings import SettingError
 from mmst.subnet.rescale import (
     Resized,
     new_sample,
@@ -244,6 +245,45 @@ class PoseTask(BaseTask):
             codec = copy.deepcopy(self.settings['codec'])
             self.settings['codec'] = KEYPOINT_CODECS.build(codec)
         self._warned = False
+
+    def fixed_input_shape(self) -> Optional[Tuple[int, int]]:
+        """The codec's ``input_size`` as ``(h, w)`` (every top-down crop
+        has it), or None without a codec."""
+        size = getattr(self.settings['codec'], 'input_size', None)
+        return None if size is None else (int(size[1]), int(size[0]))
+
+    def check_rescale(self, input_resize: Any) -> None:
+        """Refuse smaller sub-network inputs for a codec whose targets
+        :func:`rescale_pose_targets` cannot encode again: only top-down
+        heatmaps (a codec packing ``heatmaps`` into ``gt_fields`` and at
+        most ``keypoint_weights`` into ``gt_instance_labels``, as
+        ``MSRAHeatmap``, ``UDPHeatmap``, ``MegviiHeatmap``) follow a
+        resize; regression (``RegressionLabel``, ``IntegralRegressionLabel``)
+        and SimCC labels do not. Without a codec nothing is known here (the
+        step raises if the targets are of another kind).
+
+        Raises:
+            mmst.settings.SettingError: For ``input_resize``, naming the
+                codec, its targets and what is allowed.
+        """
+        codec = self.settings['codec']
+        if codec is None:
+            return
+        fields = set(getattr(codec, 'field_mapping_table', None) or {})
+        labels = set(getattr(codec, 'label_mapping_table', None) or {})
+        other = sorted(
+            (fields - {'heatmaps'}) | (labels - {'keypoint_weights'})
+        )
+        if other:
+            raise SettingError(
+                'input_resize',
+                f'={input_resize!r} gives sub-networks smaller inputs, but '
+                f'the pose targets of the codec {type(codec).__name__} '
+                f'({other}) cannot be rescaled to them; allowed: '
+                'input_resize=None (sub-networks at the main input size) or '
+                'a top-down heatmap codec (MSRAHeatmap, UDPHeatmap, '
+                'MegviiHeatmap)',
+            )
 
     def read_settings(self, architecture: nn.Module) -> Dict[str, Any]:
         codec = getattr(architecture.head, 'decoder', None)
