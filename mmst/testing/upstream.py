@@ -1318,7 +1318,8 @@ def results_markdown(
             depths = r.stage_depths if r.stage_depths is not None else '-'
             size = r.space_size if r.space_size is not None else '-'
             lines.append(
-                f'| `{group[0].spec}` | {len(group)} | {_cell(r.backbone)} | '
+                f'| `{group[0].spec}` | {len(group)} | '
+                f'{_cell(r.backbone or group[0].backbone)} | '
                 f'{_cell(depths)} | {size} | {_cell(result)} | '
                 f'{r.seconds:.1f} |'
             )
