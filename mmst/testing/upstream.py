@@ -12,9 +12,10 @@ and ``tools/misc/upstream_configs.py`` (its results:
   ResNet_CIFAR, SCNet, DetectoRS' and TridentNet's ResNets ...), i.e. the
   backbones whose residual stages mmst reads from ``res_layers``. A text
   pass keeps the files whose own text or base files name one of these
-  types; those are loaded (``Config.fromfile``) and their backbone is
-  checked. A family config that cannot be tried is *refused* with its
-  reason (:class:`Discovered`).
+  types; those are loaded as a user's config loads them (through
+  ``_base_ = ['library::path']``) and their backbone is checked. A
+  family config that cannot be tried is *refused* with its reason
+  (:class:`Discovered`).
 - **Generated batches** (:func:`generated_batch`): a small batch of random
   images with random ground truth for the config's task, packed by the
   library's own packing transform (``PackInputs``, ``PackDetInputs``,
@@ -352,7 +353,8 @@ def discover(
     The text pass keeps a config when its file or a base file names a
     ResNet-family type (of any of :data:`LIBRARIES`) as a string; only
     those are loaded, as a user's config loads them: ``Config.fromfile``
-    of a child config ``_base_ = ['library::path']`` (about 0.1 s each).
+    of a child config ``_base_ = ['library::path']`` (0.1-0.3 s each; all
+    four libraries: about 4 minutes).
     A config that fails to load so is kept (counted with the family, its
     backbone unknown) and refused with the error.
 
@@ -1318,7 +1320,8 @@ def results_markdown(
             depths = r.stage_depths if r.stage_depths is not None else '-'
             size = r.space_size if r.space_size is not None else '-'
             lines.append(
-                f'| `{group[0].spec}` | {len(group)} | {_cell(r.backbone)} | '
+                f'| `{group[0].spec}` | {len(group)} | '
+                f'{_cell(r.backbone or group[0].backbone)} | '
                 f'{_cell(depths)} | {size} | {_cell(result)} | '
                 f'{r.seconds:.1f} |'
             )

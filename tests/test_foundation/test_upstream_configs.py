@@ -139,3 +139,27 @@ def test_discovery_keeps_the_resnet_family_and_names_refusals():
             item = by_path[rel]
             assert item.family and not item.tried
             assert reason in item.refusal, item.refusal
+
+
+def test_a_sweep_goes_on_after_a_bad_config_and_writes_its_table():
+    """Each config runs in a forked child: an error is a row of the table,
+    not the end of the sweep."""
+    missing = upstream.Discovered(
+        'mmdet', 'no_such/config.py', 'ResNet', 'RetinaNet', True, None, 'a'
+    )
+    refused = upstream.Discovered(
+        'mmdet', 'lad/x.py', 'ResNet', 'LAD', True, 'needs files', 'b'
+    )
+    discovered = {'mmdet': [missing, refused]}
+    lines = []
+    results = upstream.sweep(discovered, timeout=120, log=lines.append)
+    ((group, result),) = results['mmdet']
+    assert group == [missing]
+    assert result.outcome == 'refused'
+    assert result.reason.startswith('loading the upstream config: ')
+    assert len(lines) == 1 and 'mmdet::no_such/config.py' in lines[0]
+    text = upstream.results_markdown(discovered, results)
+    assert '| `mmdet::no_such/config.py` | 1 | ResNet | - | - | refused: ' in (
+        text
+    )
+    assert '| mmdet | `mmdet::lad/x.py` | ResNet | needs files |' in text

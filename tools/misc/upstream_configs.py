@@ -108,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
     total = time.perf_counter() - start
     command = shlex.join(
-        ['python', 'tools/misc/upstream_configs.py']
+        ['python', sys.argv[0]]
         + (sys.argv[1:] if argv is None else list(argv))
     )
     header = [
