@@ -82,13 +82,17 @@ def _flat(out) -> list:
     return []
 
 
-def _table_row(name: str) -> list:
+def _table_row(name: str) -> dict:
+    """The coverage table's row of ``name``: column header -> cell."""
     from tests.test_subnet.test_coverage import _table
 
+    header = None
     for line in _table().splitlines():
         cells = [c.strip() for c in line.strip('|').split('|')]
-        if cells[0] == name:
-            return cells
+        if cells[0] == 'backbone':
+            header = cells
+        elif cells[0] == name:
+            return dict(zip(header, cells))
     raise AssertionError(f'{name} is not in the coverage table')
 
 
@@ -108,7 +112,7 @@ def _classifier_cfg(name: str) -> tuple:
         type=name, **BUILD_ARGS.get(name, {}), **HEAD_INPUT.get(name, {})
     )
     backbone.update(TINY.get(name, {}))
-    smaller = _table_row(name)[5]
+    smaller = _table_row(name)['smaller inputs']
     if smaller.startswith('with '):
         backbone.update(SMALLER_INPUT_SETTINGS[name])
     with DefaultScope.overwrite_default_scope('mmpretrain'):
@@ -181,7 +185,7 @@ def test_stpp_step_and_member_evaluation(name):
         input_resize=dict(ratio_range=(0.43, 1.0)),  # ST++'s
         seed=0,
     )
-    smaller = _table_row(name)[5]
+    smaller = _table_row(name)['smaller inputs']
     assert smaller == 'yes' or smaller.startswith(('with ', 'no (runs on'))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         if smaller.startswith('no'):
