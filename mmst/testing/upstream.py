@@ -232,15 +232,15 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
 
 
-def _walk_dicts(value: Any) -> Iterator[dict]:
+def walk_dicts(value: Any) -> Iterator[dict]:
     """Every dict inside ``value`` (dicts and lists, depth first)."""
     if isinstance(value, dict):
         yield value
         for v in value.values():
-            yield from _walk_dicts(v)
+            yield from walk_dicts(v)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from _walk_dicts(v)
+            yield from walk_dicts(v)
 
 
 def _task_of(library: str, model_type: Any) -> Optional[str]:
@@ -294,7 +294,7 @@ def classify(library: str, path: str, cfg) -> Discovered:
         # retrieval models) is still counted, and refused
         nested = [
             d
-            for d in _walk_dicts(model.to_dict())
+            for d in walk_dicts(model.to_dict())
             if isinstance(d.get('backbone'), dict)
         ]
         if not nested:
@@ -314,7 +314,7 @@ def classify(library: str, path: str, cfg) -> Discovered:
     files = sorted(
         {
             k
-            for d in _walk_dicts(model.to_dict())
+            for d in walk_dicts(model.to_dict())
             for k in NEEDS_FILES
             if d.get(k)
         }
@@ -444,7 +444,7 @@ def _pipeline_dicts(cfg) -> List[dict]:
     """Every dict of the config's training data settings (data loader,
     ``train_pipeline``), depth first."""
     roots = [cfg.get('train_dataloader'), cfg.get('train_pipeline')]
-    return [d for root in roots for d in _walk_dicts(root)]
+    return [d for root in roots for d in walk_dicts(root)]
 
 
 def _transform(cfg, *names: str) -> Optional[dict]:
@@ -479,7 +479,7 @@ def _smallest(model: dict, *keys: str) -> Optional[int]:
     """The smallest positive integer any of ``keys`` has in ``model``."""
     values = [
         d[k]
-        for d in _walk_dicts(model)
+        for d in walk_dicts(model)
         for k in keys
         if isinstance(d.get(k), int) and not isinstance(d.get(k), bool)
     ]
@@ -759,7 +759,7 @@ def clear_pretrained(model: dict) -> None:
     """Drop, in place, what would download weights: ``pretrained`` values
     and ``init_cfg`` entries of type ``'Pretrained'`` (a dict becomes None,
     a list loses them) anywhere in ``model``."""
-    for d in list(_walk_dicts(model)):
+    for d in list(walk_dicts(model)):
         if d.get('pretrained') is not None and not isinstance(
             d['pretrained'], bool
         ):
@@ -801,11 +801,11 @@ def fit_to_cpu(cfg, size: Tuple[int, int]) -> None:
             continue
         if pre.get('size') is not None:
             pre['size'] = tuple(size)
-        for d in _walk_dicts(pre.get('batch_augments')):
+        for d in walk_dicts(pre.get('batch_augments')):
             if str(d.get('type', '')).endswith('BatchFixedSizePad'):
                 d['size'] = tuple(size)
     for part in ('train_cfg', 'test_cfg'):
-        for d in _walk_dicts(model.get(part)):
+        for d in walk_dicts(model.get(part)):
             if str(d.get('type', '')).endswith('Sampler'):
                 if isinstance(d.get('num'), int) and d['num'] > 64:
                     d['num'] = 64

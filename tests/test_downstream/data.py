@@ -14,11 +14,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config, ConfigDict
 
 from mmst.testing import make_tiny_cityscapes, make_tiny_coco
+from mmst.testing.upstream import walk_dicts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,17 +119,6 @@ def architecture(cfg: Config) -> ConfigDict:
     return model.architecture if 'architecture' in model else model
 
 
-def _walk(value) -> Iterator[dict]:
-    """Every dict inside ``value`` (lists and dicts, depth first)."""
-    if isinstance(value, dict):
-        yield value
-        for v in value.values():
-            yield from _walk(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _walk(v)
-
-
 def _narrow(d: dict, width: int) -> None:
     """Set the usual neck / head widths of ``d`` (256 channels, 128 inner
     channels, 1024-unit FCs) to ``width`` (``4 * width`` for FCs)."""
@@ -167,10 +157,10 @@ def shrink_model(
     # FPN / head widths (these, not the backbone, dominate at ~128 px)
     for part, value in arch.items():
         if part not in ('backbone', 'data_preprocessor'):
-            for d in _walk(value):
+            for d in walk_dicts(value):
                 _narrow(d, head_width)
     for sub in ('train_cfg', 'test_cfg'):
-        for d in _walk(arch.get(sub)):
+        for d in walk_dicts(arch.get(sub)):
             if d.get('type', '').endswith('Sampler') and 'num' in d:
                 d['num'] = 64
             if 'nms_pre' in d and 'max_per_img' in d and 'nms' in d:

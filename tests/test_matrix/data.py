@@ -16,8 +16,10 @@ from typing import Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
+from mmst.testing.upstream import walk_dicts
+
 from ..test_distributed.common import require_fashion_mnist
-from ..test_downstream.data import REPO, _walk, tiny_config, tiny_schedule
+from ..test_downstream.data import REPO, tiny_config, tiny_schedule
 
 CONFIG_ROOT = REPO / 'configs'
 
@@ -291,7 +293,7 @@ def matrix_config(
 def cpu_norms(cfg: Config) -> Config:
     """SyncBN -> BN: torch's SyncBatchNorm refuses CPU tensors, so a CPU
     multi-process run needs plain BN (docs/distributed.md)."""
-    for d in _walk(cfg.model):
+    for d in walk_dicts(cfg.model):
         if d.get('type') == 'SyncBN':
             d['type'] = 'BN'
     return cfg
