@@ -9,17 +9,15 @@ schedule without validation. The models are the upstream ones, full size.
 """
 
 import math
-import re
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
-from ..test_distributed.common import run_tool
-from .data import REPO, architecture, point_at_data, tiny_schedule
+from mmst.testing import upstream
 
-MARKER = '<!-- st-snippet -->'
+from ..test_distributed.common import run_tool
+from .data import architecture, point_at_data, tiny_schedule
 
 # name -> (upstream config, data kind, expected stage depths)
 CASES = {
@@ -47,15 +45,6 @@ CASES = {
 }
 
 
-def readme_snippet() -> str:
-    """The python block that follows the README's marker."""
-    text = (REPO / 'README.md').read_text()
-    assert text.count(MARKER) == 1, f'README.md needs one {MARKER}'
-    match = re.match(r'\s*```python\n(.*?)```', text.split(MARKER)[1], re.S)
-    assert match, f'no python block right after {MARKER}'
-    return match.group(1)
-
-
 @pytest.fixture(scope='module')
 def tiny_imagenet(tmp_path_factory):
     root = tmp_path_factory.mktemp('tiny_imagenet')
@@ -63,26 +52,16 @@ def tiny_imagenet(tmp_path_factory):
     return root
 
 
-def _no_downloads(cfg: Config) -> None:
-    arch = architecture(cfg)
-    arch.pop('pretrained', None)
-    arch.backbone.init_cfg = None
-    for part in arch.values():
-        if isinstance(part, dict):
-            part.pop('init_cfg', None)
-
-
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_readme_snippet_trains_upstream_config(
     name, tmp_path, tiny_coco, tiny_cityscapes, tiny_imagenet
 ):
     spec, kind, stages = CASES[name]
-    config = tmp_path / f'{name}_st.py'
-    config.write_text(f'_base_ = [{spec!r}]\n\n' + readme_snippet())
-    cfg = Config.fromfile(str(config))
+    text = upstream.st_config_text(spec, upstream.readme_snippet())
+    cfg = upstream.load_config(text, tmp_path, f'{name}_st.py')
     assert cfg.model.type == 'mmst.StimulativeTraining'
 
-    _no_downloads(cfg)
+    upstream.clear_pretrained(architecture(cfg))
     if kind == 'imagenet':
         for loader in (cfg.train_dataloader,):
             loader.dataset.data_root = str(tiny_imagenet)
