@@ -24,18 +24,15 @@ from .latency import (
     resolve_device,
 )
 from .loafing import (
-    check_labels,
-    default_labels,
     markdown_table,
     plot,
     run_loafing,
-    select_metric,
     write_all,
     write_csv,
 )
 from .logits import (
+    LogitMagnitude,
     check_classifier,
-    logit_stats,
     logit_table,
     plot_logit_magnitude,
     run_logit_magnitude,
@@ -65,6 +62,15 @@ from .runner import (
     progress,
     quiet_logs,
 )
+from .sweep import (
+    Measure,
+    Sweep,
+    TaskMetric,
+    check_checkpoints,
+    default_labels,
+    open_sweep,
+    select_metric,
+)
 
 __all__ = [
     'accumulation_length',
@@ -84,7 +90,11 @@ __all__ = [
     'model_space',
     'progress',
     'quiet_logs',
-    'check_labels',
+    'Measure',
+    'Sweep',
+    'TaskMetric',
+    'check_checkpoints',
+    'open_sweep',
     'default_labels',
     'markdown_table',
     'plot',
@@ -93,7 +103,7 @@ __all__ = [
     'write_all',
     'write_csv',
     'check_classifier',
-    'logit_stats',
+    'LogitMagnitude',
     'logit_table',
     'plot_logit_magnitude',
     'run_logit_magnitude',

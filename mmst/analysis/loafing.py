@@ -17,64 +17,13 @@ import csv
 import json
 import os
 import os.path as osp
-import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
-from mmst.converters.checkpoint_io import check_readable
-from mmst.engine import evaluate_subnet
-from mmst.engine.bn_recal import has_trainable_bn
-from mmst.models.algorithms.stimulative import unwrap_st
-from mmst.subnet import format_subnet, parse_subnet_specs, resolve_subnets
+from mmst.subnet import format_subnet, parse_subnet_specs
 
 from .cost import FLOPS_CONVENTION, count_flops, count_params
-from .runner import (
-    build_evaluation,
-    build_recal_loader,
-    build_runner,
-    check_bn_recal_images,
-    input_shape_of,
-    load_config,
-    load_weights,
-    model_space,
-    progress,
-)
-
-
-def default_labels(checkpoints: Sequence[str]) -> List[str]:
-    labels = []
-    for path in checkpoints:
-        parent = osp.basename(osp.dirname(osp.abspath(path)))
-        stem = osp.splitext(osp.basename(path))[0]
-        labels.append(f'{parent}/{stem}' if parent else stem)
-    if len(set(labels)) < len(labels):
-        labels = [f'{i + 1}:{label}' for i, label in enumerate(labels)]
-    return labels
-
-
-def check_labels(
-    labels: Optional[Sequence[str]], checkpoints: Sequence[str]
-) -> List[str]:
-    if labels is None:
-        return default_labels(checkpoints)
-    if len(labels) != len(checkpoints) or len(set(labels)) < len(labels):
-        raise ValueError(
-            f'--labels {list(labels)} is invalid; allowed: one distinct '
-            f'label per checkpoint ({len(checkpoints)} given)'
-        )
-    return list(labels)
-
-
-def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:
-    if not metrics:
-        raise ValueError('the evaluator returned no metrics')
-    if key is None:
-        return next(iter(metrics))
-    if key not in metrics:
-        raise ValueError(
-            f"--metric {key!r} is not among the evaluator's metrics; "
-            f'allowed: {" | ".join(metrics)}'
-        )
-    return key
+from .runner import check_bn_recal_images, input_shape_of, progress
+from .sweep import TaskMetric, check_checkpoints, open_sweep, select_metric
 
 
 def run_loafing(
@@ -93,7 +42,8 @@ def run_loafing(
     strict: bool = True,
 ) -> dict:
     """Evaluate the main network and the sub-networks of one config with
-    one or more checkpoints.
+    one or more checkpoints (a :mod:`mmst.analysis.sweep` with the task
+    metric).
 
     Args:
         config (str): Config file (mmst ST config or upstream).
@@ -137,80 +87,51 @@ def run_loafing(
             model (a ``ValueError``; a missing file is also a
             ``FileNotFoundError``).
     """
-    if isinstance(checkpoints, str):
-        checkpoints = [checkpoints]
-    if not checkpoints:
-        raise ValueError('checkpoints=[] is invalid; allowed: one or more')
-    for path in checkpoints:
-        check_readable(path)
+    checkpoints, labels = check_checkpoints(checkpoints, labels)
     check_bn_recal_images(bn_recal_images)
     specs = parse_subnet_specs(subnets, '--subnets')
-    labels = check_labels(labels, checkpoints)
-    recal_images = bn_recal_images
-    cfg = load_config(config, cfg_options, split, max_images)
-    with tempfile.TemporaryDirectory(prefix='mmst_loafing_') as tmp:
-        runner = build_runner(cfg, tmp)
-        model = runner.model
-        arch = unwrap_st(model)
-        elastic, space_ = model_space(model, space)
-        members = resolve_subnets(specs, space_, '--subnets')
-        loader, evaluator = build_evaluation(runner, cfg, split)
-        has_bn = has_trainable_bn(arch)
-        if not has_bn:  # LayerNorm-only (ConvNeXt, Swin, ViT): none to redo
-            recal_images = 0
-        recal = build_recal_loader(cfg, seed) if recal_images else None
-        shape = input_shape_of(model, loader)
-
-        networks = [dict(name='main', subnet=None, bn_stats='stored')]
+    with open_sweep(
+        config, split, max_images, cfg_options, space, bn_recal_images, seed
+    ) as sweep:
+        members = [None] + sweep.members(specs)
+        arch, elastic = sweep.arch, sweep.elastic
+        shape = input_shape_of(sweep.model, sweep.loader)
+        networks = []
         for subnet in members:
+            depths = (
+                elastic.stage_depths
+                if subnet is None
+                else [len(kept) for kept in subnet]
+            )
             networks.append(
                 dict(
-                    name=format_subnet(subnet),
-                    subnet=subnet,
-                    bn_stats='re-estimated' if recal_images else 'stored',
+                    name='main' if subnet is None else format_subnet(subnet),
+                    subnet=None,
+                    bn_stats='re-estimated'
+                    if subnet is not None and sweep.recal_images
+                    else 'stored',
+                    depths=depths,
+                    blocks=sum(depths),
+                    params=count_params(arch, elastic, subnet),
+                    flops=count_flops(arch, shape, elastic, subnet),
+                    metrics={},
                 )
             )
-        for net in networks:
-            subnet = net['subnet']
-            depths = (
-                [len(s) for s in subnet]
-                if subnet is not None
-                else elastic.stage_depths
-            )
-            net.update(
-                depths=depths,
-                blocks=sum(depths),
-                params=count_params(arch, elastic, subnet),
-                flops=count_flops(arch, shape, elastic, subnet),
-                metrics={},
-            )
-
-        bar = progress(
-            len(labels) * len(networks), 'loafing', not show_progress
-        )
+        bar = progress(len(labels), 'loafing', not show_progress)
         try:
             for label, path in zip(labels, checkpoints):
-                load_weights(runner, path, strict)
-                for net in networks:
-                    bar.set_postfix_str(f'{label} {net["name"]}')
-                    use_recal = recal_images if net['subnet'] else 0
-                    net['metrics'][label] = {
-                        k: float(v)
-                        for k, v in evaluate_subnet(
-                            model,
-                            net['subnet'],
-                            elastic,
-                            loader,
-                            evaluator,
-                            recal,
-                            use_recal,
-                        ).items()
-                    }
-                    if use_recal:
-                        net['recal_images_used'] = recal.last_count
-                    bar.update(1)
+                bar.set_postfix_str(label)
+                sweep.load(path, strict)
+                found, used = sweep.run(members, [TaskMetric()])
+                for net, result in zip(networks, found):
+                    net['metrics'][label] = result['TaskMetric']
+                    if used and net['bn_stats'] == 're-estimated':
+                        net['recal_images_used'] = used
+                bar.update(1)
         finally:
             bar.close()
+        eval_images = len(sweep.loader.dataset)
+        recal_images, has_bn = sweep.recal_images, sweep.has_bn
 
     metric = select_metric(networks[0]['metrics'][labels[0]], metric)
     for net in networks:
@@ -221,7 +142,7 @@ def run_loafing(
     return dict(
         config=osp.abspath(config),
         split=split,
-        eval_images=len(loader.dataset),
+        eval_images=eval_images,
         metric=metric,
         bn_recal_images=recal_images,
         has_bn=has_bn,
@@ -230,8 +151,8 @@ def run_loafing(
         input_shape=list(shape),
         flops_convention=FLOPS_CONVENTION,
         space=dict(
-            stage_depths=space_.stage_depths,
-            depth_choices=space_.depth_choices,
+            stage_depths=sweep.space.stage_depths,
+            depth_choices=sweep.space.depth_choices,
         ),
         checkpoints=[
             dict(label=label, path=osp.abspath(path))

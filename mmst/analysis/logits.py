@@ -8,37 +8,21 @@ recorded too. Sub-networks run with BN statistics re-estimated for them as
 in the loafing table (``bn_recal_images=0``: the stored statistics).
 """
 
+import copy
 import json
 import os
 import os.path as osp
-import tempfile
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
-from mmst.converters.checkpoint_io import check_readable
-from mmst.engine import preserved_bn_stats, recalibrate_bn
-from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.models.tasks import infer_task
-from mmst.subnet import (
-    ElasticDepth,
-    format_subnet,
-    parse_subnet_specs,
-    resolve_subnets,
-)
+from mmst.subnet import format_subnet, parse_subnet_specs
 from mmst.subnet.space import Subnet
 
-from .loafing import check_labels
-from .runner import (
-    build_recal_loader,
-    build_runner,
-    check_bn_recal_images,
-    load_config,
-    load_weights,
-    model_space,
-    progress,
-)
+from .runner import check_bn_recal_images, progress
+from .sweep import Measure, check_checkpoints, open_sweep
 
 
 def check_classifier(arch: nn.Module) -> None:
@@ -56,48 +40,50 @@ def check_classifier(arch: nn.Module) -> None:
         )
 
 
-@torch.no_grad()
-def logit_stats(
-    model: nn.Module,
-    elastic: ElasticDepth,
-    subnet: Optional[Subnet],
-    dataloader: Iterable,
-    recal_loader: Optional[Iterable] = None,
-    bn_recal_images: int = 0,
-) -> Dict[str, float]:
-    """Mean / std of the per-image L2 norm of the logits and the top-1
-    accuracy of ``model`` run as ``subnet`` (None: the full network), with
-    BN statistics re-estimated for it first when ``bn_recal_images > 0``;
-    the model's BN statistics are restored afterwards."""
-    arch = unwrap_st(model)
-    total, total_sq, correct, count = 0.0, 0.0, 0, 0
-    with preserved_bn_stats(arch), elastic.activate(subnet):
-        if bn_recal_images:
-            recalibrate_bn(arch, recal_loader, bn_recal_images)
-        arch.eval()
-        for data in dataloader:
-            data = model.data_preprocessor(data, False)
-            logits = arch(data['inputs'], data.get('data_samples'), 'tensor')
-            if isinstance(logits, (tuple, list)):
-                logits = logits[-1]
-            logits = logits.float().flatten(1)
-            norms = logits.norm(dim=1)
-            total += norms.sum().item()
-            total_sq += (norms**2).sum().item()
-            count += norms.numel()
-            samples = data.get('data_samples')
-            if samples and 'gt_label' in samples[0]:
-                labels = torch.cat([s.gt_label.view(-1)[:1] for s in samples])
-                pred = logits.argmax(dim=1).cpu()
-                correct += int((pred == labels.cpu()).sum())
-    mean = total / max(count, 1)
-    var = max(total_sq / max(count, 1) - mean**2, 0.0)
-    return dict(
-        mean_l2=mean,
-        std_l2=var**0.5,
-        top1=100.0 * correct / max(count, 1),
-        images=count,
-    )
+class LogitMagnitude(Measure):
+    """Per member: mean / std of the per-image L2 norm of the raw logits
+    (the head's ``mode='tensor'`` output before any softmax or ST++ logit
+    normalisation) and the top-1 accuracy of the same pass; results:
+    ``dict(mean_l2, std_l2, top1, images)``."""
+
+    def begin(self, sweep, count: int) -> None:
+        super().begin(sweep, count)
+        # per member: sum of norms, sum of squared norms, correct, count
+        self.sums = [[0.0, 0.0, 0, 0] for _ in range(count)]
+
+    def process(self, index: int, data: dict) -> None:
+        model = self.sweep.model
+        data = model.data_preprocessor(copy.deepcopy(data), False)
+        arch = self.sweep.arch
+        logits = arch(data['inputs'], data.get('data_samples'), 'tensor')
+        if isinstance(logits, (tuple, list)):
+            logits = logits[-1]
+        logits = logits.float().flatten(1)
+        norms = logits.norm(dim=1)
+        acc = self.sums[index]
+        acc[0] += norms.sum().item()
+        acc[1] += (norms**2).sum().item()
+        acc[3] += norms.numel()
+        samples = data.get('data_samples')
+        if samples and 'gt_label' in samples[0]:
+            labels = torch.cat([s.gt_label.view(-1)[:1] for s in samples])
+            pred = logits.argmax(dim=1).cpu()
+            acc[2] += int((pred == labels.cpu()).sum())
+
+    def results(self) -> List[dict]:
+        out = []
+        for total, total_sq, correct, count in self.sums:
+            mean = total / max(count, 1)
+            var = max(total_sq / max(count, 1) - mean**2, 0.0)
+            out.append(
+                dict(
+                    mean_l2=mean,
+                    std_l2=var**0.5,
+                    top1=100.0 * correct / max(count, 1),
+                    images=count,
+                )
+            )
+        return out
 
 
 def run_logit_magnitude(
@@ -114,7 +100,8 @@ def run_logit_magnitude(
     show_progress: bool = False,
     strict: bool = True,
 ) -> dict:
-    """Logit statistics of the main network and the sub-networks.
+    """Logit statistics of the main network and the sub-networks (a
+    :mod:`mmst.analysis.sweep` with :class:`LogitMagnitude`).
 
     Arguments as :func:`mmst.analysis.run_loafing` (``bn_recal_images``:
     training images for each sub-network's BN statistics, 0: stored;
@@ -124,68 +111,51 @@ def run_logit_magnitude(
         dict: ``config``, ``split``, ``eval_images``, ``bn_recal_images``,
         ``seed``, ``strict``, ``checkpoints`` and ``networks`` (per
         network: ``name``, ``subnet`` (blocks per stage), ``bn_stats`` and
-        ``stats``: per label the :func:`logit_stats` dict).
+        ``stats``: per label the :class:`LogitMagnitude` dict).
 
     Raises:
         ValueError: Not a classifier, or an invalid argument.
         CheckpointError: As in :func:`mmst.analysis.run_loafing`.
     """
-    if isinstance(checkpoints, str):
-        checkpoints = [checkpoints]
-    for path in checkpoints:
-        check_readable(path)
+    checkpoints, labels = check_checkpoints(checkpoints, labels)
     check_bn_recal_images(bn_recal_images)
     specs = parse_subnet_specs(subnets, '--subnets')
-    labels = check_labels(labels, checkpoints)
-    recal_images = bn_recal_images
-    cfg = load_config(config, cfg_options, split, max_images)
-    with tempfile.TemporaryDirectory(prefix='mmst_logits_') as tmp:
-        runner = build_runner(cfg, tmp)
-        model = runner.model
-        check_classifier(unwrap_st(model))
-        elastic, space_ = model_space(model, space)
-        members: List[Optional[Subnet]] = [None] + resolve_subnets(
-            specs, space_, '--subnets'
-        )
-        loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
-        recal = build_recal_loader(cfg, seed) if recal_images else None
+    with open_sweep(
+        config, split, max_images, cfg_options, space, bn_recal_images, seed
+    ) as sweep:
+        check_classifier(sweep.arch)
+        members: List[Optional[Subnet]] = [None] + sweep.members(specs)
+        recal_images = bn_recal_images
         networks = [
             dict(
                 name='main' if s is None else format_subnet(s),
-                subnet=elastic.stage_depths
+                subnet=sweep.elastic.stage_depths
                 if s is None
                 else [len(k) for k in s],
                 bn_stats='re-estimated'
-                if s is not None and recal_images
+                if s is not None and sweep.recal_images
                 else 'stored',
                 stats={},
             )
             for s in members
         ]
-        bar = progress(
-            len(labels) * len(networks), 'logit_magnitude', not show_progress
-        )
+        bar = progress(len(labels), 'logit_magnitude', not show_progress)
         try:
             for label, path in zip(labels, checkpoints):
-                load_weights(runner, path, strict)
-                for net, subnet in zip(networks, members):
-                    bar.set_postfix_str(f'{label} {net["name"]}')
-                    net['stats'][label] = logit_stats(
-                        model,
-                        elastic,
-                        subnet,
-                        loader,
-                        recal,
-                        recal_images if subnet is not None else 0,
-                    )
-                    bar.update(1)
+                bar.set_postfix_str(label)
+                sweep.load(path, strict)
+                found, _ = sweep.run(members, [LogitMagnitude()])
+                for net, result in zip(networks, found):
+                    net['stats'][label] = result['LogitMagnitude']
+                bar.update(1)
         finally:
             bar.close()
+        eval_images = len(sweep.loader.dataset)
 
     return dict(
         config=osp.abspath(config),
         split=split,
-        eval_images=len(loader.dataset),
+        eval_images=eval_images,
         bn_recal_images=recal_images,
         seed=seed,
         strict=strict,

@@ -45,7 +45,7 @@ import torch
 
 from mmst.engine.checkpoint import write_atomic
 
-from .loafing import check_labels, select_metric
+from .sweep import select_metric
 
 #: ``menu.json`` layout version.
 MENU_FORMAT = 'mmst-depth-menu/1'
@@ -627,33 +627,22 @@ def build_menu(
             settings (names the differing ones).
         ValueError: Invalid arguments (named with the allowed values).
     """
-    from mmst.converters.checkpoint_io import check_readable
+    from mmst.engine import run_members
     from mmst.engine.bn_recal import check_recal_images
-    from mmst.models.algorithms.stimulative import unwrap_st
-    from mmst.subnet import format_subnet, parse_subnet_specs, resolve_subnets
+    from mmst.subnet import format_subnet, parse_subnet_specs
 
     from . import latency as lat
     from .cost import FLOPS_CONVENTION, count_flops, count_params
-    from .prefix_sharing import evaluate_members, recalibrate_members
     from .runner import (
-        build_evaluation,
-        build_evaluator,
         build_recal_loader,
-        build_runner,
         check_bn_recal_images,
-        load_config,
         load_weights,
-        model_space,
         quiet_logs,
     )
+    from .sweep import TaskMetric, check_checkpoints, open_sweep
 
     t_start = time.perf_counter()
-    checkpoints = [str(c) for c in checkpoints]
-    if not checkpoints:
-        raise ValueError('checkpoints: give at least one checkpoint')
-    for path in checkpoints:
-        check_readable(path)
-    labels = check_labels(labels, checkpoints)
+    checkpoints, labels = check_checkpoints(checkpoints, labels)
     batch_sizes = [int(b) for b in batch_sizes]
     if not batch_sizes or any(b < 1 for b in batch_sizes):
         raise ValueError(
@@ -701,16 +690,27 @@ def build_menu(
     if threads is not None:
         torch.set_num_threads(threads)
 
-    cfg = load_config(config, cfg_options, split, max_images)
     machine = lat.machine_info(torch_device)
     timings = dict(cache_s=0.0, recal_s=0.0, eval_s=0.0, latency_s=0.0)
 
-    with tempfile.TemporaryDirectory(prefix='mmst_menu_') as tmp:
-        runner = build_runner(cfg, tmp)
-        model = runner.model
-        arch = unwrap_st(model)
-        elastic, member_space = model_space(model, space)
-        members_sub = resolve_subnets(specs, member_space)
+    with open_sweep(
+        config,
+        split,
+        max_images,
+        cfg_options,
+        space,
+        bn_recal_images,
+        seed,
+        recal_loader=False,
+    ) as sweep:
+        cfg, runner, model, arch = (
+            sweep.cfg,
+            sweep.runner,
+            sweep.model,
+            sweep.arch,
+        )
+        elastic, member_space = sweep.elastic, sweep.space
+        members_sub = sweep.members(specs, 'subnets')
         settings = dict(
             config=osp.abspath(config),
             config_sha256=config_sha256(cfg),
@@ -779,23 +779,21 @@ def build_menu(
             and all(label in m['results'] for label in labels)
             for m in menu['members']
         )
-        prepared = recal = eval_loader = loader = None
-        recal_images = 0
+        prepared = None
+        recal_images = sweep.recal_images
+        has_bn = sweep.has_bn
         if not finished:  # a finished menu needs no data
             t0 = time.perf_counter()
-            loader, _ = build_evaluation(runner, cfg, split)
+            loader = sweep.loader
             with quiet_logs():
                 cached = cache_loader(loader, cache_mb)
-            eval_loader = cached if cached is not None else loader
-            first = _first_batch(eval_loader)
-            from mmst.engine.bn_recal import has_trainable_bn
-
-            has_bn = has_trainable_bn(arch)
-            recal_images = bn_recal_images if has_bn else 0
+            if cached is not None:
+                sweep.loader = cached
+            first = _first_batch(sweep.loader)
             if recal_images:
                 recal_source = build_recal_loader(cfg, seed)
                 per_rank = check_recal_images(recal_source, recal_images)
-                recal = cache_loader(recal_source, math.inf, per_rank)
+                sweep.recal = cache_loader(recal_source, math.inf, per_rank)
             timings['cache_s'] += time.perf_counter() - t0
             with torch.no_grad():
                 prepared = model.data_preprocessor(copy.deepcopy(first), False)
@@ -887,33 +885,23 @@ def build_menu(
                     return on_batch
 
                 t0 = time.perf_counter()
-                stats, used = None, 0
-                if recal_images:
-                    stats, used = recalibrate_members(
-                        arch,
-                        elastic,
-                        subs,
-                        recal,
-                        recal_images,
-                        show('BN re-estimation'),
-                    )
+                stats, used = sweep.bn_stats(subs, show('BN re-estimation'))
                 t1 = time.perf_counter()
-                results = evaluate_members(
+                measure = TaskMetric()
+                measure.begin(sweep, len(subs))
+                run_members(
                     model,
                     elastic,
                     subs,
-                    eval_loader,
-                    [
-                        build_evaluator(runner, cfg, split, loader.dataset)
-                        for _ in subs
-                    ],
+                    sweep.loader,
+                    measure.process,
                     stats,
                     show('evaluation'),
                 )
+                results = measure.results()
                 timings['recal_s'] += t1 - t0
                 timings['eval_s'] += time.perf_counter() - t1
                 for (_, row), metrics in zip(todo, results):
-                    metrics = {k: float(v) for k, v in metrics.items()}
                     key = menu['metric'] or select_metric(metrics, metric)
                     if key not in metrics:
                         raise ValueError(

@@ -2,6 +2,7 @@ from .bn_recal import (
     DEFAULT_RECAL_SEED,
     RecalLoader,
     build_recal_loader,
+    member_bn_stats,
     preserved_bn_stats,
     recalibrate_bn,
     seeded_rng,
@@ -11,10 +12,13 @@ from .checkpoint_hook import SafeCheckpointHook
 from .safe_globals import allow_mmengine_checkpoint_globals
 from .subnet_eval import (
     SharedBNRecalHook,
+    SubnetMetricsHook,
     SubnetValLoop,
     elastic_of,
+    evaluate_members,
     evaluate_subnet,
     resolve_subnets,
+    run_members,
 )
 from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
@@ -25,6 +29,7 @@ __all__ = [
     'DEFAULT_RECAL_SEED',
     'RecalLoader',
     'build_recal_loader',
+    'member_bn_stats',
     'preserved_bn_stats',
     'recalibrate_bn',
     'seeded_rng',
@@ -32,8 +37,11 @@ __all__ = [
     'find_resume_checkpoint',
     'SafeCheckpointHook',
     'SharedBNRecalHook',
+    'SubnetMetricsHook',
     'SubnetValLoop',
+    'evaluate_members',
     'evaluate_subnet',
+    'run_members',
     'elastic_of',
     'resolve_subnets',
     'allow_mmengine_checkpoint_globals',

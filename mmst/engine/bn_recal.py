@@ -9,9 +9,11 @@ tools alike:
   ``train_dataloader`` that yields the same images with the same
   augmentations every time and leaves the global random generators (and the
   training loop's own loader) as they were;
-- :func:`recalibrate_bn`: the statistics, the exact mean and unbiased
+- :func:`member_bn_stats`: the statistics, the exact mean and unbiased
   variance of every BN layer's input over those images, summed over all
-  ranks of a distributed run;
+  ranks of a distributed run, for one network or for many members at once
+  (shared prefixes computed once); :func:`recalibrate_bn` writes them into
+  the network as it runs now;
 - :func:`preserved_bn_stats`: puts the model's own statistics back after a
   sub-network was evaluated.
 """
@@ -20,8 +22,17 @@ import copy
 import itertools
 import math
 import random
-from contextlib import contextmanager
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from contextlib import ExitStack, contextmanager
+from typing import (
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 import torch
@@ -32,6 +43,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
 from mmst.settings import SettingError
+from mmst.subnet.elastic import ElasticDepth
+from mmst.subnet.prefix import (
+    PrefixCache,
+    block_keys,
+    full_subnet,
+    prefix_order,
+)
+from mmst.subnet.space import Subnet
 
 from .checkpoint import get_rng_state, set_rng_state
 
@@ -257,13 +276,6 @@ def stats_from_sums(
     return mean, var
 
 
-def _sum_hook(acc: Dict[str, torch.Tensor]):
-    def hook(module: nn.Module, args) -> None:
-        add_sums(acc, args[0])
-
-    return hook
-
-
 @contextmanager
 def recal_mode(model: nn.Module, bns: List[_BatchNorm]) -> Iterator[None]:
     """Within the context ``model`` runs in eval mode except ``bns``, which
@@ -332,50 +344,108 @@ def check_recal_images(
     return per_rank
 
 
+def _bn_owners(
+    bns: List[_BatchNorm], elastic: Optional[ElasticDepth]
+) -> Dict[_BatchNorm, Tuple[int, int]]:
+    """The elastic block ``(stage, index)`` each BN layer sits in (BN
+    layers outside the elastic blocks are absent)."""
+    if elastic is None:
+        return {}
+    wanted = set(bns)
+    return {
+        m: (i, j)
+        for i, stage in enumerate(elastic.stages)
+        for j, block in enumerate(stage)
+        for m in block.modules()
+        if m in wanted
+    }
+
+
+def _member_sums(
+    bns: List[_BatchNorm],
+    members: List[Optional[Subnet]],
+    elastic: Optional[ElasticDepth],
+    device: torch.device,
+) -> Tuple[Dict[tuple, dict], List[Dict[_BatchNorm, dict]]]:
+    """The float64 accumulators: one per BN layer and prefix (a BN layer
+    in an elastic block gets the same statistics in every member that
+    shares the block's prefix, :func:`mmst.subnet.prefix.block_keys`), one
+    per BN layer and member outside the blocks; and per member the
+    accumulator each BN layer its forward reaches adds to. Created in the
+    same order on every rank."""
+    owners = _bn_owners(bns, elastic)
+    sums: Dict[tuple, dict] = {}
+    per_member = []
+    for idx, subnet in enumerate(members):
+        keys = block_keys(subnet) if subnet is not None else {}
+        accs = {}
+        for bn in bns:
+            owner = owners.get(bn)
+            key = ('member', idx) if owner is None else keys.get(owner)
+            if key is None:
+                continue  # in a block this member skips
+            if (bn, key) not in sums:
+                sums[(bn, key)] = new_sums(bn.num_features, device)
+            accs[bn] = sums[(bn, key)]
+        per_member.append(accs)
+    return sums, per_member
+
+
 @torch.no_grad()
-def recalibrate_bn(
-    model: nn.Module, dataloader: Iterable, num_images: int
-) -> int:
-    """Re-estimate the running statistics of ``model``'s BN layers on
-    ``num_images`` images (in total over all ranks) of ``dataloader``.
+def member_bn_stats(
+    model: nn.Module,
+    dataloader: Iterable,
+    num_images: int,
+    subnets: Sequence[Optional[Subnet]] = (None,),
+    elastic: Optional[ElasticDepth] = None,
+    on_batch: Optional[Callable[[int, int], None]] = None,
+) -> Tuple[List[Dict[_BatchNorm, Tuple[torch.Tensor, torch.Tensor]]], int]:
+    """The BN statistics each of ``subnets`` gets, re-estimated on
+    ``num_images`` images (in total over all ranks) of ``dataloader``, in
+    one pass over the batches; the model's own statistics are unchanged.
 
     Each BN layer that ``model.train()`` sets to training mode (so
     ``norm_eval`` / frozen stages are respected) normalises with batch
     statistics as in training, while a forward pre-hook sums its input per
     channel in float64: ``S1 = sum(x)``, ``S2 = sum(x ** 2)`` and the
-    element count ``N``. The sums of all ranks are added
-    (``all_reduce``, gloo or nccl), then ``running_mean = S1 / N`` and
-    ``running_var = (S2 - S1 ** 2 / N) / (N - 1)`` (unbiased): the exact
-    statistics of the union of the batches of all ranks, identical on every
-    rank and equal (up to summation order) to one process fed the same
-    batches. Everything else runs in eval mode; ``momentum`` and
-    ``num_batches_tracked`` are left as they were, as are the statistics of
-    BN layers the forward does not reach (blocks a sub-network skips).
+    element count ``N``. The sums of all ranks are added (``all_reduce``,
+    gloo or nccl), then ``mean = S1 / N`` and ``var = (S2 - S1 ** 2 / N) /
+    (N - 1)`` (unbiased): the exact statistics of the union of the batches
+    of all ranks, identical on every rank and equal (up to summation order)
+    to one process fed the same batches. Everything else runs in eval mode;
+    ``momentum`` and ``num_batches_tracked`` are left as they were.
+
+    Members that share a prefix compute its blocks once per batch
+    (:class:`mmst.subnet.prefix.PrefixCache`); the statistics equal those
+    of each member re-estimated alone, bit for bit.
 
     Every rank runs the same number of batches (SyncBN has collectives in
     its forward): ``ceil(num_images / (world_size * batch_size))``, decided
-    before the first batch. The run is refused when the loader of some rank
-    cannot provide that many images.
+    before the first batch; refused when the loader of some rank cannot
+    provide that many images.
 
     Args:
         model (nn.Module): An upstream model (BaseModel with a data
-            preprocessor, run with ``mode='tensor'``); an elastic context
-            may be active.
+            preprocessor, run with ``mode='tensor'``).
         dataloader (Iterable): This rank's loader, with ``batch_size`` and
             ``__len__``: normally a :class:`RecalLoader`
             (:func:`build_recal_loader`), which makes the images and their
             augmentations repeatable.
         num_images (int): Images in total over all ranks (rounded up to
             whole batches on every rank).
-
-    No BN layer trains (``norm_eval=True``, frozen stages, LayerNorm
-    only: :func:`has_trainable_bn` is False): nothing is re-estimated and
-    no image is read; returns 0 (every rank alike, the model being the
-    same on all).
+        subnets (Sequence): The members (``None``: the full network); with
+            ``elastic=None``, one member: the network as it runs now (an
+            elastic context may be active).
+        elastic (ElasticDepth, optional): Activates each member.
+        on_batch (callable, optional): ``on_batch(done, total)`` after each
+            batch.
 
     Returns:
-        int: The number of images used, in total over all ranks (0 when
-        no BN layer trains).
+        tuple: ``(stats, images)``: per member, ``{bn: (running_mean,
+        running_var)}`` (the BN layers' dtype) for the BN layers its
+        forward reaches; the images used in total over all ranks. No BN
+        layer trains (``norm_eval=True``, frozen stages, LayerNorm only):
+        empty dicts and 0, no image read.
 
     Raises:
         ValueError: ``num_images`` is not positive, or exceeds the images
@@ -388,34 +458,63 @@ def recalibrate_bn(
             f'bn_recal_images={num_images!r} is invalid; '
             'allowed: a positive number of images'
         )
+    members = list(subnets)
+    if elastic is None and len(members) != 1:
+        raise ValueError(
+            f'{len(members)} members need elastic=ElasticDepth(...) to '
+            'switch between them'
+        )
     bns = _active_bns(model)
     if not bns:  # norm_eval / frozen / no BN: nothing to re-estimate
-        return 0
+        return [{} for _ in members], 0
+    if elastic is not None:
+        members = [full_subnet(elastic) if s is None else s for s in members]
     device = bns[0].running_mean.device
     per_rank = check_recal_images(dataloader, num_images, device)
-    world_size = get_world_size()
+    sums, accs = _member_sums(bns, members, elastic, device)
+    current: Dict[_BatchNorm, dict] = {}
 
-    accs = [new_sums(m.num_features, device) for m in bns]
-    handles = [
-        m.register_forward_pre_hook(_sum_hook(acc))
-        for m, acc in zip(bns, accs)
-    ]
+    def hook(module: nn.Module, args) -> None:
+        add_sums(current[module], args[0])
+
+    cache = PrefixCache(elastic) if len(members) > 1 else None
+    order = prefix_order(members) if cache else [0]
+    handles = [m.register_forward_pre_hook(hook) for m in bns]
     seen = 0
     try:
         with recal_mode(model, bns), closing_iter(dataloader) as iterator:
-            for data in itertools.islice(iterator, per_rank):
-                data = model.data_preprocessor(data, False)
-                model(data['inputs'], data.get('data_samples'), mode='tensor')
-                seen += data['inputs'].shape[0]
+            for done, data in enumerate(
+                itertools.islice(iterator, per_rank), 1
+            ):
+                if cache is not None:
+                    cache.clear()
+                for idx in order:
+                    current = accs[idx]
+                    batch = model.data_preprocessor(
+                        copy.deepcopy(data) if cache else data, False
+                    )
+                    with ExitStack() as stack:
+                        if elastic is not None:
+                            stack.enter_context(elastic.activate(members[idx]))
+                        if cache is not None:
+                            stack.enter_context(cache.active(members[idx]))
+                        model(
+                            batch['inputs'],
+                            batch.get('data_samples'),
+                            mode='tensor',
+                        )
+                seen += batch['inputs'].shape[0]
+                if on_batch is not None:
+                    on_batch(done, per_rank)
     finally:
         for h in handles:
             h.remove()
 
     flat = torch.cat(
         [torch.tensor([seen], dtype=torch.float64, device=device)]
-        + [torch.cat([a['s1'], a['s2'], a['n']]) for a in accs]
+        + [torch.cat([a['s1'], a['s2'], a['n']]) for a in sums.values()]
     )
-    if world_size > 1:
+    if get_world_size() > 1:
         all_reduce(flat, op='sum')
     total = int(flat[0].item())
     if total < num_images:
@@ -426,15 +525,44 @@ def recalibrate_bn(
             'unchanged'
         )
     offset = 1
-    for m in bns:
-        c = m.num_features
-        s1 = flat[offset : offset + c]
-        s2 = flat[offset + c : offset + 2 * c]
-        n = flat[offset + 2 * c].item()
+    for acc in sums.values():
+        c = acc['s1'].numel()
+        acc['s1'] = flat[offset : offset + c]
+        acc['s2'] = flat[offset + c : offset + 2 * c]
+        acc['n'] = flat[offset + 2 * c].item()
         offset += 2 * c + 1
-        if n == 0:
-            continue  # not reached by this network
-        mean, var = stats_from_sums(s1, s2, n)
-        m.running_mean.copy_(mean)
-        m.running_var.copy_(var)
+    stats = []
+    for member in accs:
+        stats.append({})
+        for bn, acc in member.items():
+            if acc['n']:  # 0: not reached by this member's forward
+                mean, var = stats_from_sums(acc['s1'], acc['s2'], acc['n'])
+                stats[-1][bn] = (
+                    mean.to(bn.running_mean.dtype),
+                    var.to(bn.running_var.dtype),
+                )
+    return stats, total
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    model: nn.Module, dataloader: Iterable, num_images: int
+) -> int:
+    """Re-estimate the running statistics of ``model``'s BN layers, as it
+    runs now (an elastic context may be active), on ``num_images`` images
+    (in total over all ranks) of ``dataloader``: :func:`member_bn_stats`
+    of the one network, written into its BN layers (those its forward does
+    not reach, e.g. in blocks a sub-network skips, are left alone).
+
+    Returns:
+        int: The number of images used, in total over all ranks (0 when
+        no BN layer trains: nothing is re-estimated and no image read).
+
+    Raises:
+        ValueError, TypeError: As :func:`member_bn_stats`.
+    """
+    (stats,), total = member_bn_stats(model, dataloader, num_images)
+    for bn, (mean, var) in stats.items():
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
     return total

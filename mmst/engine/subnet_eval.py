@@ -1,8 +1,10 @@
 """Evaluating sub-networks (the loafing view) and the validation loop that
 reports them next to the main network."""
 
+import copy
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence
+from contextlib import ExitStack
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -13,11 +15,13 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, ValLoop
 from mmengine.runner.amp import autocast
+from mmengine.runner.loops import _parse_losses, _update_losses
 
-from mmst.models.algorithms.stimulative import unwrap_st
+from mmst.models.algorithms.stimulative import elastic_of, unwrap_st
 from mmst.registry import LOOPS
 from mmst.settings import check_int, invalid, setting_prefix
 from mmst.subnet import ElasticDepth, SubnetSpace, format_subnet
+from mmst.subnet.prefix import PrefixCache, full_subnet, prefix_order
 from mmst.subnet.space import (  # noqa: F401  (re-exported)
     NAMED_SUBNETS,
     Subnet,
@@ -32,36 +36,129 @@ from .bn_recal import (
     build_recal_loader,
     check_recal_images,
     has_trainable_bn,
+    member_bn_stats,
     preserved_bn_stats,
     recalibrate_bn,
 )
 
 
-def elastic_of(model: nn.Module) -> tuple:
-    """The (ElasticDepth, SubnetSpace) of an ST model, or of a plain
-    upstream model's backbone with the default space."""
-    model = getattr(model, 'module', model)
-    if hasattr(model, 'elastic') and hasattr(model, 'space'):
-        return model.elastic, model.space
-    arch = unwrap_st(model)
-    elastic = ElasticDepth(arch.backbone)
-    return elastic, SubnetSpace(elastic.stage_depths)
-
-
 @torch.no_grad()
-def evaluate_model(
+def run_members(
     model: nn.Module,
+    elastic: ElasticDepth,
+    subnets: Sequence[Optional[Subnet]],
     dataloader: Iterable,
-    evaluator: Evaluator,
-    fp16: bool = False,
-) -> Dict[str, float]:
-    """Run ``model.val_step`` over ``dataloader`` and evaluate (no hooks)."""
+    step: Callable[[int, dict], None],
+    stats: Optional[Sequence[Optional[dict]]] = None,
+    on_batch: Optional[Callable[[int, int], None]] = None,
+) -> None:
+    """Run every member of ``subnets`` (None: the full network) on every
+    batch of ``dataloader``, in one pass over the batches, the blocks that
+    members' prefixes share computed once per batch
+    (:class:`mmst.subnet.prefix.PrefixCache`): ``step(index, data)`` is
+    called for each batch and member, inside ``elastic.activate(member)``
+    and with the member's BN statistics in place, in eval mode, without
+    autograd. A step runs whatever forward it needs on (a copy of)
+    ``data``; every member gets exactly the values it gets when run alone.
+
+    Args:
+        model (nn.Module): The model (a plain upstream one or an ST model,
+            possibly wrapped).
+        elastic (ElasticDepth): The model's elastic backbone.
+        subnets (Sequence): The members.
+        dataloader (Iterable): The batches (iterated once).
+        step (callable): ``step(index into subnets, data)``.
+        stats (Sequence, optional): Per member ``{bn: (running_mean,
+            running_var)}`` (from :func:`mmst.engine.member_bn_stats`) or
+            None: the model's stored statistics. The model's own statistics
+            are restored afterwards.
+        on_batch (callable, optional): ``on_batch(done, total)`` after each
+            batch.
+    """
+    members = [full_subnet(elastic) if s is None else s for s in subnets]
+    stats = list(stats) if stats is not None else [None] * len(members)
+    if len(stats) != len(members):
+        raise ValueError(
+            f'{len(stats)} BN statistics for {len(members)} members; give '
+            'one entry (or None) per member'
+        )
+    arch = unwrap_st(model)
+    touched = {bn for member in stats if member for bn in member}
+    cache = PrefixCache(elastic) if len(members) > 1 else None
+    order = prefix_order(members) if cache else [0]
     model.eval()
-    for data in dataloader:
+    with preserved_bn_stats(arch):
+        stored = {
+            bn: (bn.running_mean.clone(), bn.running_var.clone())
+            for bn in touched
+        }
+        for done, data in enumerate(dataloader, 1):
+            if cache is not None:
+                cache.clear()
+            for idx in order:
+                own = stats[idx]
+                # members with their own statistics share prefixes with
+                # each other, members with the stored ones likewise
+                for bn, (mean, var) in (own or stored).items():
+                    bn.running_mean.copy_(mean)
+                    bn.running_var.copy_(var)
+                with ExitStack() as stack:
+                    stack.enter_context(elastic.activate(members[idx]))
+                    if cache is not None:
+                        group = 'stored' if own is None else 'own'
+                        stack.enter_context(cache.active(members[idx], group))
+                    step(idx, data)
+            if on_batch is not None:
+                on_batch(done, len(dataloader))
+
+
+def evaluate_members(
+    model: nn.Module,
+    elastic: ElasticDepth,
+    subnets: Sequence[Optional[Subnet]],
+    dataloader: Iterable,
+    evaluators: Sequence[Evaluator],
+    stats: Optional[Sequence[Optional[dict]]] = None,
+    fp16: bool = False,
+    on_batch: Optional[Callable[[int, int], None]] = None,
+) -> List[Dict[str, float]]:
+    """The task metrics of ``model`` run as each of ``subnets`` (None: the
+    full network), each with its own ``evaluators`` entry, in one pass over
+    ``dataloader`` (:func:`run_members`: ``model.val_step`` on a copy of
+    each batch, as MMEngine's ``ValLoop`` runs it, under autocast when
+    ``fp16``; losses the model returns are averaged and added as
+    ``ValLoop`` adds them: ``<loss name>`` and ``val_loss``). ``stats``:
+    per member its BN statistics or None (stored).
+
+    Returns:
+        list[dict]: The metrics of each member, in ``subnets``' order.
+
+    Raises:
+        ValueError: Not one evaluator (or stats entry) per member.
+    """
+    if len(evaluators) != len(subnets):
+        raise ValueError(
+            f'{len(evaluators)} evaluators for {len(subnets)} members; '
+            'give one evaluator per member'
+        )
+
+    losses: List[dict] = [{} for _ in subnets]
+
+    def step(idx: int, data: dict) -> None:
+        batch = copy.deepcopy(data)
         with autocast(enabled=fp16):
-            outputs = model.val_step(data)
-        evaluator.process(data_samples=outputs, data_batch=data)
-    return evaluator.evaluate(len(dataloader.dataset))
+            outputs = model.val_step(batch)
+        outputs, losses[idx] = _update_losses(outputs, losses[idx])
+        evaluators[idx].process(data_samples=outputs, data_batch=batch)
+
+    run_members(model, elastic, subnets, dataloader, step, stats, on_batch)
+    results = []
+    for evaluator, member_losses in zip(evaluators, losses):
+        metrics = evaluator.evaluate(len(dataloader.dataset))
+        if member_losses:
+            metrics.update(_parse_losses(member_losses, 'val'))
+        results.append(metrics)
+    return results
 
 
 def evaluate_subnet(
@@ -77,24 +174,28 @@ def evaluate_subnet(
     """Metrics of ``model`` run as ``subnet`` (None: the full network),
     with BN statistics re-estimated for it on ``bn_recal_images`` images of
     ``recal_loader`` first (0: the stored statistics; see
-    :func:`recalibrate_bn`: the count is the total over all ranks). The
-    model's own BN statistics are restored afterwards.
+    :func:`member_bn_stats`: the count is the total over all ranks): one
+    member of :func:`evaluate_members`. The model's own BN statistics are
+    restored afterwards.
 
     Raises:
         ValueError: ``bn_recal_images > 0`` without ``recal_loader``, or
             more images asked than ``recal_loader`` provides.
     """
-    arch = unwrap_st(model)
-    with preserved_bn_stats(arch), elastic.activate(subnet):
-        if bn_recal_images:
-            if recal_loader is None:
-                raise ValueError(
-                    f'bn_recal_images={bn_recal_images} needs a dataloader '
-                    'of training images (recal_loader, see '
-                    'mmst.engine.build_recal_loader); got None'
-                )
-            recalibrate_bn(arch, recal_loader, bn_recal_images)
-        return evaluate_model(model, dataloader, evaluator, fp16)
+    stats = None
+    if bn_recal_images:
+        if recal_loader is None:
+            raise ValueError(
+                f'bn_recal_images={bn_recal_images} needs a dataloader '
+                'of training images (recal_loader, see '
+                'mmst.engine.build_recal_loader); got None'
+            )
+        stats, _ = member_bn_stats(
+            unwrap_st(model), recal_loader, bn_recal_images, [subnet], elastic
+        )
+    return evaluate_members(
+        model, elastic, [subnet], dataloader, [evaluator], stats, fp16
+    )[0]
 
 
 def _state_fingerprint(model: nn.Module) -> torch.Tensor:
@@ -282,11 +383,14 @@ class SubnetValLoop(ValLoop):
         # latest main-network re-estimation.
         self._main_recal_iter: Optional[int] = None
         self._main_recal_state: Optional[torch.Tensor] = None
-        if self.recal_main and not any(
-            isinstance(h, SharedBNRecalHook) and h.loop is self
-            for h in runner.hooks
-        ):
-            runner.register_hook(SharedBNRecalHook(self))
+        hooks = [SubnetMetricsHook]
+        if self.recal_main:
+            hooks.append(SharedBNRecalHook)
+        for hook in hooks:
+            if not any(
+                isinstance(h, hook) and h.loop is self for h in runner.hooks
+            ):
+                runner.register_hook(hook(self))
         self._check_recal_images()
 
     def _log_no_recal(self) -> None:
@@ -413,44 +517,63 @@ class SubnetValLoop(ValLoop):
         )
         return True
 
-    def run(self) -> dict:
-        self.runner.call_hook('before_val')
-        self.runner.call_hook('before_val_epoch')
-        model = self.runner.model
-        if self.recal_main:
-            self.recalibrate_main(self._trained_iters(), 'for validation')
-        model.eval()
-        self.val_loss.clear()
-        for idx, data_batch in enumerate(self.dataloader):
-            self.run_iter(idx, data_batch)
-        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-        metrics.update(self.evaluate_subnets())
-        self.runner.call_hook('after_val_epoch', metrics=metrics)
-        self.runner.call_hook('after_val')
-        return metrics
-
     def evaluate_subnets(self) -> Dict[str, float]:
+        """The metrics of every sub-network of ``subnets``, each with its
+        own re-estimated BN statistics (:func:`member_bn_stats`), in one
+        pass over the validation batches (:func:`evaluate_members`), as
+        ``subnet[k1,k2,...]/<metric>``. Call it on every rank."""
         model = self.runner.model
         elastic, space = elastic_of(model)
         subnets = resolve_subnets(self.subnet_specs, space)
-        loader = (
-            self.recal_loader() if self.bn_recal_images and subnets else None
+        if not subnets:
+            return {}
+        stats = None
+        if self.bn_recal_images:
+            stats, _ = member_bn_stats(
+                unwrap_st(model),
+                self.recal_loader(),
+                self.bn_recal_images,
+                subnets,
+                elastic,
+            )
+        evaluators = [copy.deepcopy(self.evaluator) for _ in subnets]
+        all_metrics = evaluate_members(
+            model,
+            elastic,
+            subnets,
+            self.dataloader,
+            evaluators,
+            stats,
+            self.fp16,
         )
         results: Dict[str, float] = {}
-        for subnet in subnets:
-            metrics = evaluate_subnet(
-                model,
-                subnet,
-                elastic,
-                self.dataloader,
-                self.evaluator,
-                loader,
-                self.bn_recal_images,
-                self.fp16,
-            )
+        for subnet, metrics in zip(subnets, all_metrics):
             name = f'subnet{format_subnet(subnet)}'
             results.update({f'{name}/{k}': v for k, v in metrics.items()})
         return results
+
+
+class SubnetMetricsHook(Hook):
+    """Adds the sub-networks' metrics of a :class:`SubnetValLoop` to the
+    main network's, which MMEngine's ``ValLoop.run`` computed (its
+    ``val_loss`` included), before the other ``after_val_epoch`` hooks see
+    them (priority ``HIGHEST``: before ``RuntimeInfoHook`` records them in
+    the message hub, ``EMAHook`` swaps its weights back, ``LoggerHook``
+    logs and ``CheckpointHook`` picks the best); registered by the loop
+    itself.
+
+    Args:
+        loop (SubnetValLoop): The loop whose sub-networks are evaluated.
+    """
+
+    priority = 'HIGHEST'
+
+    def __init__(self, loop: 'SubnetValLoop') -> None:
+        self.loop = loop
+
+    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
+        if runner.val_loop is self.loop and metrics is not None:
+            metrics.update(self.loop.evaluate_subnets())
 
 
 class SharedBNRecalHook(Hook):
@@ -507,6 +630,13 @@ class SharedBNRecalHook(Hook):
         if self._checkpoint_due(runner, by_epoch=False):
             self.loop.recalibrate_main(
                 runner.iter + 1, 'before saving the checkpoint'
+            )
+
+    def before_val_epoch(self, runner) -> None:
+        # after the NORMAL hooks (EMAHook puts its weights in place there)
+        if runner.val_loop is self.loop:
+            self.loop.recalibrate_main(
+                self.loop._trained_iters(), 'for validation'
             )
 
     def after_train_epoch(self, runner) -> None:

@@ -1,4 +1,5 @@
-"""Shared-prefix passes (mmst.analysis.prefix_sharing) give every member
+"""Shared-prefix passes (mmst.subnet.prefix, used by
+mmst.engine.member_bn_stats and evaluate_members) give every member
 exactly what mmst.engine gives it alone: the same re-estimated BN
 statistics (bit for bit) and the same predicted scores, for a ResNet, a
 MobileNetV3 (layers between its stages) and a ViT (no BN); and the shared
@@ -11,12 +12,8 @@ import torch
 from mmengine.evaluator import BaseMetric, Evaluator
 
 from mmst.analysis.menu import CachedBatches
-from mmst.analysis.prefix_sharing import (
-    block_keys,
-    evaluate_members,
-    prefix_order,
-    recalibrate_members,
-)
+from mmst.engine import evaluate_members, member_bn_stats
+from mmst.subnet.prefix import block_keys, prefix_order
 from tests.test_analysis.test_export import ARCHS as EXPORT_ARCHS
 from tests.test_analysis.test_export import CLASSES, HEAD
 from tests.test_analysis.test_export import _model as st_model
@@ -127,7 +124,7 @@ def test_members_equal_their_separate_runs(name):
 
     stats = None
     if images:
-        stats, used = recalibrate_members(model, elastic, subs, recal, images)
+        stats, used = member_bn_stats(model, recal, images, subs, elastic)
         assert used == images
         for sub, member in list(zip(subs, stats))[::3]:
             with preserved_bn_stats(model), elastic.activate(sub):

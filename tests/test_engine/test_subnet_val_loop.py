@@ -122,16 +122,43 @@ def _val_only_cfg(tmp_path, data_root, val_cfg, with_train=True):
     return cfg
 
 
+def _val_loss_classifier() -> str:
+    """An ImageClassifier whose predictions end with the loss element that
+    MMEngine's ValLoop averages into ``val_loss`` (loss: the mean input)."""
+    from mmengine.structures import BaseDataElement
+    from mmpretrain.models import ImageClassifier
+    from mmpretrain.registry import MODELS
+
+    name = 'ValLossClassifier'
+    if MODELS.get(name) is None:
+
+        @MODELS.register_module(name=name)
+        class ValLossClassifier(ImageClassifier):
+            def predict(self, inputs, data_samples=None, **kwargs):
+                preds = super().predict(inputs, data_samples, **kwargs)
+                loss = dict(loss_mean=inputs.mean())
+                return list(preds) + [BaseDataElement(loss=loss)]
+
+    return name
+
+
 def test_val_without_training_loop(tmp_path, data_root):
     """runner.val() re-estimates from the config's train_dataloader without
-    building the training loop."""
+    building the training loop; the losses a model returns in validation
+    are logged as MMEngine's ValLoop logs them (``val_loss``), for the
+    sub-networks too."""
     cfg = _val_only_cfg(tmp_path / 'val', data_root, _val_cfg())
     cfg.val_cfg.bn_recal_images = 12
+    cfg.model.architecture.type = _val_loss_classifier()
     runner = _runner(cfg, 'val_only')
     metrics = runner.val()
     assert 0 <= metrics['subnet[1,1,1]/accuracy/top1'] <= 100
     assert not hasattr(runner._train_loop, 'run')  # still the config dict
     assert runner.val_loop.recal_loader().last_count == 12
+    # the inputs' mean, the same for every network: 0 < mean < 255
+    assert 0 < metrics['loss_mean'] == metrics['val_loss'] < 255
+    assert metrics['subnet[1,1,1]/val_loss'] == metrics['val_loss']
+    assert _logged(runner, 'val_loss') == metrics['val_loss']
 
 
 def test_val_refusals_name_the_fix(tmp_path, data_root):

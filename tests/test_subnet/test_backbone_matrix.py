@@ -167,11 +167,7 @@ def test_stpp_step_and_member_evaluation(name):
 
     import mmst  # noqa: F401
     from mmst.analysis.menu import CachedBatches
-    from mmst.analysis.prefix_sharing import (
-        evaluate_members,
-        recalibrate_members,
-    )
-    from mmst.engine import evaluate_subnet
+    from mmst.engine import evaluate_members, evaluate_subnet, member_bn_stats
     from mmst.engine.bn_recal import _active_bns
     from mmst.registry import MODELS
     from mmst.subnet import SubnetSpace
@@ -245,9 +241,7 @@ def test_stpp_step_and_member_evaluation(name):
     images = 2 if _active_bns(arch_model) else 0
     stats = None
     if images:
-        stats, used = recalibrate_members(
-            arch_model, elastic, subs, recal, images
-        )
+        stats, used = member_bn_stats(arch_model, recal, images, subs, elastic)
         assert used == images
     shared = evaluate_members(
         arch_model,

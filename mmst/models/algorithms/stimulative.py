@@ -1,9 +1,19 @@
 """The Stimulative Training step, for any upstream model."""
 
 import random
+import weakref
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import (
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import torch
 import torch.distributed as dist
@@ -571,3 +581,28 @@ def unwrap_st(model: nn.Module) -> nn.Module:
     """The upstream architecture inside a (wrapped) ST model, or the model."""
     model = getattr(model, 'module', model)
     return getattr(model, 'architecture', model)
+
+
+#: ElasticDepth of plain models' backbones, built once per model.
+_PLAIN_ELASTIC: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
+
+
+def elastic_of(model: nn.Module) -> Tuple[ElasticDepth, SubnetSpace]:
+    """The ``(ElasticDepth, SubnetSpace)`` of a (wrapped) ST model, or of a
+    plain upstream model's backbone with its default space (built at the
+    first call for that model, then reused).
+
+    Raises:
+        TypeError: The backbone's residual stages cannot be found (declare
+            ``elastic_stages``).
+    """
+    model = getattr(model, 'module', model)
+    if hasattr(model, 'elastic') and hasattr(model, 'space'):
+        return model.elastic, model.space
+    backbone = unwrap_st(model).backbone
+    found = _PLAIN_ELASTIC.get(backbone)
+    if found is None:
+        elastic = ElasticDepth(backbone)
+        found = (elastic, SubnetSpace(elastic.stage_depths))
+        _PLAIN_ELASTIC[backbone] = found
+    return found
