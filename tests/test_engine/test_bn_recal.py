@@ -155,6 +155,7 @@ def test_two_ranks_give_one_set_equal_to_one_process(
     total = WORLD * BATCHES * PER_BATCH
     for res in ranks:
         assert res['used'] == total
+        assert res['members_equal']  # member_bn_stats of 2 members
     for k, v in ranks[0]['stats'].items():
         assert torch.equal(v, ranks[1]['stats'][k]), k
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from mmst.engine import recalibrate_bn
+from mmst.engine import elastic_of, member_bn_stats, recalibrate_bn
 from tests.test_engine.test_bn_recal import (
     BATCHES,
     PER_BATCH,
@@ -50,6 +50,24 @@ def main() -> None:
     unchanged = all(
         torch.equal(v, bn_stats(model)[k]) for k, v in stats.items()
     )
+    # several members at once (shared prefixes, one all-reduce) == each
+    # member's own distributed re-estimation
+    elastic, space = elastic_of(model)
+    members = [space.smallest(), space.largest()]
+    found, members_used = member_bn_stats(
+        model, loader(rank_batches(rank)), total, members, elastic
+    )
+    members_equal = members_used == total
+    for subnet, member in zip(members, found):
+        fresh = tiny_model()
+        with elastic_of(fresh)[0].activate(subnet):
+            recalibrate_bn(fresh, loader(rank_batches(rank)), total)
+        own = dict(fresh.named_modules())
+        for name, bn in model.named_modules():
+            if bn in member:
+                mean, var = member[bn]
+                members_equal &= torch.equal(mean, own[name].running_mean)
+                members_equal &= torch.equal(var, own[name].running_var)
     torch.save(
         dict(
             used=used,
@@ -57,6 +75,7 @@ def main() -> None:
             too_many=too_many,
             uneven=uneven,
             unchanged=unchanged,
+            members_equal=bool(members_equal),
         ),
         out / f'rank{rank}.pth',
     )
