@@ -1,7 +1,8 @@
 """Helpers for tests and demos: tiny data sets in the real formats
 (:mod:`.tiny_data`); README's one-step ST snippet checked on the upstream
-libraries' own configs (:mod:`.upstream`, imported on its own: it needs
-the task libraries)."""
+libraries' own configs (:mod:`.upstream`) and the backbones mmst finds
+stages in (:mod:`.coverage`, the table of docs/backbones.md), each
+imported on its own: they need the task libraries)."""
 
 from .tiny_data import (
     make_tiny_cityscapes,

@@ -105,8 +105,8 @@ def _classifier_cfg(name: str) -> tuple:
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
-    from mmst.analysis.coverage import BUILD_ARGS, SMALLER_INPUT_SETTINGS
     from mmst.subnet.discovery import input_channels
+    from mmst.testing.coverage import BUILD_ARGS, SMALLER_INPUT_SETTINGS
 
     backbone = dict(
         type=name, **BUILD_ARGS.get(name, {}), **HEAD_INPUT.get(name, {})

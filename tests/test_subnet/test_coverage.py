@@ -46,7 +46,7 @@ def _registered() -> list:
 def test_table_row_is_current(name):
     """The page's row of each backbone is what the code gives now (one
     test per backbone, so that the two workers share the builds)."""
-    from mmst.analysis.coverage import coverage_table, markdown
+    from mmst.testing.coverage import coverage_table, markdown
 
     row = coverage_table([name])[0]
     assert _page_rows().get(name) == markdown([row]).splitlines()[-1], (
@@ -60,7 +60,7 @@ def test_table_lists_every_backbone_with_its_counts():
     assert sorted(rows) == _registered()
     assert len(_automatic()) >= 40
     statuses = [line.split('|')[3].strip() for line in rows.values()]
-    from mmst.analysis.coverage import (
+    from mmst.testing.coverage import (
         AUTOMATIC,
         DECLARATION,
         NOT_APPLICABLE,

@@ -8,14 +8,14 @@ table of docs/backbones.md.
 ``--check`` compares instead of writing: exit status 1 when the file's
 table differs from what the installed mmpretrain and mmst give now.
 
-A command line over :func:`mmst.analysis.coverage.coverage_table`.
+A command line over :func:`mmst.testing.coverage.coverage_table`.
 """
 
 import argparse
 import sys
 from typing import Optional, Sequence
 
-from mmst.analysis.coverage import coverage_table, markdown, render_page
+from mmst.testing.coverage import coverage_table, markdown, render_page
 
 BEGIN = '<!-- coverage table: generated, do not edit -->'
 END = '<!-- end of coverage table -->'
