@@ -4,24 +4,7 @@
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS of tools/test.py]
 #
 # Same environment variables as tools/dist_train.sh (NNODES, NODE_RANK,
-# MASTER_ADDR, PORT, PYTHON).
+# MASTER_ADDR, PORT, PYTHON). The launch: tools/dist_run.sh.
 
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-${PYTHON:-python} -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
+exec bash "$(dirname "$0")/dist_run.sh" test.py "$3" "$1" "$2" \
     --launcher pytorch "${@:4}"

@@ -7,22 +7,7 @@
 # same command on each with NNODES (machines), NODE_RANK (0..NNODES-1),
 # MASTER_ADDR (address of the NODE_RANK=0 machine) and PORT set. On a machine
 # without GPUs the processes use gloo on the CPU. PYTHON picks the
-# interpreter (default: python).
+# interpreter (default: python). The launch: tools/dist_run.sh.
 
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-${PYTHON:-python} -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
+exec bash "$(dirname "$0")/dist_run.sh" train.py "$2" "$1" \
     --launcher pytorch "${@:3}"
