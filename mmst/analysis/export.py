@@ -23,7 +23,6 @@ task mmst trains (classifier, detector, segmentor, pose estimator).
 """
 
 import copy
-import io
 import logging
 import os
 import os.path as osp
@@ -42,7 +41,7 @@ from mmst.apis.inference import is_st_model
 from mmst.converters.checkpoint_io import check_readable
 from mmst.engine import preserved_bn_stats, recalibrate_bn
 from mmst.engine.bn_recal import has_trainable_bn
-from mmst.engine.checkpoint import write_atomic
+from mmst.fileio import save_atomic
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.registry import MODELS
 from mmst.subnet import SubnetSpace, parse_subnet_spec
@@ -202,12 +201,6 @@ def build_model(
     return init_model(cfg, checkpoint, strict=strict)
 
 
-def _atomic_save(obj: dict, path: str) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_atomic(buffer.getvalue(), path)
-
-
 def output_paths(out_dir: str, onnx: bool = False) -> Dict[str, str]:
     """The files :func:`export_subnet` writes to ``out_dir``."""
     paths = dict(
@@ -353,7 +346,7 @@ def export_model_subnet(
         if key in meta:
             out_meta[key] = meta[key]
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_save(dict(meta=out_meta, state_dict=state), paths['checkpoint'])
+    save_atomic(dict(meta=out_meta, state_dict=state), paths['checkpoint'])
     out_cfg.dump(paths['config'])
     summary = dict(
         config=paths['config'],

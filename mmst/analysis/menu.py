@@ -43,7 +43,7 @@ from typing import (
 
 import torch
 
-from mmst.engine.checkpoint import write_atomic
+from mmst.fileio import write_json_atomic
 
 from .loafing import check_labels, select_metric
 
@@ -353,13 +353,6 @@ def settings_differences(old: dict, new: dict) -> List[str]:
         for k in keys
         if old.get(k) != new.get(k)
     ]
-
-
-def write_json_atomic(obj: dict, path: str) -> None:
-    """Write ``obj`` as JSON through a temporary file and a rename, so an
-    interruption never leaves a truncated file
-    (:func:`mmst.engine.checkpoint.write_atomic`)."""
-    write_atomic(json.dumps(obj, indent=1), path)
 
 
 def load_existing(
