@@ -2,6 +2,8 @@
 logit magnitudes, sub-network cost and export (``docs/analysis.md``); the
 command-line tools under ``tools/`` are thin wrappers around it."""
 
+from mmst.subnet.space import resolve_subnet_depths
+
 from .cost import FLOPS_CONVENTION, count_flops, count_params, skipped_blocks
 from .export import (
     ONNX_TASKS,
@@ -15,7 +17,6 @@ from .export import (
     flatten_outputs,
     onnx_parity,
     subnet_config,
-    subnet_depths,
 )
 from .latency import (
     eager_latency,
@@ -109,7 +110,7 @@ __all__ = [
     'flatten_outputs',
     'onnx_parity',
     'subnet_config',
-    'subnet_depths',
+    'resolve_subnet_depths',
     'eager_latency',
     'machine_info',
     'onnxruntime_latency',

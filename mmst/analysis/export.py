@@ -44,7 +44,7 @@ from mmst.engine.bn_recal import has_trainable_bn
 from mmst.fileio import save_atomic
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.registry import MODELS
-from mmst.subnet import SubnetSpace, parse_subnet_spec
+from mmst.subnet import resolve_subnet_depths
 from mmst.subnet.space import Subnet
 
 from .cost import count_flops, count_params
@@ -70,66 +70,6 @@ ONNX_INSTALL = 'pip install onnx onnxruntime (or pip install mmst[deploy])'
 
 
 # -- the sub-network ------------------------------------------------------
-def subnet_depths(
-    subnet: Union[str, Sequence, Subnet],
-    space: SubnetSpace,
-    key: str = '--subnet',
-) -> List[int]:
-    """One sub-network -> the blocks it keeps per stage.
-
-    Args:
-        subnet (str | Sequence): ``'smallest' | 'largest' | 'full'`` (of
-            ``space``), blocks kept per stage (``'1,2,3'`` or ``[1, 2,
-            3]``), or a :data:`~mmst.subnet.space.Subnet` (kept indices per
-            stage; ordered ones only: the first blocks of each stage).
-        space (SubnetSpace): The model's space.
-        key (str): The option, for error messages.
-
-    Returns:
-        list[int]: Blocks kept per stage.
-
-    Raises:
-        ValueError: ``'all'``, an invalid spec, a non-ordered sub-network,
-            or depths that do not fit the stages (the message names
-            ``key``, the value and what is allowed).
-    """
-    if (
-        isinstance(subnet, (list, tuple))
-        and subnet
-        and all(isinstance(s, (list, tuple)) for s in subnet)
-    ):
-        if any(tuple(s) != tuple(range(len(s))) for s in subnet):
-            raise ValueError(
-                f'{key}={subnet!r} is invalid: only ordered sub-networks '
-                '(the first k blocks of each stage) can be exported'
-            )
-        subnet = [len(s) for s in subnet]
-    spec = parse_subnet_spec(subnet, key)
-    if spec == 'all':
-        raise ValueError(
-            f"{key}='all' is invalid here; allowed: one sub-network "
-            "('smallest' | 'largest' | 'full' or blocks kept per stage, "
-            'e.g. 1,2,3)'
-        )
-    if isinstance(spec, str):
-        return [len(s) for s in getattr(space, spec)()]
-    n = space.stage_depths
-    if len(spec) != len(n):
-        raise ValueError(
-            f'{key}={",".join(map(str, spec))} is invalid: {len(spec)} '
-            f'values for {len(n)} stages (blocks per stage: '
-            f'{",".join(map(str, n))}); allowed: one value per stage'
-        )
-    for i, (k, d) in enumerate(zip(spec, n)):
-        if not 1 <= k <= d:
-            raise ValueError(
-                f'{key}={",".join(map(str, spec))} is invalid: stage '
-                f'{i + 1} keeps {k} blocks; allowed: 1..{d} (blocks per '
-                f'stage: {",".join(map(str, n))})'
-            )
-    return list(spec)
-
-
 def subnet_config(
     cfg: Config, depths: Sequence[int], checkpoint: Optional[str] = None
 ) -> Config:
@@ -251,7 +191,7 @@ def export_model_subnet(
             :func:`mmst.analysis.load_config` returns it).
         model (nn.Module): The (ST or plain) model, weights loaded.
         subnet (str | Sequence | Subnet): The member, see
-            :func:`subnet_depths`.
+            :func:`~mmst.subnet.resolve_subnet_depths`.
         out_dir (str): Output folder (created).
         bn_recal_images (int): Training images to re-estimate the
             sub-network's BN statistics on (0: keep the stored ones; not
@@ -292,7 +232,7 @@ def export_model_subnet(
     check_outputs(paths.values(), force)
     arch = unwrap_st(model)
     elastic, space = model_space(model)
-    depths = subnet_depths(subnet, space)
+    depths = resolve_subnet_depths(subnet, space)
     kept = tuple(tuple(range(k)) for k in depths)
     if onnx:
         check_onnx_task(arch)
@@ -407,8 +347,9 @@ def export_subnet(
         cfg_or_path (str | Config): The training config (mmst ST config or
             plain upstream one), a file or a loaded config.
         checkpoint (str): Its checkpoint.
-        subnet (str | Sequence | Subnet): The member (:func:`subnet_depths`:
-            ``'smallest'``, ``'1,2,3'``, ``[1, 2, 3]`` ...).
+        subnet (str | Sequence | Subnet): The member
+            (:func:`~mmst.subnet.resolve_subnet_depths`: ``'smallest'``,
+            ``'1,2,3'``, ``[1, 2, 3]`` ...).
         out_dir (str): Output folder: ``config.py``, ``subnet.pth`` (and
             ``subnet.onnx``).
         bn_recal_images (int): Training images to re-estimate the
