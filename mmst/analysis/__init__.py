@@ -4,17 +4,22 @@ command-line tools under ``tools/`` are thin wrappers around it."""
 
 from mmst.subnet.space import resolve_subnet_depths
 
-from .cost import FLOPS_CONVENTION, count_flops, count_params, skipped_blocks
+from .cost import (
+    FLOPS_CONVENTION,
+    TensorOutputs,
+    count_flops,
+    count_params,
+    flatten_outputs,
+    skipped_blocks,
+)
 from .export import (
     ONNX_TASKS,
-    TensorOutputs,
     build_model,
     check_onnx_task,
     eval_inputs,
     export_model_subnet,
     export_onnx,
     export_subnet,
-    flatten_outputs,
     onnx_parity,
     subnet_config,
 )

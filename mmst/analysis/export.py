@@ -47,7 +47,7 @@ from mmst.registry import MODELS
 from mmst.subnet import resolve_subnet_depths
 from mmst.subnet.space import Subnet
 
-from .cost import count_flops, count_params
+from .cost import TensorOutputs, count_flops, count_params
 from .rounding import accumulation_length, network_rounding_bound
 from .runner import (
     build_recal_loader,
@@ -447,42 +447,6 @@ def check_onnx_task(model: nn.Module) -> str:
             'adds the post-processing'
         )
     return task
-
-
-class TensorOutputs(nn.Module):
-    """``model(inputs, mode='tensor')`` with its outputs flattened into a
-    tuple of tensors (the ONNX graph's outputs, in order): classifier
-    logits, segmentor logits, pose heatmaps / coordinate vectors.
-
-    Args:
-        model (nn.Module): A plain (non-ST) mm model.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        return tuple(flatten_outputs(self.model(inputs, None, 'tensor')))
-
-
-def flatten_outputs(outputs) -> List[torch.Tensor]:
-    """Tensors of a (nested) tuple / list / dict of tensors, in order.
-
-    Raises:
-        TypeError: A leaf is not a tensor.
-    """
-    if isinstance(outputs, torch.Tensor):
-        return [outputs]
-    if isinstance(outputs, (list, tuple)):
-        return [t for o in outputs for t in flatten_outputs(o)]
-    if isinstance(outputs, dict):
-        return [t for k in outputs for t in flatten_outputs(outputs[k])]
-    raise TypeError(
-        f"mode='tensor' output of type {type(outputs).__name__} cannot be "
-        'exported to ONNX; allowed: tensors and (nested) tuples / lists / '
-        'dicts of tensors'
-    )
 
 
 def export_onnx(

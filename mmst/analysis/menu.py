@@ -45,6 +45,7 @@ import torch
 
 from mmst.fileio import write_json_atomic
 
+from .cost import TensorOutputs
 from .loafing import check_labels, select_metric
 
 #: ``menu.json`` layout version.
@@ -984,17 +985,6 @@ def build_menu(
     return menu
 
 
-class _Features(torch.nn.Module):
-    """``model.extract_feat``: the backbone and neck of a detector."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor):
-        return self.model.extract_feat(inputs)
-
-
 def _flops_counter(
     arch: torch.nn.Module,
     input_shape: Sequence[int],
@@ -1012,7 +1002,7 @@ def _flops_counter(
             'model',
         )
     if hasattr(arch, 'extract_feat'):
-        feats = _Features(arch)
+        feats = TensorOutputs(arch, flatten=False, features=True)
         if count_flops(feats, input_shape, elastic, None) is not None:
             return (
                 lambda sub: count_flops(feats, input_shape, elastic, sub),
