@@ -35,6 +35,7 @@ from mmst.apis.launch import (
     maybe_destroy_process_group,
     parse_launch_args,
     register_scope_modules,
+    set_work_dir,
 )
 from mmst.converters.checkpoint_io import (
     CheckpointError,
@@ -124,12 +125,7 @@ def add_dump_results(cfg: Config, out: str) -> Config:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join(
-            './work_dirs', osp.splitext(osp.basename(args.config))[0]
-        )
+    set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.cfg_options is not None:

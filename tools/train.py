@@ -6,7 +6,6 @@ python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
 """
 
 import argparse
-import os.path as osp
 
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
@@ -18,6 +17,7 @@ from mmst.apis.launch import (
     explain_rank_failures,
     maybe_destroy_process_group,
     parse_launch_args,
+    set_work_dir,
 )
 from mmst.engine import work_dir_lock
 from mmst.engine.checkpoint import check_resume_file, find_resume_checkpoint
@@ -61,12 +61,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join(
-            './work_dirs', osp.splitext(osp.basename(args.config))[0]
-        )
+    set_work_dir(cfg, args.work_dir, args.config)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'

@@ -470,3 +470,14 @@ def parse_launch_args(parser, argv=None):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def set_work_dir(cfg: Config, work_dir: Optional[str], config: str) -> None:
+    """``cfg.work_dir``: ``work_dir`` (``--work-dir``) if given, else the
+    config's, else ``./work_dirs/<config name>`` (as MMEngine's tools)."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = os.path.join(
+            './work_dirs', os.path.splitext(os.path.basename(config))[0]
+        )
