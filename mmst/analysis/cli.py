@@ -108,7 +108,7 @@ def add_eval_args(
             type=int,
             action=_DeprecatedAlias,
             new='--max-images',
-            help=argparse.SUPPRESS,
+            help='deprecated spelling of --max-images',
         )
     p.add_argument(
         '--seed',
