@@ -21,20 +21,21 @@ and logs what was skipped.
 """
 
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmst.apis import check_config, plain_config, prepare_config
 from mmst.apis.launch import (
-    LAUNCHERS,
+    add_launch_args,
     explain_rank_failures,
     maybe_destroy_process_group,
+    parse_launch_args,
     register_scope_modules,
+    set_work_dir,
 )
 from mmst.converters.checkpoint_io import (
     CheckpointError,
@@ -67,20 +68,8 @@ def parse_args() -> argparse.Namespace:
         '--show-dir', help='save images with drawn predictions here'
     )
     add_non_strict_argument(parser)
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value (lists: key="[a,b]")',
-    )
-    parser.add_argument(
-        '--launcher', choices=LAUNCHERS, default='none', help='job launcher'
-    )
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser)
+    return parse_launch_args(parser)
 
 
 def enable_show_dir(cfg: Config, show_dir: str) -> Config:
@@ -136,12 +125,7 @@ def add_dump_results(cfg: Config, out: str) -> Config:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join(
-            './work_dirs', osp.splitext(osp.basename(args.config))[0]
-        )
+    set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.cfg_options is not None:

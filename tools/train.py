@@ -6,18 +6,18 @@ python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
 """
 
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmst.apis import check_config, prepare_config
 from mmst.apis.launch import (
-    LAUNCHERS,
+    add_launch_args,
     explain_rank_failures,
     maybe_destroy_process_group,
+    parse_launch_args,
+    set_work_dir,
 )
 from mmst.engine import work_dir_lock
 from mmst.engine.checkpoint import check_resume_file, find_resume_checkpoint
@@ -56,29 +56,12 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='scale the learning rate by the actual total batch size',
     )
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value (lists: key="[a,b]")',
-    )
-    parser.add_argument(
-        '--launcher', choices=LAUNCHERS, default='none', help='job launcher'
-    )
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser)
+    return parse_launch_args(parser)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join(
-            './work_dirs', osp.splitext(osp.basename(args.config))[0]
-        )
+    set_work_dir(cfg, args.work_dir, args.config)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'

@@ -2,20 +2,26 @@
 logit magnitudes, sub-network cost and export (``docs/analysis.md``); the
 command-line tools under ``tools/`` are thin wrappers around it."""
 
-from .cost import FLOPS_CONVENTION, count_flops, count_params, skipped_blocks
+from mmst.subnet.space import resolve_subnet_depths
+
+from .cost import (
+    FLOPS_CONVENTION,
+    TensorOutputs,
+    count_flops,
+    count_params,
+    flatten_outputs,
+    skipped_blocks,
+)
 from .export import (
     ONNX_TASKS,
-    TensorOutputs,
     build_model,
     check_onnx_task,
     eval_inputs,
     export_model_subnet,
     export_onnx,
     export_subnet,
-    flatten_outputs,
     onnx_parity,
     subnet_config,
-    subnet_depths,
 )
 from .latency import (
     eager_latency,
@@ -119,7 +125,7 @@ __all__ = [
     'flatten_outputs',
     'onnx_parity',
     'subnet_config',
-    'subnet_depths',
+    'resolve_subnet_depths',
     'eager_latency',
     'machine_info',
     'onnxruntime_latency',

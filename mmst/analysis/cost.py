@@ -48,16 +48,56 @@ def count_params(
     return total - skipped
 
 
-class _TensorMode(nn.Module):
-    """``model(inputs, None, 'tensor')``: mm models whose forward needs
-    ``data_samples`` (pose estimators) trace with one input too."""
+class TensorOutputs(nn.Module):
+    """One input in, tensors out: ``model(inputs, None, 'tensor')`` (raw
+    head outputs, no post-processing; mm models whose forward needs
+    ``data_samples``, pose estimators, trace with one input too), or with
+    ``features=True`` ``model.extract_feat(inputs)`` (a detector's
+    backbone + neck). The one wrapper of FLOPs counting
+    (:func:`count_flops`), ONNX export
+    (:func:`mmst.analysis.export_onnx`) and the depth menu.
 
-    def __init__(self, model: nn.Module) -> None:
+    Args:
+        model (nn.Module): A plain (non-ST) mm model.
+        flatten (bool): Return the outputs flattened into a tuple of
+            tensors (:func:`flatten_outputs`: the ONNX graph's outputs, in
+            order). Defaults to True; False returns them as the model does.
+        features (bool): Run ``extract_feat`` instead. Defaults to False.
+    """
+
+    def __init__(
+        self, model: nn.Module, flatten: bool = True, features: bool = False
+    ) -> None:
         super().__init__()
         self.model = model
+        self.flatten = flatten
+        self.features = features
 
-    def forward(self, inputs):
-        return self.model(inputs, None, 'tensor')
+    def forward(self, inputs: torch.Tensor):
+        if self.features:
+            outputs = self.model.extract_feat(inputs)
+        else:
+            outputs = self.model(inputs, None, 'tensor')
+        return tuple(flatten_outputs(outputs)) if self.flatten else outputs
+
+
+def flatten_outputs(outputs) -> List[torch.Tensor]:
+    """Tensors of a (nested) tuple / list / dict of tensors, in order.
+
+    Raises:
+        TypeError: A leaf is not a tensor.
+    """
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    if isinstance(outputs, (list, tuple)):
+        return [t for o in outputs for t in flatten_outputs(o)]
+    if isinstance(outputs, dict):
+        return [t for k in outputs for t in flatten_outputs(outputs[k])]
+    raise TypeError(
+        f"mode='tensor' output of type {type(outputs).__name__} cannot be "
+        'exported to ONNX; allowed: tensors and (nested) tuples / lists / '
+        'dicts of tensors'
+    )
 
 
 @torch.no_grad()
@@ -85,7 +125,7 @@ def count_flops(
 
     traced = arch
     if 'mode' in inspect.signature(arch.forward).parameters:
-        traced = _TensorMode(arch)
+        traced = TensorOutputs(arch, flatten=False)
 
     def total() -> int:
         analyzer = FlopAnalyzer(traced, (inputs,))

@@ -23,7 +23,6 @@ task mmst trains (classifier, detector, segmentor, pose estimator).
 """
 
 import copy
-import io
 import logging
 import os
 import os.path as osp
@@ -42,13 +41,13 @@ from mmst.apis.inference import is_st_model
 from mmst.converters.checkpoint_io import check_readable
 from mmst.engine import preserved_bn_stats, recalibrate_bn
 from mmst.engine.bn_recal import has_trainable_bn
-from mmst.engine.checkpoint import write_atomic
+from mmst.fileio import save_atomic
 from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.registry import MODELS
-from mmst.subnet import SubnetSpace, parse_subnet_spec
+from mmst.subnet import resolve_subnet_depths
 from mmst.subnet.space import Subnet
 
-from .cost import count_flops, count_params
+from .cost import TensorOutputs, count_flops, count_params
 from .rounding import accumulation_length, network_rounding_bound
 from .runner import (
     build_recal_loader,
@@ -71,66 +70,6 @@ ONNX_INSTALL = 'pip install onnx onnxruntime (or pip install mmst[deploy])'
 
 
 # -- the sub-network ------------------------------------------------------
-def subnet_depths(
-    subnet: Union[str, Sequence, Subnet],
-    space: SubnetSpace,
-    key: str = '--subnet',
-) -> List[int]:
-    """One sub-network -> the blocks it keeps per stage.
-
-    Args:
-        subnet (str | Sequence): ``'smallest' | 'largest' | 'full'`` (of
-            ``space``), blocks kept per stage (``'1,2,3'`` or ``[1, 2,
-            3]``), or a :data:`~mmst.subnet.space.Subnet` (kept indices per
-            stage; ordered ones only: the first blocks of each stage).
-        space (SubnetSpace): The model's space.
-        key (str): The option, for error messages.
-
-    Returns:
-        list[int]: Blocks kept per stage.
-
-    Raises:
-        ValueError: ``'all'``, an invalid spec, a non-ordered sub-network,
-            or depths that do not fit the stages (the message names
-            ``key``, the value and what is allowed).
-    """
-    if (
-        isinstance(subnet, (list, tuple))
-        and subnet
-        and all(isinstance(s, (list, tuple)) for s in subnet)
-    ):
-        if any(tuple(s) != tuple(range(len(s))) for s in subnet):
-            raise ValueError(
-                f'{key}={subnet!r} is invalid: only ordered sub-networks '
-                '(the first k blocks of each stage) can be exported'
-            )
-        subnet = [len(s) for s in subnet]
-    spec = parse_subnet_spec(subnet, key)
-    if spec == 'all':
-        raise ValueError(
-            f"{key}='all' is invalid here; allowed: one sub-network "
-            "('smallest' | 'largest' | 'full' or blocks kept per stage, "
-            'e.g. 1,2,3)'
-        )
-    if isinstance(spec, str):
-        return [len(s) for s in getattr(space, spec)()]
-    n = space.stage_depths
-    if len(spec) != len(n):
-        raise ValueError(
-            f'{key}={",".join(map(str, spec))} is invalid: {len(spec)} '
-            f'values for {len(n)} stages (blocks per stage: '
-            f'{",".join(map(str, n))}); allowed: one value per stage'
-        )
-    for i, (k, d) in enumerate(zip(spec, n)):
-        if not 1 <= k <= d:
-            raise ValueError(
-                f'{key}={",".join(map(str, spec))} is invalid: stage '
-                f'{i + 1} keeps {k} blocks; allowed: 1..{d} (blocks per '
-                f'stage: {",".join(map(str, n))})'
-            )
-    return list(spec)
-
-
 def subnet_config(
     cfg: Config, depths: Sequence[int], checkpoint: Optional[str] = None
 ) -> Config:
@@ -202,12 +141,6 @@ def build_model(
     return init_model(cfg, checkpoint, strict=strict)
 
 
-def _atomic_save(obj: dict, path: str) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_atomic(buffer.getvalue(), path)
-
-
 def output_paths(out_dir: str, onnx: bool = False) -> Dict[str, str]:
     """The files :func:`export_subnet` writes to ``out_dir``."""
     paths = dict(
@@ -258,7 +191,7 @@ def export_model_subnet(
             :func:`mmst.analysis.load_config` returns it).
         model (nn.Module): The (ST or plain) model, weights loaded.
         subnet (str | Sequence | Subnet): The member, see
-            :func:`subnet_depths`.
+            :func:`~mmst.subnet.resolve_subnet_depths`.
         out_dir (str): Output folder (created).
         bn_recal_images (int): Training images to re-estimate the
             sub-network's BN statistics on (0: keep the stored ones; not
@@ -299,7 +232,7 @@ def export_model_subnet(
     check_outputs(paths.values(), force)
     arch = unwrap_st(model)
     elastic, space = model_space(model)
-    depths = subnet_depths(subnet, space)
+    depths = resolve_subnet_depths(subnet, space)
     kept = tuple(tuple(range(k)) for k in depths)
     if onnx:
         check_onnx_task(arch)
@@ -353,7 +286,7 @@ def export_model_subnet(
         if key in meta:
             out_meta[key] = meta[key]
     os.makedirs(out_dir, exist_ok=True)
-    _atomic_save(dict(meta=out_meta, state_dict=state), paths['checkpoint'])
+    save_atomic(dict(meta=out_meta, state_dict=state), paths['checkpoint'])
     out_cfg.dump(paths['config'])
     summary = dict(
         config=paths['config'],
@@ -414,8 +347,9 @@ def export_subnet(
         cfg_or_path (str | Config): The training config (mmst ST config or
             plain upstream one), a file or a loaded config.
         checkpoint (str): Its checkpoint.
-        subnet (str | Sequence | Subnet): The member (:func:`subnet_depths`:
-            ``'smallest'``, ``'1,2,3'``, ``[1, 2, 3]`` ...).
+        subnet (str | Sequence | Subnet): The member
+            (:func:`~mmst.subnet.resolve_subnet_depths`: ``'smallest'``,
+            ``'1,2,3'``, ``[1, 2, 3]`` ...).
         out_dir (str): Output folder: ``config.py``, ``subnet.pth`` (and
             ``subnet.onnx``).
         bn_recal_images (int): Training images to re-estimate the
@@ -513,42 +447,6 @@ def check_onnx_task(model: nn.Module) -> str:
             'adds the post-processing'
         )
     return task
-
-
-class TensorOutputs(nn.Module):
-    """``model(inputs, mode='tensor')`` with its outputs flattened into a
-    tuple of tensors (the ONNX graph's outputs, in order): classifier
-    logits, segmentor logits, pose heatmaps / coordinate vectors.
-
-    Args:
-        model (nn.Module): A plain (non-ST) mm model.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        return tuple(flatten_outputs(self.model(inputs, None, 'tensor')))
-
-
-def flatten_outputs(outputs) -> List[torch.Tensor]:
-    """Tensors of a (nested) tuple / list / dict of tensors, in order.
-
-    Raises:
-        TypeError: A leaf is not a tensor.
-    """
-    if isinstance(outputs, torch.Tensor):
-        return [outputs]
-    if isinstance(outputs, (list, tuple)):
-        return [t for o in outputs for t in flatten_outputs(o)]
-    if isinstance(outputs, dict):
-        return [t for k in outputs for t in flatten_outputs(outputs[k])]
-    raise TypeError(
-        f"mode='tensor' output of type {type(outputs).__name__} cannot be "
-        'exported to ONNX; allowed: tensors and (nested) tuples / lists / '
-        'dicts of tensors'
-    )
 
 
 def export_onnx(

@@ -43,8 +43,9 @@ from typing import (
 
 import torch
 
-from mmst.engine.checkpoint import write_atomic
+from mmst.fileio import write_json_atomic
 
+from .cost import TensorOutputs
 from .sweep import select_metric
 
 #: ``menu.json`` layout version.
@@ -353,13 +354,6 @@ def settings_differences(old: dict, new: dict) -> List[str]:
         for k in keys
         if old.get(k) != new.get(k)
     ]
-
-
-def write_json_atomic(obj: dict, path: str) -> None:
-    """Write ``obj`` as JSON through a temporary file and a rename, so an
-    interruption never leaves a truncated file
-    (:func:`mmst.engine.checkpoint.write_atomic`)."""
-    write_atomic(json.dumps(obj, indent=1), path)
 
 
 def load_existing(
@@ -979,17 +973,6 @@ def build_menu(
     return menu
 
 
-class _Features(torch.nn.Module):
-    """``model.extract_feat``: the backbone and neck of a detector."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor):
-        return self.model.extract_feat(inputs)
-
-
 def _flops_counter(
     arch: torch.nn.Module,
     input_shape: Sequence[int],
@@ -1007,7 +990,7 @@ def _flops_counter(
             'model',
         )
     if hasattr(arch, 'extract_feat'):
-        feats = _Features(arch)
+        feats = TensorOutputs(arch, flatten=False, features=True)
         if count_flops(feats, input_shape, elastic, None) is not None:
             return (
                 lambda sub: count_flops(feats, input_shape, elastic, sub),

@@ -21,8 +21,11 @@ from mmengine.runner import Runner
 
 from mmst.apis import prepare_config
 from mmst.converters.checkpoint_io import load_runner_checkpoint
-from mmst.engine import RecalLoader, elastic_of
-from mmst.engine import build_recal_loader as engine_recal_loader
+from mmst.engine import (
+    build_recal_loader,  # noqa: F401 (re-exported)
+    elastic_of,
+)
+from mmst.stack import load_config as stack_load_config
 from mmst.subnet import ElasticDepth, SubnetSpace
 
 #: The evaluation splits a config may name.
@@ -35,9 +38,10 @@ def load_config(
     split: str = 'val',
     max_images: Optional[int] = None,
 ) -> Config:
-    """Read ``config``, apply ``cfg_options``, keep the first
-    ``max_images`` images of the ``split`` set, and register mmst and the
-    config's task library (:func:`mmst.apis.prepare_config`).
+    """Read ``config`` (:func:`mmst.stack.load_config`, the reader of
+    ``tools/train.py`` and ``tools/test.py``), apply ``cfg_options``, keep
+    the first ``max_images`` images of the ``split`` set, and register mmst
+    and the config's task library (:func:`mmst.apis.prepare_config`).
 
     Args:
         config (str): Config file (an mmst ST config or an upstream one).
@@ -53,12 +57,14 @@ def load_config(
     Raises:
         ValueError: Unknown ``split``, the config has no such dataloader /
             evaluator, or ``max_images < 1``.
+        StackError: A task library the config's base configs need is not
+            installed.
     """
     if split not in SPLITS:
         raise ValueError(
             f'split={split!r} is invalid; allowed: ' + ' | '.join(SPLITS)
         )
-    cfg = Config.fromfile(config)
+    cfg = stack_load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     loader = cfg.get(f'{split}_dataloader')
@@ -174,24 +180,6 @@ def model_space(
     if preset is not None:
         space = SubnetSpace(elastic.stage_depths, preset)
     return elastic, space
-
-
-def build_recal_loader(cfg: Config, seed: int = 0) -> RecalLoader:
-    """The BN re-estimation loader of ``cfg``: its ``train_dataloader``
-    made repeatable and independent of training
-    (:func:`mmst.engine.build_recal_loader`, the loader ``SubnetValLoop``
-    uses too; same images and augmentations for the same ``seed``).
-
-    Raises:
-        ValueError: ``cfg`` has no ``train_dataloader``.
-    """
-    loader_cfg = cfg.get('train_dataloader')
-    if not loader_cfg:
-        raise ValueError(
-            'BN re-estimation needs train_dataloader in the config (or '
-            'pass --no-bn-recal / --bn-recal-images 0)'
-        )
-    return engine_recal_loader(loader_cfg, seed)
 
 
 def build_evaluation(runner: Runner, cfg: Config, split: str = 'val'):

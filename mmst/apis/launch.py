@@ -442,3 +442,42 @@ def explain_rank_failures(cfg: Config) -> Iterator[None]:
 def maybe_destroy_process_group(launcher: Optional[str]) -> None:
     if launcher not in (None, 'none') and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def add_launch_args(parser) -> None:
+    """Add the options ``tools/train.py`` and ``tools/test.py`` share to an
+    argparse ``parser``: ``--cfg-options``, ``--launcher`` and
+    ``--local_rank`` (``--local-rank``); parse with
+    :func:`parse_launch_args`."""
+    from mmengine.config import DictAction
+
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (lists: key="[a,b]")',
+    )
+    parser.add_argument(
+        '--launcher', choices=LAUNCHERS, default='none', help='job launcher'
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launch_args(parser, argv=None):
+    """``parser.parse_args(argv)``, and ``LOCAL_RANK`` set from
+    ``--local_rank`` unless the launcher set it (as MMEngine expects)."""
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def set_work_dir(cfg: Config, work_dir: Optional[str], config: str) -> None:
+    """``cfg.work_dir``: ``work_dir`` (``--work-dir``) if given, else the
+    config's, else ``./work_dirs/<config name>`` (as MMEngine's tools)."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = os.path.join(
+            './work_dirs', os.path.splitext(os.path.basename(config))[0]
+        )

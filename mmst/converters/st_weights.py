@@ -33,8 +33,6 @@ task libraries).
 import os
 import pickle
 import re
-import socket
-import tempfile
 import warnings
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -58,6 +56,28 @@ BN_COUNTER = 'num_batches_tracked'
 MAX_LISTED = 12
 
 PathLike = Union[str, os.PathLike]
+
+
+def _fileio():
+    """:mod:`mmst.fileio`, also when this module is loaded by path without
+    ``import mmst`` (``tools/model_converters/st_to_mmpretrain.py``)."""
+    if __package__:
+        from mmst import fileio
+
+        return fileio
+    import importlib.util
+    import sys
+
+    name = '_mmst_fileio'
+    if name not in sys.modules:
+        path = os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), os.pardir, 'fileio.py'
+        )
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 class ConversionError(ValueError):
@@ -433,82 +453,16 @@ def _refuse_existing(path: str, force: bool) -> None:
         )
 
 
-def _host() -> str:
-    """This machine's name as it goes into temporary file names (no path
-    separators)."""
-    return re.sub(r'[^A-Za-z0-9_.-]', '_', socket.gethostname()) or 'host'
-
-
-def _pid_running(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (a zombie counts as
-    running; outside POSIX every process is assumed to run)."""
-    if os.name != 'posix':
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it runs as another user
-        return True
-    return True
-
-
-def temp_file_prefix(path: PathLike) -> str:
-    """The name prefix of this process's temporary files for ``path``:
-    ``.<name>.<host>.<pid>.`` (then random characters and ``.tmp``)."""
-    name = os.path.basename(os.fspath(path))
-    return f'.{name}.{_host()}.{os.getpid()}.'
-
-
-def remove_stale_temp_files(path: PathLike) -> List[str]:
-    """Remove the temporary files that :func:`save_checkpoint_atomic` left
-    for ``path`` in processes of this machine that no longer run (a kill -9
-    or a power loss during a write: no cleanup code runs then). Files of a
-    running process, of another machine (a shared folder) or of another
-    destination are kept. Each removal is reported with a warning.
-
-    Returns:
-        list[str]: The paths removed.
-    """
-    path = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(path)
-    pattern = re.compile(
-        re.escape(f'.{name}.{_host()}.') + r'(\d+)\.[^.]+\.tmp'
-    )
-    removed = []
-    try:
-        entries = os.listdir(folder)
-    except FileNotFoundError:
-        return removed
-    for entry in sorted(entries):
-        match = pattern.fullmatch(entry)
-        if not match or _pid_running(int(match.group(1))):
-            continue
-        stale = os.path.join(folder, entry)
-        try:
-            os.unlink(stale)
-        except FileNotFoundError:
-            continue  # removed by a concurrent writer
-        removed.append(stale)
-        warnings.warn(
-            f'removed {stale}: a temporary file of {name} left by process '
-            f'{match.group(1)}, which no longer runs (killed while writing)',
-            stacklevel=2,
-        )
-    return removed
-
-
 def save_checkpoint_atomic(
     obj: Any, path: PathLike, force: bool = False
 ) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it.
-
-    A reader never sees a half-written ``path``. A failed save (an error,
-    Ctrl-C) removes its temporary file. A process killed during the write
-    (kill -9, power loss) runs no cleanup and leaves its temporary file,
-    ``.<name>.<host>.<pid>.<random>.tmp`` next to ``path``; the next save
-    to ``path`` on the same machine removes it (the process ``pid`` no
-    longer runs) with a warning (:func:`remove_stale_temp_files`).
+    """``torch.save`` to ``path`` through the project's atomic writer
+    (:func:`mmst.fileio.save_atomic`): a reader never sees a half-written
+    ``path``; a failed save (an error, Ctrl-C) removes its temporary file;
+    the temporary file of a process killed during the write (kill -9,
+    power loss), ``.<name>.<host>.<pid>.<random>.tmp`` next to ``path``, is
+    removed by the next save to ``path`` on the same machine, with a
+    warning.
 
     Args:
         obj (Any): What to save.
@@ -518,27 +472,7 @@ def save_checkpoint_atomic(
     """
     path = os.path.abspath(os.fspath(path))
     _refuse_existing(path, force)
-    folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    remove_stale_temp_files(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=temp_file_prefix(path), suffix='.tmp', dir=folder
-    )
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    _fileio().save_atomic(obj, path)
 
 
 def convert_checkpoint(

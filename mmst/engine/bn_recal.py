@@ -170,13 +170,13 @@ class RecalLoader:
 
 
 def build_recal_loader(
-    loader_cfg: dict, seed: int = DEFAULT_RECAL_SEED
+    loader_cfg, seed: int = DEFAULT_RECAL_SEED
 ) -> RecalLoader:
-    """The BN re-estimation loader: a copy of ``loader_cfg`` (normally the
-    config's ``train_dataloader``: its dataset, pipeline, batch size and
-    workers) with the sampler replaced by
-    ``DefaultSampler(shuffle=True, seed=seed)``, a configured
-    ``batch_sampler`` dropped (plain batches of ``batch_size``) and
+    """The BN re-estimation loader: a copy of ``loader_cfg`` (the config's
+    ``train_dataloader``: its dataset, pipeline, batch size and workers;
+    a whole config may be given, its ``train_dataloader`` is used) with the
+    sampler replaced by ``DefaultSampler(shuffle=True, seed=seed)``, a
+    configured ``batch_sampler`` dropped (plain batches of ``batch_size``) and
     ``persistent_workers=False``, wrapped in :class:`RecalLoader`.
 
     In a distributed run each rank gets its shard of the shuffled dataset.
@@ -187,8 +187,9 @@ def build_recal_loader(
     yields the same images).
 
     Args:
-        loader_cfg (dict): A dataloader config (as in an MMEngine config);
-            not modified.
+        loader_cfg (dict | Config): A dataloader config (as in an MMEngine
+            config), or a whole config (a ``Config``, or a dict with
+            ``model`` / ``train_dataloader``); not modified.
         seed (int): Seed of the sampler and of the augmentations.
 
     Returns:
@@ -196,9 +197,24 @@ def build_recal_loader(
 
     Raises:
         TypeError: ``loader_cfg`` is not a dict.
-        ValueError: ``loader_cfg`` has no ``batch_size``.
+        ValueError: The config has no ``train_dataloader``, or it has no
+            ``batch_size``.
     """
+    from mmengine.config import Config
     from mmengine.runner import Runner  # mmengine.runner imports engine
+
+    if isinstance(loader_cfg, Config) or (
+        isinstance(loader_cfg, dict)
+        and ('train_dataloader' in loader_cfg or 'model' in loader_cfg)
+    ):
+        loader_cfg = loader_cfg.get('train_dataloader')
+    if loader_cfg is None or loader_cfg == {}:
+        raise ValueError(
+            'BN re-estimation needs train_dataloader in the config (its '
+            'dataset, pipeline and batch_size are used); set it, or '
+            're-estimate nothing (tools: --bn-recal-images 0 / '
+            '--no-bn-recal; SubnetValLoop: val_cfg bn_recal_images=0)'
+        )
 
     if not isinstance(loader_cfg, dict):
         raise TypeError(

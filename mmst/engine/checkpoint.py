@@ -4,11 +4,12 @@ makes a resumed run continue the interrupted one exactly.
 Three pieces, used by :class:`mmst.engine.SafeCheckpointHook`:
 
 - :class:`AtomicLocalBackend`, MMEngine's local file backend whose ``put``
-  / ``put_text`` write a temporary file next to the destination, ``fsync``
-  it and rename it over the destination (``os.replace``, atomic on POSIX
-  file systems). A reader sees the old file or the complete new one, never
-  a truncated one; a failed write (a kill, a full disk) leaves the old file
-  and at most a hidden ``.NAME.PID.tmp`` that the next run removes.
+  / ``put_text`` write through :func:`mmst.fileio.write_atomic` (a
+  temporary file next to the destination, ``fsync``-ed and renamed over
+  it). A reader sees the old file or the complete new one, never a
+  truncated one; a failed write (a kill, a full disk) leaves the old file
+  and at most a hidden ``.NAME.HOST.PID.*.tmp`` that the next run removes
+  (:func:`mmst.fileio.remove_stale_temporaries`).
 - :func:`find_resume_checkpoint`: the checkpoint ``--resume`` continues
   from, ``last_checkpoint``'s when it is readable, else the newest readable
   ``epoch_N.pth`` / ``iter_N.pth``, with a note per file it skipped.
@@ -21,13 +22,14 @@ import os
 import os.path as osp
 import random
 import re
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 
 from mmst.converters.checkpoint_io import checkpoint_problem
+from mmst.fileio import remove_stale_temporaries, write_atomic
 
 __all__ = [
     'ATOMIC_BACKEND',
@@ -44,61 +46,6 @@ __all__ = [
 ATOMIC_BACKEND = 'mmst_atomic_local'
 #: MMEngine's checkpoint names (``CheckpointHook.filename_tmpl``).
 CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
-#: Temporary files of :func:`write_atomic`: ``.NAME.PID.tmp``.
-TEMPORARY_NAME = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$')
-
-
-def write_atomic(data: Union[bytes, str], path: str) -> None:
-    """Write ``data`` to ``path`` through ``.NAME.PID.tmp`` and a rename.
-
-    The temporary file is flushed and ``fsync``-ed before the rename and
-    the folder is ``fsync``-ed after it, so after a crash ``path`` holds the
-    old content or the complete new one.
-
-    Args:
-        data (bytes | str): The content (``str`` is written as UTF-8).
-        path (str): The destination; its folder is created if needed.
-
-    Raises:
-        OSError: The write failed (e.g. ``ENOSPC``, ``EFBIG``); ``path`` is
-            unchanged and the temporary file is removed.
-    """
-    path = osp.abspath(os.fspath(path))
-    folder, name = osp.split(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{name}.{os.getpid()}.tmp')
-    if isinstance(data, str):
-        data = data.encode('utf-8')
-    try:
-        _write_file(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_folder(folder)
-
-
-def _write_file(path: str, data: bytes) -> None:
-    with open(path, 'wb') as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_folder(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. a platform without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @register_backend(ATOMIC_BACKEND)
@@ -116,40 +63,6 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
         write_atomic(obj.encode(encoding), os.fspath(filepath))
-
-
-def remove_stale_temporaries(folder: str) -> List[str]:
-    """Remove the ``.NAME.PID.tmp`` files in ``folder`` whose process is
-    gone (left by a kill or a full disk during :func:`write_atomic`).
-
-    Returns:
-        list[str]: The removed files.
-    """
-    removed = []
-    if not osp.isdir(folder):
-        return removed
-    for entry in sorted(os.listdir(folder)):
-        m = TEMPORARY_NAME.match(entry)
-        if m is None or _pid_alive(int(m.group('pid'))):
-            continue
-        try:
-            os.unlink(osp.join(folder, entry))
-            removed.append(osp.join(folder, entry))
-        except FileNotFoundError:
-            pass
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _step(path: str) -> int:

@@ -15,6 +15,7 @@ from mmengine.dist import (
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
+from mmst.fileio import remove_stale_temporaries, write_atomic
 from mmst.registry import HOOKS
 
 from . import work_dir_lock
@@ -23,9 +24,7 @@ from .checkpoint import (
     check_resume_file,
     find_resume_checkpoint,
     get_rng_state,
-    remove_stale_temporaries,
     set_rng_state,
-    write_atomic,
 )
 
 #: The key of the per-rank random states in a checkpoint.

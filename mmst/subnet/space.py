@@ -167,15 +167,7 @@ class SubnetSpace:
     # -- members --------------------------------------------------------
     def subnet_from_depths(self, depths: Sequence[int]) -> Subnet:
         """The ordered sub-network keeping the first ``depths[i]`` blocks."""
-        depths = list(depths)
-        if len(depths) != len(self.stage_depths) or any(
-            not 1 <= k <= n for k, n in zip(depths, self.stage_depths)
-        ):
-            raise _error(
-                'subnet',
-                depths,
-                f'one depth per stage within {self.stage_depths}',
-            )
+        depths = check_depths(list(depths), self.stage_depths)
         return tuple(tuple(range(k)) for k in depths)
 
     def members(self) -> List[Subnet]:
@@ -232,6 +224,112 @@ class SubnetSpace:
 def subnet_depths(subnet: Subnet) -> List[int]:
     """The number of blocks kept per stage."""
     return [len(s) for s in subnet]
+
+
+#: What a depth list may hold (the end of every depth-list error).
+DEPTHS_ALLOWED = 'one integer depth per stage, 1 <= depth <= the stage length'
+
+
+def check_depths(
+    depths,
+    stage_depths: Sequence[int],
+    key: str = 'subnet',
+    shown: Optional[str] = None,
+) -> List[int]:
+    """The one check of a depth list (blocks kept per stage, the first
+    ones) against a backbone's stages, for every config key, tool option
+    and backbone.
+
+    Args:
+        depths (Sequence[int]): Blocks kept per stage, e.g. ``[2, 3, 5, 2]``.
+        stage_depths (Sequence[int]): Blocks per stage of the backbone.
+        key (str): The setting or option, for the message (``'subnet'``,
+            ``'--subnet'``, ``'val_cfg.subnets'`` ...).
+        shown (str, optional): How the value follows the key in the message
+            (default ``'=<value!r>'``; e.g. ``' entry 1,2,4'``).
+
+    Returns:
+        list[int]: ``depths`` as a list.
+
+    Raises:
+        SettingError: Not one integer per stage within ``1..length``: the
+            message names the key, the value, the stages, what is allowed
+            and the first fault, e.g. ``subnet=[1, 2, 4] is invalid for
+            stage depths [3, 3, 3]; allowed: one integer depth per stage,
+            1 <= depth <= the stage length; got stage 3 keeping 4 blocks``.
+    """
+    stage_depths = list(stage_depths)
+    items = list(depths) if isinstance(depths, (list, tuple)) else None
+    why = None
+    if items is None:
+        why = f'a {type(depths).__name__}, not a list'
+    elif len(items) != len(stage_depths):
+        why = f'{len(items)} values for {len(stage_depths)} stages'
+    else:
+        for i, (k, n) in enumerate(zip(items, stage_depths)):
+            if isinstance(k, bool) or not isinstance(k, int):
+                why = f'stage {i + 1} keeping {k!r} (not an integer)'
+                break
+            if not 1 <= k <= n:
+                why = f'stage {i + 1} keeping {k} blocks (1..{n})'
+                break
+    if why is not None:
+        raise SettingError(
+            key,
+            (f'={depths!r}' if shown is None else shown)
+            + f' is invalid for stage depths {stage_depths}; allowed: '
+            f'{DEPTHS_ALLOWED}; got {why}',
+        )
+    return items
+
+
+def resolve_subnet_depths(
+    subnet, space: 'SubnetSpace', key: str = '--subnet'
+) -> List[int]:
+    """One sub-network (for export) -> the blocks it keeps per stage.
+
+    Unlike :func:`subnet_depths` (which counts the blocks of a
+    :data:`Subnet`), this takes any form a user gives one sub-network in.
+
+    Args:
+        subnet (str | Sequence | Subnet): ``'smallest' | 'largest' |
+            'full'`` (of ``space``), blocks kept per stage (``'1,2,3'`` or
+            ``[1, 2, 3]``), or a :data:`Subnet` (kept indices per stage;
+            ordered ones only: the first blocks of each stage).
+        space (SubnetSpace): The model's space.
+        key (str): The option, for error messages.
+
+    Returns:
+        list[int]: Blocks kept per stage.
+
+    Raises:
+        ValueError: ``'all'``, an invalid spec, a non-ordered sub-network,
+            or depths that do not fit the stages (:func:`check_depths`; the
+            message names ``key``, the value and what is allowed).
+    """
+    if (
+        isinstance(subnet, (list, tuple))
+        and subnet
+        and all(isinstance(s, (list, tuple)) for s in subnet)
+    ):
+        if any(tuple(s) != tuple(range(len(s))) for s in subnet):
+            raise ValueError(
+                f'{key}={subnet!r} is invalid: only ordered sub-networks '
+                '(the first k blocks of each stage) can be exported'
+            )
+        subnet = [len(s) for s in subnet]
+    spec = parse_subnet_spec(subnet, key)
+    if spec == 'all':
+        raise ValueError(
+            f"{key}='all' is invalid here; allowed: one sub-network "
+            "('smallest' | 'largest' | 'full' or blocks kept per stage, "
+            'e.g. 1,2,3)'
+        )
+    if isinstance(spec, str):
+        return subnet_depths(getattr(space, spec)())
+    return check_depths(
+        spec, space.stage_depths, key, f'={",".join(map(str, spec))}'
+    )
 
 
 def format_subnet(subnet: Subnet) -> str:
@@ -370,17 +468,12 @@ def resolve_subnets(
         elif isinstance(spec, str):
             subnets.append(getattr(space, spec)())
         else:
-            n = space.stage_depths
-            if len(spec) != len(n) or any(
-                not 1 <= k <= d for k, d in zip(spec, n)
-            ):
-                raise SettingError(
-                    key,
-                    f' entry {",".join(map(str, spec))} does not fit '
-                    f'the backbone: it has {len(n)} stages of '
-                    f'{",".join(map(str, n))} blocks; allowed: one value '
-                    'per stage, 1 <= value <= the stage length',
-                )
+            check_depths(
+                spec,
+                space.stage_depths,
+                key,
+                f' entry {",".join(map(str, spec))}',
+            )
             subnets.append(space.subnet_from_depths(spec))
     unique: List[Subnet] = []
     for s in subnets:

@@ -258,10 +258,11 @@ def test_extract_subnet_refusals(tools, trained):
         extract.main([config, ckpt, '--subnet', 'a,b', str(out)])
     with pytest.raises(
         ValueError,
-        match=r'stage 3 keeps 4 blocks; allowed: 1\.\.3',
+        match=r'allowed: one integer depth per stage, 1 <= depth <= the '
+        r'stage length; got stage 3 keeping 4 blocks \(1\.\.3\)',
     ):
         extract.main([config, ckpt, '--subnet', '1,2,4', str(out)])
-    with pytest.raises(ValueError, match=r'2 values for 3 stages'):
+    with pytest.raises(ValueError, match=r'got 2 values for 3 stages'):
         extract.main([config, ckpt, '--subnet', '1,2', str(out)])
     with pytest.raises(ValueError, match=r"--subnet='all' is invalid"):
         extract.main([config, ckpt, '--subnet', 'all', str(out)])

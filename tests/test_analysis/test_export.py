@@ -288,7 +288,7 @@ def test_export_refusals(trained, tmp_path):
     from mmst.analysis import check_onnx_task, export_subnet
 
     run = trained['vit']
-    with pytest.raises(ValueError, match=r'stage 1 keeps 5 blocks'):
+    with pytest.raises(ValueError, match=r'got stage 1 keeping 5 blocks'):
         export_subnet(run['config'], run['ckpt'], '5', str(tmp_path / 'a'))
     with pytest.raises(ValueError, match='--bn-recal-images'):
         export_subnet(

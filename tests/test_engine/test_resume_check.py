@@ -91,8 +91,8 @@ def refused(trained, error, match: str, *args: str) -> None:
         ),
         (
             'val_cfg.subnets=[[1,1]]',
-            r'^val_cfg\.subnets entry 1,1 does not fit the backbone: it has '
-            r'3 stages of 2,2,2 blocks',
+            r'^val_cfg\.subnets entry 1,1 is invalid for stage depths '
+            r'\[2, 2, 2\]; allowed: one integer depth per stage',
         ),
         (
             'val_cfg.bn_recal_imgs=6',

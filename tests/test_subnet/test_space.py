@@ -186,11 +186,11 @@ def test_resolve_in_a_space():
     with pytest.raises(ValueError) as e:
         resolve_subnets(['1,2,4'], space, '--subnets')
     assert str(e.value) == (
-        '--subnets entry 1,2,4 does not fit the backbone: it has 3 stages '
-        'of 3,3,3 blocks; allowed: one value per stage, 1 <= value <= the '
-        'stage length'
+        '--subnets entry 1,2,4 is invalid for stage depths [3, 3, 3]; '
+        'allowed: one integer depth per stage, 1 <= depth <= the stage '
+        'length; got stage 3 keeping 4 blocks (1..3)'
     )
-    with pytest.raises(ValueError, match='does not fit'):
+    with pytest.raises(ValueError, match='got 2 values for 3 stages'):
         resolve_subnets([[1, 1]], space)
 
 
@@ -213,7 +213,7 @@ def test_subnet_val_loop_rejects_bad_specs_when_built(tmp_path):
     data_root = make_folder_dataset(tmp_path / 'data')
     for bad, message in [
         ('tiny', "subnets entry 'tiny' is invalid; " + ALLOWED),
-        ('1,2,9', 'subnets entry 1,2,9 does not fit the backbone'),
+        ('1,2,9', 'subnets entry 1,2,9 is invalid for stage depths'),
     ]:
         cfg = engine_cfg(
             tmp_path / bad,

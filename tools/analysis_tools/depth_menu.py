@@ -21,8 +21,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from mmengine.config import DictAction
-
+from mmst.analysis.cli import add_eval_args, eval_kwargs
 from mmst.analysis.menu import (
     BudgetError,
     build_menu,
@@ -32,8 +31,6 @@ from mmst.analysis.menu import (
     markdown_table,
     write_outputs,
 )
-from mmst.converters.checkpoint_io import add_non_strict_argument
-from mmst.subnet.space import PRESETS
 
 PROG = 'depth_menu'
 
@@ -45,45 +42,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'sub-network of an elastic model; Pareto frontier; budget choice '
         'and export',
     )
-    p.add_argument('config', help='config the checkpoints were trained with')
-    p.add_argument(
-        'checkpoints',
-        nargs='+',
-        metavar='CHECKPOINT',
-        help='checkpoints of models CONFIG builds (e.g. CT and ST++)',
-    )
-    p.add_argument(
-        '--labels', nargs='+', help='series names, one per checkpoint'
-    )
-    p.add_argument(
-        '--subnets',
-        nargs='+',
-        default=['all'],
-        help='all (default) | smallest | largest | full, or blocks kept '
-        'per stage ("1,1,1" "2,2,2" ...)',
-    )
-    p.add_argument(
-        '--space',
-        choices=PRESETS,
-        help="the space 'all' means (default: the ST model's space, or "
-        'every depth of every stage)',
-    )
-    p.add_argument(
-        '--bn-recal-images',
-        type=int,
-        default=2000,
-        help="training images to re-estimate each member's BN statistics "
-        'on (0: the stored statistics)',
-    )
-    p.add_argument('--split', choices=('val', 'test'), default='val')
+    add_eval_args(p, no_bn_recal=False, recal_help="each member's")
     p.add_argument(
         '--metric', help="metric key (default: the evaluator's first)"
-    )
-    p.add_argument(
-        '--max-images', type=int, help='evaluate on the first N images'
-    )
-    p.add_argument(
-        '--seed', type=int, default=0, help='seed of the re-estimation images'
     )
     p.add_argument(
         '--device',
@@ -167,13 +128,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--no-progress', action='store_true', help='no progress bar'
     )
-    add_non_strict_argument(p)
-    p.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value',
-    )
     args = p.parse_args(argv)
     if args.onnx and not args.export:
         p.error('--onnx needs --export DIR')
@@ -186,14 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     menu = build_menu(
         args.config,
         args.checkpoints,
-        labels=args.labels,
-        subnets=args.subnets,
-        space=args.space,
-        bn_recal_images=args.bn_recal_images,
-        split=args.split,
         metric=args.metric,
-        max_images=args.max_images,
-        seed=args.seed,
         batch_sizes=args.batch_sizes,
         latency_batch_size=args.latency_batch_size,
         latency_runtime=args.latency_runtime,
@@ -202,11 +149,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         device=args.device,
         threads=args.threads,
         ort=args.ort,
-        cfg_options=args.cfg_options,
         out_dir=out_dir,
         force=args.force,
         progress=not args.no_progress,
-        strict=not args.non_strict,
+        **eval_kwargs(args),
     )
     budget = dict(
         max_latency_ms=args.max_latency_ms,

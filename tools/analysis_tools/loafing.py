@@ -5,7 +5,7 @@ each sub-network with its own re-estimated BN statistics.
         [--labels CT ST++] [--subnets all | smallest largest | 1,1,1 ...]
         [--space default|space1..space7] [--bn-recal-images 2000]
         [--no-bn-recal] [--split val|test] [--metric KEY]
-        [--max-val-images N] [--seed 0] [--out-dir DIR] [--plot FILE]
+        [--max-images N] [--seed 0] [--out-dir DIR] [--plot FILE]
         [--non-strict] [--cfg-options k=v ...]
 
 Writes ``loafing.json``, ``loafing.csv``, ``loafing.md`` and ``loafing.png``
@@ -35,11 +35,8 @@ import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-from mmengine.config import DictAction
-
-from mmst.analysis import SPLITS, markdown_table, run_loafing, write_all
-from mmst.converters.checkpoint_io import add_non_strict_argument
-from mmst.subnet.space import PRESETS
+from mmst.analysis import markdown_table, run_loafing, write_all
+from mmst.analysis.cli import add_eval_args, check_eval_args, eval_kwargs
 
 PROG = 'loafing'
 
@@ -51,57 +48,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '(the loafing view), each sub-network with its own re-estimated '
         'BN statistics',
     )
-    p.add_argument('config', help='config file (mmst or upstream)')
-    p.add_argument(
-        'checkpoints',
-        nargs='+',
-        metavar='CHECKPOINT',
-        help='one or two checkpoints of models built by CONFIG '
-        '(e.g. CT and ST++)',
-    )
-    p.add_argument(
-        '--labels', nargs='+', help='series names, one per checkpoint'
-    )
-    p.add_argument(
-        '--subnets',
-        nargs='+',
-        default=['all'],
-        help='all | smallest | largest | full, or blocks kept per stage '
-        '("1,1,1" "2,2,2" ...); default: all members of the space',
-    )
-    p.add_argument(
-        '--space',
-        choices=PRESETS,
-        help="sub-network space (default: the ST model's space, or every "
-        'depth of each stage of a plain model)',
-    )
-    p.add_argument(
-        '--bn-recal-images',
-        type=int,
-        default=2000,
-        help="training images to re-estimate each sub-network's BN "
-        'statistics on (0: the stored statistics)',
-    )
-    p.add_argument(
-        '--no-bn-recal',
-        action='store_true',
-        help="evaluate sub-networks with the stored (main network's) BN "
-        'statistics: shows BN mismatch, not loafing',
-    )
-    p.add_argument('--split', choices=SPLITS, default='val')
+    add_eval_args(p)
     p.add_argument(
         '--metric',
         help='metric key to tabulate and plot (default: the first one the '
         'evaluator returns, e.g. accuracy/top1)',
-    )
-    p.add_argument(
-        '--max-val-images', type=int, help='evaluate on the first N images'
-    )
-    p.add_argument(
-        '--seed',
-        type=int,
-        default=0,
-        help='seed of the BN re-estimation images and augmentations',
     )
     p.add_argument(
         '--out-dir',
@@ -112,22 +63,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--no-progress', action='store_true', help='no progress bar'
     )
-    add_non_strict_argument(p)
-    p.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value',
-    )
-    args = p.parse_args(argv)
-    if len(args.checkpoints) > 2:
-        p.error('give one or two checkpoints')
-    if args.bn_recal_images < 0:
-        p.error(
-            f'--bn-recal-images {args.bn_recal_images} is invalid; '
-            'allowed: an integer >= 0'
-        )
-    return args
+    return check_eval_args(p, p.parse_args(argv), max_checkpoints=2)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -138,17 +74,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     result = run_loafing(
         args.config,
         args.checkpoints,
-        labels=args.labels,
-        subnets=args.subnets,
-        space=args.space,
-        bn_recal_images=0 if args.no_bn_recal else args.bn_recal_images,
-        split=args.split,
         metric=args.metric,
-        max_images=args.max_val_images,
-        seed=args.seed,
-        cfg_options=args.cfg_options,
         show_progress=not args.no_progress,
-        strict=not args.non_strict,
+        **eval_kwargs(args),
     )
     paths = write_all(result, out_dir, args.plot, args.title)
     print(markdown_table(result))

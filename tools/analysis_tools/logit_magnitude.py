@@ -24,17 +24,13 @@ import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-from mmengine.config import DictAction
-
 from mmst.analysis import (
-    SPLITS,
     check_classifier,  # noqa: F401  (part of the tool's interface)
     logit_table,
     run_logit_magnitude,
     write_logit_magnitude,
 )
-from mmst.converters.checkpoint_io import add_non_strict_argument
-from mmst.subnet.space import PRESETS
+from mmst.analysis.cli import add_eval_args, check_eval_args, eval_kwargs
 
 PROG = 'logit_magnitude'
 
@@ -45,40 +41,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Average L2 norm of the logits of the main network and '
         'its sub-networks (classification)',
     )
-    p.add_argument('config', help='config file of a classifier')
-    p.add_argument('checkpoints', nargs='+', metavar='CHECKPOINT')
-    p.add_argument('--labels', nargs='+', help='one name per checkpoint')
-    p.add_argument(
-        '--subnets',
-        nargs='+',
-        default=['all'],
-        help='all | smallest | largest | full, or blocks kept per stage '
-        '("1,1,1" ...); default: all members of the space',
-    )
-    p.add_argument('--space', choices=PRESETS, help='sub-network space')
-    p.add_argument('--max-images', type=int, help='use the first N val images')
-    p.add_argument('--bn-recal-images', type=int, default=2000)
-    p.add_argument('--no-bn-recal', action='store_true')
-    p.add_argument('--split', choices=SPLITS, default='val')
-    p.add_argument('--seed', type=int, default=0)
+    add_eval_args(p)
     p.add_argument(
         '--out-dir',
         help='output folder (default: work_dirs/logit_magnitude/<config>)',
     )
     p.add_argument('--no-progress', action='store_true')
-    add_non_strict_argument(p)
-    p.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value',
-    )
-    args = p.parse_args(argv)
-    if len(args.checkpoints) > 2:
-        p.error('give one or two checkpoints')
-    if args.bn_recal_images < 0:
-        p.error('--bn-recal-images must be >= 0')
-    return args
+    return check_eval_args(p, p.parse_args(argv), max_checkpoints=2)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -86,16 +55,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     result = run_logit_magnitude(
         args.config,
         args.checkpoints,
-        labels=args.labels,
-        subnets=args.subnets,
-        space=args.space,
-        bn_recal_images=0 if args.no_bn_recal else args.bn_recal_images,
-        split=args.split,
-        max_images=args.max_images,
-        seed=args.seed,
-        cfg_options=args.cfg_options,
         show_progress=not args.no_progress,
-        strict=not args.non_strict,
+        **eval_kwargs(args),
     )
     out_dir = args.out_dir or osp.join(
         'work_dirs',

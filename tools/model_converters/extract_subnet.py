@@ -39,10 +39,8 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from mmengine.config import DictAction
-
 from mmst.analysis import export_subnet
-from mmst.converters.checkpoint_io import add_non_strict_argument
+from mmst.analysis.cli import add_eval_args, eval_kwargs
 
 PROG = 'extract_subnet'
 
@@ -53,27 +51,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Write a sub-network of a trained elastic network as a '
         'standalone config + checkpoint (and ONNX)',
     )
-    p.add_argument('config', help='config of the trained model')
-    p.add_argument('checkpoint', help='its checkpoint')
+    add_eval_args(
+        p,
+        checkpoints='one',
+        subnets=False,
+        split=False,
+        no_bn_recal=False,
+        recal_help="the sub-network's",
+    )
     p.add_argument('out_dir', help='output folder')
     p.add_argument(
         '--subnet',
         required=True,
         help='blocks kept per stage (the first ones), e.g. 2,3,5,2, or '
         "smallest | largest | full (of the model's space)",
-    )
-    p.add_argument(
-        '--bn-recal-images',
-        type=int,
-        default=2000,
-        help="training images to re-estimate the sub-network's BN "
-        'statistics on (0: keep the stored statistics)',
-    )
-    p.add_argument(
-        '--seed',
-        type=int,
-        default=0,
-        help='seed of the re-estimation images (as loafing.py --seed)',
     )
     p.add_argument(
         '--onnx',
@@ -89,13 +80,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--force', action='store_true', help='overwrite existing outputs'
     )
-    add_non_strict_argument(p)
-    p.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value',
-    )
     return p.parse_args(argv)
 
 
@@ -106,13 +90,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         args.checkpoint,
         args.subnet,
         args.out_dir,
-        bn_recal_images=args.bn_recal_images,
-        seed=args.seed,
         force=args.force,
-        cfg_options=args.cfg_options,
         onnx=args.onnx,
         onnx_images=args.onnx_images,
-        strict=not args.non_strict,
+        **eval_kwargs(args),
     )
     s = summary
     depths = ','.join(map(str, s['subnet']))

@@ -2,14 +2,15 @@
 and deploying a trained sub-network with plain upstream tools, plus the
 CIFAR-style depths (3 stages of basic blocks) of the loafing experiments."""
 
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch.nn as nn
 from mmpretrain.models.backbones import ResNet, ResNet_CIFAR
 from mmpretrain.models.backbones.resnet import BasicBlock
 
 from mmst.registry import MODELS
-from mmst.settings import SettingError
+
+from .subnet_backbone import fix_subnet
 
 # CIFAR-style ResNets: 3 stages of n basic blocks (depth = 6n + 2).
 CIFAR_DEPTHS = {
@@ -18,34 +19,26 @@ CIFAR_DEPTHS = {
 
 
 def keep_first_blocks(backbone: nn.Module, subnet: Sequence[int]) -> None:
-    """Delete the trailing blocks of each stage in place, keeping the first
-    ``subnet[i]`` blocks of stage ``i`` under their original names."""
-    names: List[str] = list(backbone.res_layers)
-    depths = [len(getattr(backbone, n)) for n in names]
-    if len(subnet) != len(names) or any(
-        isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n
-        for k, n in zip(subnet, depths)
-    ):
-        raise SettingError(
-            'subnet',
-            f'={list(subnet)!r} is invalid for stage '
-            f'depths {depths}; allowed: one integer depth per stage, '
-            '1 <= depth <= the stage length',
-        )
-    for name, k, n in zip(names, subnet, depths):
-        layer = getattr(backbone, name)
-        for idx in range(k, n):
-            del layer._modules[str(idx)]
-    backbone.stage_blocks = list(subnet)
+    """Fix ``backbone`` in place at the sub-network keeping the first
+    ``subnet[i]`` blocks of stage ``i`` (:func:`fix_subnet`, the mechanism
+    of ``mmst.SubnetBackbone``: the skipped blocks become parameter-free
+    identities under their own names).
+
+    Raises:
+        SettingError: ``subnet`` does not fit the stages
+            (:func:`mmst.subnet.check_depths`).
+    """
+    fix_subnet(backbone, subnet)
 
 
 class _ElasticMixin:
     arch_settings = {**ResNet.arch_settings, **CIFAR_DEPTHS}
 
     def _fix_subnet(self, subnet: Optional[Sequence[int]]) -> None:
-        self.subnet = list(subnet) if subnet is not None else None
+        self.subnet = None
         if subnet is not None:
-            keep_first_blocks(self, subnet)
+            fix_subnet(self, subnet)
+            self.subnet = self.mmst_subnet
 
 
 @MODELS.register_module()

@@ -23,14 +23,14 @@ evaluation). So:
   declared for ``mmst.StimulativeTraining``.
 """
 
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch.nn as nn
 
 from mmst.registry import MODELS
-from mmst.settings import SettingError
 from mmst.subnet.discovery import RETURNS_INPUTS
 from mmst.subnet.elastic import StageSpec, find_stages
+from mmst.subnet.space import check_depths
 
 
 class SkippedBlock(nn.Module):
@@ -44,26 +44,6 @@ class SkippedBlock(nn.Module):
 
     def forward(self, x, *args, **kwargs):
         return (x, *args) if self.returns_inputs else x
-
-
-def _check_depths(subnet, stage_depths: List[int]) -> List[int]:
-    depths = list(subnet) if isinstance(subnet, (list, tuple)) else None
-    if (
-        depths is None
-        or len(depths) != len(stage_depths)
-        or any(
-            isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n
-            for k, n in zip(depths, stage_depths)
-        )
-    ):
-        raise SettingError(
-            'subnet',
-            f'={subnet!r} is invalid for a backbone with '
-            f'{len(stage_depths)} stages of '
-            f'{",".join(map(str, stage_depths))} blocks; allowed: one '
-            'number of kept blocks per stage, 1 <= k <= the stage length',
-        )
-    return depths
 
 
 def fix_subnet(
@@ -91,7 +71,7 @@ def fix_subnet(
         TypeError: The stages cannot be found (declare ``elastic_stages``).
     """
     stages = find_stages(backbone, elastic_stages)
-    depths = _check_depths(subnet, [len(s) for s in stages])
+    depths = check_depths(subnet, [len(s) for s in stages])
     names = {id(m): name for name, m in backbone.named_modules() if name}
     for k, stage in zip(depths, stages):
         for block in stage[k:]:
