@@ -13,7 +13,7 @@ the same two Fashion-MNIST checkpoints, in one JSON digest.
 ``run`` calls, with ``sys.executable`` and one CPU thread each:
 tools/analysis_tools/loafing.py (both checkpoints, the CT config; the ST++
 checkpoint again under its own ST++ config), logit_magnitude.py,
-depth_menu.py (metric, parameters, FLOPs; one untimed-ish latency run),
+depth_menu.py (metric, parameters, FLOPs; latency of 1 run, left out),
 tools/model_converters/extract_subnet.py (``--onnx``) and tools/test.py on
 the extracted sub-network. The digest holds the parsed JSON/CSV/MD files
 they write, the numbers of their printed summaries, the SHA-256 of each
@@ -21,6 +21,9 @@ tensor of the exported checkpoint and of the ONNX Runtime outputs on a
 fixed input. Left out (different on every run or every machine):
 latencies, timings, machine and software info, dates; absolute paths
 become ``<WORK>``/``<CKPT>``/``<REPO>``. Numbers are compared exactly.
+The tools run are those of the repository holding this file: for the
+code after a change, run the same file from that checkout, on the same
+checkpoints and machine.
 """
 
 import argparse
