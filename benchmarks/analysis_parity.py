@@ -285,6 +285,8 @@ def run(ckpt_dir: Path, work: Path, out: Path) -> dict:
     places = {
         str(work): '<WORK>',
         str(ckpt_dir): '<CKPT>',
+        # the data path is resolved (a worktree may link another's data)
+        str((REPO / 'data').resolve()): '<DATA>',
         str(REPO): '<REPO>',
     }
     both = [cfg['ct'], *ckpts, '--labels', 'CT', 'ST++']

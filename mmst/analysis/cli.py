@@ -6,7 +6,7 @@ turns the parsed arguments into the keyword arguments of
 :func:`mmst.analysis.run_loafing` and the others."""
 
 import argparse
-import warnings
+import sys
 from typing import Optional, Sequence
 
 from mmengine.config import DictAction
@@ -19,7 +19,7 @@ from .runner import SPLITS
 
 class _DeprecatedAlias(argparse.Action):
     """An old spelling of an option: stores into the new one's ``dest``
-    and warns (``DeprecationWarning``, also printed)."""
+    and prints a warning on stderr."""
 
     def __init__(self, *args, new: str = '', **kwargs) -> None:
         self.new = new
@@ -27,8 +27,7 @@ class _DeprecatedAlias(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         message = f'{option_string} is deprecated; use {self.new}'
-        warnings.warn(message, DeprecationWarning, stacklevel=2)
-        print(f'{parser.prog}: warning: {message}')
+        print(f'{parser.prog}: warning: {message}', file=sys.stderr)
         setattr(namespace, self.dest, values)
 
 
