@@ -13,14 +13,12 @@ statistics, so the exported sub-network reproduces the number in the
 table.
 """
 
-import csv
-import json
-import os
 import os.path as osp
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Union
 
 from mmst.subnet import format_subnet, parse_subnet_specs
 
+from . import report
 from .cost import FLOPS_CONVENTION, count_flops, count_params
 from .runner import check_bn_recal_images, input_shape_of, progress
 from .sweep import TaskMetric, check_checkpoints, open_sweep, select_metric
@@ -162,44 +160,36 @@ def run_loafing(
     )
 
 
-def _flops_unit(result: dict) -> Tuple[str, float]:
-    flops = [n['flops'] for n in result['networks'] if n['flops']]
-    if flops and max(flops) >= 1e9:
-        return 'GFLOPs', 1e9
-    return 'MFLOPs', 1e6
-
-
-def _fmt(value: Optional[float], digits: int = 2) -> str:
-    return '-' if value is None else f'{value:.{digits}f}'
-
-
 def write_csv(result: dict, path: str) -> None:
-    labels = [c['label'] for c in result['checkpoints']]
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
-            + [f'{label} {result["metric"]}' for label in labels]
-        )
-        for net in result['networks']:
-            writer.writerow(
-                [
-                    net['name'],
-                    ' '.join(map(str, net['subnet'])),
-                    net['blocks'],
-                    net['flops'] if net['flops'] is not None else '',
-                    net['params'],
-                    net['bn_stats'],
-                ]
-                + [net['results'][label] for label in labels]
-            )
+    """One row per network: blocks, FLOPs, parameters, BN statistics and
+    the metric per checkpoint."""
+    labels = report.labels_of(result)
+    report.write_csv(
+        path,
+        ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
+        + [f'{label} {result["metric"]}' for label in labels],
+        (
+            [
+                net['name'],
+                ' '.join(map(str, net['subnet'])),
+                net['blocks'],
+                net['flops'] if net['flops'] is not None else '',
+                net['params'],
+                net['bn_stats'],
+            ]
+            + [net['results'][label] for label in labels]
+            for net in result['networks']
+        ),
+    )
 
 
 def markdown_table(result: dict) -> str:
-    labels = [c['label'] for c in result['checkpoints']]
-    unit, scale = _flops_unit(result)
+    """The table as Markdown, after a line naming the metric, the split
+    and the BN statistics."""
+    labels = report.labels_of(result)
+    unit, scale = report.flops_unit(result['networks'])
     recal = result['bn_recal_images']
-    lines = [
+    caption = (
         f'{result["metric"]} on the {result["split"]} set '
         f'({result["eval_images"]} images) of '
         f'`{osp.basename(result["config"])}`'
@@ -213,76 +203,51 @@ def markdown_table(result: dict) -> str:
                 if recal
                 else "the stored (main network's) BN statistics."
             )
-        ),
-        '',
-        '| network | blocks per stage | blocks | '
-        f'{unit} | params (M) | ' + ' | '.join(labels) + ' |',
-        '|---|---|---|---|---|' + '---|' * len(labels),
-    ]
-    for net in result['networks']:
-        flops = net['flops'] / scale if net['flops'] is not None else None
-        name = 'main' if net['name'] == 'main' else 'sub-network'
-        lines.append(
-            f'| {name} | {net["subnet"]} | {net["blocks"]} | '
-            f'{_fmt(flops)} | {net["params"] / 1e6:.3f} | '
-            + ' | '.join(_fmt(net['results'][lb]) for lb in labels)
-            + ' |'
         )
-    return '\n'.join(lines) + '\n'
+    )
+    rows = [
+        [
+            'main' if net['name'] == 'main' else 'sub-network',
+            str(net['subnet']),
+            str(net['blocks']),
+            report.fmt(None if net['flops'] is None else net['flops'] / scale),
+            f'{net["params"] / 1e6:.3f}',
+        ]
+        + [report.fmt(net['results'][label]) for label in labels]
+        for net in result['networks']
+    ]
+    header = ['network', 'blocks per stage', 'blocks', unit, 'params (M)']
+    return report.markdown_table(header + labels, rows, caption)
 
 
 def plot(result: dict, path: str, title: Optional[str] = None) -> None:
     """Accuracy vs FLOPs and vs blocks kept, one series per checkpoint."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    labels = [c['label'] for c in result['checkpoints']]
-    unit, scale = _flops_unit(result)
+    labels = report.labels_of(result)
+    unit, scale = report.flops_unit(result['networks'])
     has_flops = all(n['flops'] is not None for n in result['networks'])
     ncols = 2 if has_flops else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.8), squeeze=False)
-    axes = axes[0]
-    colors = ['tab:blue', 'tab:red', 'tab:green', 'tab:purple']
-    markers = ['o', 's', '^', 'D']
+    fig, axes = report.figure(ncols, (6 * ncols, 4.8))
     width = 0.3 if len(labels) > 1 else 0.0
     subnets = [n for n in result['networks'] if n['name'] != 'main']
     main = result['networks'][0]
+    panels = [(axes[-1], lambda n, offset: n['blocks'] + offset)]
+    if has_flops:
+        panels.append((axes[0], lambda n, offset: n['flops'] / scale))
     for i, label in enumerate(labels):
-        color, marker = colors[i % len(colors)], markers[i % len(markers)]
+        color = report.COLORS[i % len(report.COLORS)]
+        marker = report.MARKERS[i % len(report.MARKERS)]
         offset = (i - (len(labels) - 1) / 2) * width
-        ys = [n['results'][label] for n in subnets]
-        ax_depth = axes[-1]
-        ax_depth.scatter(
-            [n['blocks'] + offset for n in subnets],
-            ys,
-            color=color,
-            marker=marker,
-            alpha=0.75,
-            label=f'{label} sub-networks',
-        )
-        ax_depth.scatter(
-            [main['blocks'] + offset],
-            [main['results'][label]],
-            color=color,
-            marker='*',
-            s=220,
-            edgecolors='black',
-            label=f'{label} main network',
-        )
-        if has_flops:
-            ax = axes[0]
+        for ax, x in panels:
             ax.scatter(
-                [n['flops'] / scale for n in subnets],
-                ys,
+                [x(n, offset) for n in subnets],
+                [n['results'][label] for n in subnets],
                 color=color,
                 marker=marker,
                 alpha=0.75,
                 label=f'{label} sub-networks',
             )
             ax.scatter(
-                [main['flops'] / scale],
+                [x(main, offset)],
                 [main['results'][label]],
                 color=color,
                 marker='*',
@@ -321,10 +286,7 @@ def plot(result: dict, path: str, title: Optional[str] = None) -> None:
         ),
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=110, rect=(0, 0.07, 1, 1))
 
 
 def write_all(
@@ -333,18 +295,17 @@ def write_all(
     plot_path: Optional[str] = None,
     title: Optional[str] = None,
 ) -> Dict[str, str]:
-    """Write JSON, CSV, Markdown and PNG; return their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = dict(
-        json=osp.join(out_dir, 'loafing.json'),
-        csv=osp.join(out_dir, 'loafing.csv'),
-        md=osp.join(out_dir, 'loafing.md'),
-        png=plot_path or osp.join(out_dir, 'loafing.png'),
+    """Write ``loafing.json``, ``.csv``, ``.md`` and ``.png`` (``plot_path``
+    when given) to ``out_dir``; return their paths."""
+    return report.write_outputs(
+        result,
+        out_dir,
+        'loafing',
+        dict(
+            csv=lambda path: write_csv(result, path),
+            md=lambda path: report.write_text(path, markdown_table(result)),
+            png=lambda path: plot(result, path, title),
+        ),
+        indent=2,
+        plot_path=plot_path,
     )
-    with open(paths['json'], 'w') as f:
-        json.dump(result, f, indent=2)
-    write_csv(result, paths['csv'])
-    with open(paths['md'], 'w') as f:
-        f.write(markdown_table(result))
-    plot(result, paths['png'], title)
-    return paths

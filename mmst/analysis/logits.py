@@ -9,8 +9,6 @@ in the loafing table (``bn_recal_images=0``: the stored statistics).
 """
 
 import copy
-import json
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -21,6 +19,7 @@ from mmst.models.tasks import infer_task
 from mmst.subnet import format_subnet, parse_subnet_specs
 from mmst.subnet.space import Subnet
 
+from . import report
 from .runner import check_bn_recal_images, progress
 from .sweep import Measure, check_checkpoints, open_sweep
 
@@ -170,63 +169,49 @@ def run_logit_magnitude(
 def write_logit_magnitude(result: dict, out_dir: str) -> Dict[str, str]:
     """Write ``logit_magnitude.json`` and ``logit_magnitude.png`` to
     ``out_dir``; return their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = dict(
-        json=osp.join(out_dir, 'logit_magnitude.json'),
-        png=osp.join(out_dir, 'logit_magnitude.png'),
+    return report.write_outputs(
+        result,
+        out_dir,
+        'logit_magnitude',
+        dict(png=lambda path: plot_logit_magnitude(result, path)),
+        indent=2,
     )
-    with open(paths['json'], 'w') as f:
-        json.dump(result, f, indent=2)
-    plot_logit_magnitude(result, paths['png'])
-    return paths
 
 
 def logit_table(result: dict) -> str:
     """A Markdown table: mean L2 norm and top-1 per network and label."""
-    labels = [c['label'] for c in result['checkpoints']]
-    lines = [
-        '| network | '
-        + ' | '.join(f'{lb} mean L2 | {lb} top-1' for lb in labels)
-        + ' |',
-        '|---|' + '---|---|' * len(labels),
-    ]
+    labels = report.labels_of(result)
+    header = ['network']
+    for label in labels:
+        header += [f'{label} mean L2', f'{label} top-1']
+    rows = []
     for net in result['networks']:
-        cells = ' | '.join(
-            f'{net["stats"][lb]["mean_l2"]:.3f} | '
-            f'{net["stats"][lb]["top1"]:.2f}'
-            for lb in labels
-        )
-        lines.append(f'| {net["name"]} | {cells} |')
-    return '\n'.join(lines) + '\n'
+        rows.append([net['name']])
+        for label in labels:
+            stats = net['stats'][label]
+            rows[-1] += [f'{stats["mean_l2"]:.3f}', f'{stats["top1"]:.2f}']
+    return report.markdown_table(header, rows)
 
 
 def plot_logit_magnitude(result: dict, path: str) -> None:
     """Mean L2 norm of the logits (bars, std as error bars) per network,
     one series per checkpoint; the main network hatched."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    labels = [c['label'] for c in result['checkpoints']]
+    labels = report.labels_of(result)
     nets = result['networks']
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(nets) + 2), 4.2))
+    fig, (ax,) = report.figure(1, (max(6.0, 0.45 * len(nets) + 2), 4.2))
     width = 0.8 / len(labels)
-    colors = ['tab:blue', 'tab:red', 'tab:green', 'tab:purple']
     for i, label in enumerate(labels):
         xs = [
             j + (i - (len(labels) - 1) / 2) * width for j in range(len(nets))
         ]
-        ys = [n['stats'][label]['mean_l2'] for n in nets]
-        errs = [n['stats'][label]['std_l2'] for n in nets]
         bars = ax.bar(
             xs,
-            ys,
+            [n['stats'][label]['mean_l2'] for n in nets],
             width,
-            yerr=errs,
+            yerr=[n['stats'][label]['std_l2'] for n in nets],
             capsize=2,
             label=label,
-            color=colors[i % len(colors)],
+            color=report.COLORS[i % len(report.COLORS)],
             alpha=0.8,
         )
         bars[0].set_hatch('//')  # the main network
@@ -242,7 +227,4 @@ def plot_logit_magnitude(result: dict, path: str) -> None:
     )
     ax.grid(axis='y', alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=110)

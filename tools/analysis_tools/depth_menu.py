@@ -25,9 +25,9 @@ from mmengine.config import DictAction
 
 from mmst.analysis.menu import (
     BudgetError,
+    MenuSettings,
     build_menu,
     choose_member,
-    default_out_dir,
     export_member,
     markdown_table,
     write_outputs,
@@ -182,32 +182,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    out_dir = args.out_dir or default_out_dir(args.config)
-    menu = build_menu(
+    settings = MenuSettings(
         args.config,
         args.checkpoints,
-        labels=args.labels,
-        subnets=args.subnets,
-        space=args.space,
-        bn_recal_images=args.bn_recal_images,
-        split=args.split,
-        metric=args.metric,
-        max_images=args.max_images,
-        seed=args.seed,
-        batch_sizes=args.batch_sizes,
-        latency_batch_size=args.latency_batch_size,
-        latency_runtime=args.latency_runtime,
-        warmup=args.warmup,
-        repeats=args.repeats,
-        device=args.device,
-        threads=args.threads,
-        ort=args.ort,
-        cfg_options=args.cfg_options,
-        out_dir=out_dir,
-        force=args.force,
+        **{
+            name: getattr(args, name)
+            for name in (
+                'labels subnets space bn_recal_images split metric '
+                'max_images seed batch_sizes latency_batch_size '
+                'latency_runtime warmup repeats device threads ort '
+                'cfg_options out_dir force'
+            ).split()
+        },
         progress=not args.no_progress,
         strict=not args.non_strict,
     )
+    out_dir = settings.out_dir
+    menu = build_menu(settings)
     budget = dict(
         max_latency_ms=args.max_latency_ms,
         max_flops=args.max_flops,
