@@ -14,12 +14,9 @@ of one member under a budget (``docs/depth_menu.md``).
   (:func:`write_outputs`, with :mod:`mmst.analysis.report`).
 """
 
-from ..report import write_json_atomic
-from .batches import DEFAULT_CACHE_MB, CachedBatches, cache_loader
+from .batches import CachedBatches, cache_loader
 from .build import build_menu, export_member
 from .frontier import (
-    COSTS,
-    RUNTIMES,
     BudgetError,
     choose_member,
     frontier,
@@ -27,46 +24,26 @@ from .frontier import (
     member_metric,
     pareto_front,
 )
-from .outputs import markdown_table, plot, write_csv, write_outputs
+from .outputs import markdown_table, write_outputs
 from .settings import MenuSettings, default_out_dir
-from .store import (
-    LATENCY_WHAT,
-    MENU_FILES,
-    MENU_FORMAT,
-    MenuSettingsError,
-    config_sha256,
-    file_sha256,
-    load_existing,
-    settings_differences,
-)
+from .store import MENU_FORMAT, MenuSettingsError, load_existing
 
 __all__ = [
     'BudgetError',
     'CachedBatches',
-    'COSTS',
-    'DEFAULT_CACHE_MB',
-    'LATENCY_WHAT',
-    'MENU_FILES',
     'MENU_FORMAT',
     'MenuSettings',
     'MenuSettingsError',
-    'RUNTIMES',
     'build_menu',
     'cache_loader',
     'choose_member',
-    'config_sha256',
     'default_out_dir',
     'export_member',
-    'file_sha256',
     'frontier',
     'load_existing',
     'markdown_table',
     'member_cost',
     'member_metric',
     'pareto_front',
-    'plot',
-    'settings_differences',
-    'write_csv',
-    'write_json_atomic',
     'write_outputs',
 ]

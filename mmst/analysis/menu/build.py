@@ -36,32 +36,21 @@ def build_menu(
     ``out_dir/menu.json``, rewritten after every finished unit).
 
     Units of work: the metric of one member for one checkpoint (BN
-    statistics re-estimated for the member on ``bn_recal_images`` training
-    images, as :func:`mmst.engine.evaluate_subnet`; skipped when the model
-    has no BN layer in training mode), and the latency of one member (the
-    architecture is shared by the checkpoints, so it is timed once). A
-    menu already in ``out_dir`` with the same settings is resumed: its
-    finished units are kept, the others run.
-
-    The evaluation batches (decoded and transformed once, as the split's
-    dataloader yields them, in its order) and the re-estimation batches
-    (the first ``ceil(bn_recal_images / batch_size)`` batches of the seeded
-    loader of :func:`mmst.analysis.build_recal_loader`, which yields the
-    same batches on every iteration) are kept in memory and reused for
-    every member and checkpoint: the numbers equal those of the loaders
-    themselves. Evaluation batches whose inputs would exceed ``cache_mb``
-    MiB are read from the loader for every member instead.
+    statistics re-estimated for the member, as
+    :func:`mmst.engine.evaluate_subnet`, where BN layers train), and the
+    latency of one member (timed once: the checkpoints share the
+    architecture). A menu in ``out_dir`` with the same settings is
+    resumed: its finished units are kept. The evaluation batches and the
+    re-estimation batches are decoded once and kept in memory
+    (:func:`cache_loader`; evaluation batches over ``cache_mb`` MiB are
+    read again for every member): the numbers equal the loaders'.
 
     Args:
-        config (str | MenuSettings): The config the checkpoints were
-            trained with, or all the settings (then nothing else but
-            ``on_unit``).
-        checkpoints (Sequence[str]): One or more checkpoints of ``config``.
-        on_unit (callable, optional): Called as ``on_unit(menu, unit)``
-            after each finished unit has been written.
-        **options: The other :class:`MenuSettings` (``labels``,
-            ``subnets``, ``bn_recal_images``, ``batch_sizes``, ``device``,
-            ``out_dir``, ``force``, ``strict`` ...).
+        config (str | MenuSettings): The config, or all the settings.
+        checkpoints (Sequence[str]): Checkpoints of ``config``.
+        on_unit (callable, optional): ``on_unit(menu, unit)`` after each
+            finished unit has been written.
+        **options: The other :class:`MenuSettings`.
 
     Returns:
         dict: The menu: ``settings``, ``machine``, ``metric``,

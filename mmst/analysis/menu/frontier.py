@@ -24,20 +24,10 @@ def check_runtime(runtime: str) -> None:
 
 
 def pareto_front(points: Sequence[Tuple[float, float]]) -> List[bool]:
-    """Which of ``points`` (cost, metric) are on the Pareto frontier.
-
-    A point is on the frontier iff no other point has a cost at most its
-    cost and a metric at least its metric with at least one of the two
-    strictly better (lower cost or higher metric). Identical points do not
-    dominate each other.
-
-    Args:
-        points (Sequence[tuple]): (cost, metric) pairs: lower cost and
-            higher metric are better.
-
-    Returns:
-        list[bool]: One flag per point, in order.
-    """
+    """One flag per (cost, metric) pair of ``points``: on the Pareto
+    frontier, i.e. no other point has a cost at most its cost and a metric
+    at least its metric with one of the two strictly better (lower cost,
+    higher metric). Identical points do not dominate each other."""
     return [
         not any(
             c <= cost and m >= metric and (c < cost or m > metric)
@@ -105,6 +95,10 @@ def _inf(value: Optional[float]) -> float:
     return math.inf if value is None else value
 
 
+def _lat(m: dict, batch_size: int, rt: str) -> float:
+    return _inf(member_cost(m, 'latency', batch_size, rt))
+
+
 def _describe(
     member: dict, label: str, batch_size: int, metric: str, rt: str
 ) -> str:
@@ -165,19 +159,11 @@ def choose_member(
     latency, then the lower FLOPs, then fewer parameters, then the order
     of the menu.
 
-    Args:
-        menu (dict): A complete menu (:func:`mmst.analysis.build_menu`).
-        label (str, optional): Checkpoint label; default the last
-            checkpoint of the menu.
-        max_latency_ms (float, optional): Bound on the latency in ms.
-        max_flops (float, optional): Bound on the FLOPs of one image.
-        min_metric (float, optional): Bound on the metric (in the
-            evaluator's unit, e.g. % for accuracy/top1).
-        batch_size (int, optional): Latency batch size; default the menu's
-            ``latency_batch_size``.
-
-    Returns:
-        dict: The chosen member (a row of ``menu['members']``).
+    ``menu``: a menu (:func:`mmst.analysis.build_menu`); ``label``:
+    default the last checkpoint; bounds in ms, FLOPs of one image and the
+    evaluator's unit (e.g. % for accuracy/top1); ``batch_size``: default
+    the menu's ``latency_batch_size``. Returns the chosen row of
+    ``menu['members']``.
 
     Raises:
         ValueError: ``label`` or ``batch_size`` is not in the menu, or a
@@ -202,7 +188,12 @@ def choose_member(
     ]
     if not members:
         raise ValueError(f'the menu has no evaluated member of {label!r}')
-    lat, value = _keys(label, batch_size, rt)
+
+    def lat(m: dict) -> float:
+        return _lat(m, batch_size, rt)
+
+    def value(m: dict) -> float:
+        return member_metric(m, label)
 
     def fits(m: dict) -> bool:
         if max_latency_ms is not None and lat(m) > max_latency_ms:
@@ -234,51 +225,39 @@ def choose_member(
     )[1]
 
 
-def _keys(label: str, batch_size: int, rt: str):
-    """A member's latency (inf when not measured) and metric."""
-
-    def lat(m: dict) -> float:
-        return _inf(member_cost(m, 'latency', batch_size, rt))
-
-    def value(m: dict) -> float:
-        return member_metric(m, label)
-
-    return lat, value
-
-
 def _no_fit(
     menu, members, label, batch_size, max_latency_ms, max_flops, min_metric
 ) -> BudgetError:
     """The error of an impossible budget: the bounds, and the member
     nearest to each."""
-    rt = menu.get('latency_runtime', 'eager')
-    lat, value = _keys(label, batch_size, rt)
-    metric = menu['metric']
+    rt, metric = menu.get('latency_runtime', 'eager'), menu['metric']
     bounds, nearest = [], []
-
-    def nearest_under(bound: str, what: str, key) -> None:
-        bounds.append(bound)
-        best = min(members, key=key)
-        nearest.append(what + _describe(best, label, batch_size, metric, rt))
-
-    if max_latency_ms is not None:
-        nearest_under(
-            f'latency <= {max_latency_ms:g} ms at batch {batch_size}',
+    for bound, text, what, key in (
+        (
+            max_latency_ms,
+            lambda b: f'latency <= {b:g} ms at batch {batch_size}',
             'the fastest member is ',
-            lambda m: (lat(m), -value(m)),
-        )
-    if max_flops is not None:
-        nearest_under(
-            f'FLOPs <= {max_flops:g}',
+            lambda m: (_lat(m, batch_size, rt), -member_metric(m, label)),
+        ),
+        (
+            max_flops,
+            lambda b: f'FLOPs <= {b:g}',
             'the member with the fewest FLOPs is ',
-            lambda m: (_inf(m.get('flops')), -value(m)),
-        )
-    if min_metric is not None:
-        nearest_under(
-            f'{metric} >= {min_metric:g}',
+            lambda m: (_inf(m.get('flops')), -member_metric(m, label)),
+        ),
+        (
+            min_metric,
+            lambda b: f'{metric} >= {b:g}',
             f'the member with the highest {metric} is ',
-            lambda m: (-value(m), lat(m)),
-        )
+            lambda m: (-member_metric(m, label), _lat(m, batch_size, rt)),
+        ),
+    ):
+        if bound is not None:
+            bounds.append(text(bound))
+            best = min(members, key=key)
+            nearest.append(
+                what + _describe(best, label, batch_size, metric, rt)
+            )
     return BudgetError(
         f'no member of {label!r} satisfies {" and ".join(bounds)}; '
         + '; '.join(nearest)

@@ -27,46 +27,28 @@ class MenuSettings:
     """What :func:`mmst.analysis.build_menu` measures, and how; checked on
     construction (``tools/analysis_tools/depth_menu.py`` options).
 
-    Attributes:
-        config (str): The config the checkpoints were trained with.
-        checkpoints (Sequence[str]): One or more checkpoints of ``config``
-            (each checked readable).
-        labels (Sequence[str], optional): One distinct name per checkpoint
-            (default: folder/file names).
-        subnets (Sequence): Specs (``'all'``, ``'smallest'``,
-            ``'largest'``, ``'full'``, depth lists or ``'1,2,3'`` strings).
-        space (str, optional): Space preset overriding the model's space.
-        bn_recal_images (int): Images per re-estimation (0: stored
-            statistics).
-        split (str): ``'val'`` or ``'test'``.
-        metric (str, optional): Metric key (default: the evaluator's
-            first).
-        max_images (int, optional): Evaluate on the first N images.
-        seed (int): Seed of the re-estimation images and augmentations.
+    Attributes (the tool's options, ``docs/depth_menu.md``):
+        config, checkpoints, labels, subnets, space, split, metric,
+            max_images, seed, cfg_options, strict: As in
+            :func:`mmst.analysis.run_loafing` (``strict=False`` is
+            recorded in the settings).
+        bn_recal_images (int): Images per re-estimation (0: stored).
         batch_sizes (Sequence[int]): Latency batch sizes.
-        latency_batch_size (int, optional): The batch size whose latency
-            the frontier and the budget use (default: the first).
+        latency_batch_size (int, optional): The one whose latency the
+            frontier and the budget use (default: the first).
         latency_runtime (str): Whose latency they use: ``'eager'``
             PyTorch or ``'onnxruntime'`` (needs ``ort``).
-        warmup (int): Untimed runs before the timed ones.
-        repeats (int): Timed runs (median and IQR reported).
+        warmup, repeats (int): Untimed, then timed runs (median, IQR).
         device (str): ``'cpu'``, ``'cuda'`` or ``'cuda:N'``: where
-            evaluation and latency run (``torch_device`` once checked).
-        threads (int, optional): ``torch.set_num_threads`` for the run
-            (None: leave torch's setting); recorded.
+            evaluation and latency run (checked: ``torch_device``).
+        threads (int, optional): ``torch.set_num_threads`` for the run.
         ort (bool, optional): Also time ONNX Runtime (None: when
-            onnxruntime is installed and the device is the CPU).
-        cfg_options (dict, optional): Config overrides.
-        out_dir (str, optional): Output folder (default
-            ``work_dirs/depth_menu/<config name>``).
+            installed and the device is the CPU).
+        out_dir (str, optional): Default
+            ``work_dirs/depth_menu/<config name>``.
         force (bool): Restart instead of resuming / refusing.
-        progress (bool): Show a tqdm bar on stderr.
-        cache_mb (float): Memory budget (MiB) of the cached evaluation
-            batches.
-        strict (bool): Refuse a checkpoint with a missing, unexpected or
-            mis-shaped key (:func:`mmst.analysis.load_weights`); False
-            (recorded in the settings as ``strict=False``) loads the keys
-            that fit and logs the others.
+        progress (bool): A tqdm bar on stderr.
+        cache_mb (float): MiB the cached evaluation batches may take.
 
     Raises:
         ValueError: An invalid setting (named, with the allowed values).

@@ -23,6 +23,13 @@ LATENCY_WHAT = (
 )
 
 
+#: The :class:`MenuSettings` a menu's numbers depend on, as given.
+_SETTINGS = (
+    'space split max_images metric bn_recal_images seed batch_sizes warmup '
+    'repeats'
+).split()
+
+
 class MenuSettingsError(ValueError):
     """An existing ``menu.json`` was made with other settings."""
 
@@ -60,9 +67,8 @@ def config_sha256(cfg) -> str:
 
 def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
     """What a menu is resumed under: the :class:`MenuSettings` ``st`` that
-    change a number (not ``out_dir``, ``force``, ``progress``, the latency
-    batch size or runtime), the config's and checkpoints' SHA-256, the
-    members (``subnets``) and the machine's CPU (or GPU)."""
+    change a number, the config's and checkpoints' SHA-256, the members
+    (``subnets``) and the machine's CPU (or GPU)."""
     device = st.torch_device
     return dict(
         config=osp.abspath(st.config),
@@ -78,15 +84,7 @@ def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
             for label, path in zip(st.labels, st.checkpoints)
         ],
         subnets=[[len(s) for s in sub] for sub in subnets],
-        space=st.space,
-        split=st.split,
-        max_images=st.max_images,
-        metric=st.metric,
-        bn_recal_images=st.bn_recal_images,
-        seed=st.seed,
-        batch_sizes=st.batch_sizes,
-        warmup=st.warmup,
-        repeats=st.repeats,
+        **{k: getattr(st, k) for k in _SETTINGS},
         device=str(device),
         threads=machine['torch_threads'],
         onnxruntime=bool(st.ort),
