@@ -13,18 +13,27 @@ statistics, so the exported sub-network reproduces the number in the
 table.
 """
 
+import functools
 import os.path as osp
-from typing import Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from mmst.subnet import format_subnet, parse_subnet_specs
 
 from . import report
 from .cost import FLOPS_CONVENTION, count_flops, count_params
 from .runner import check_bn_recal_images, input_shape_of, progress
-from .sweep import TaskMetric, check_checkpoints, open_sweep, select_metric
+from .sweep import (
+    Measure,
+    TaskMetric,
+    check_checkpoints,
+    open_sweep,
+    select_metric,
+)
 
 
-def run_loafing(
+def sweep_networks(
+    measure: Type[Measure],
+    key: str,
     config: str,
     checkpoints: Sequence[str],
     labels: Optional[Sequence[str]] = None,
@@ -32,16 +41,20 @@ def run_loafing(
     space: Optional[str] = None,
     bn_recal_images: int = 2000,
     split: str = 'val',
-    metric: Optional[str] = None,
     max_images: Optional[int] = None,
     seed: int = 0,
     cfg_options: Optional[dict] = None,
     show_progress: bool = False,
     strict: bool = True,
-) -> dict:
-    """Evaluate the main network and the sub-networks of one config with
-    one or more checkpoints (a :mod:`mmst.analysis.sweep` with the task
-    metric).
+    *,
+    row: Optional[Callable] = None,
+    check: Optional[Callable] = None,
+    desc: str = 'loafing',
+) -> Tuple[List[dict], dict]:
+    """The main network and the sub-networks of one config, measured by a
+    new ``measure()`` for each checkpoint (a :mod:`mmst.analysis.sweep`):
+    what :func:`run_loafing` and :func:`mmst.analysis.run_logit_magnitude`
+    share.
 
     Args:
         config (str): Config file (mmst ST config or upstream).
@@ -59,8 +72,6 @@ def run_loafing(
             statistics (0: the stored statistics, which shows BN mismatch,
             not loafing). Defaults to 2000.
         split (str): ``'val'`` or ``'test'``.
-        metric (str, optional): Metric key to tabulate (default: the
-            first the evaluator returns).
         max_images (int, optional): Evaluate on the first N images.
         seed (int): Seed of the re-estimation images and augmentations.
         cfg_options (dict, optional): Config overrides.
@@ -68,15 +79,18 @@ def run_loafing(
         strict (bool): Refuse a checkpoint with a missing, unexpected or
             mis-shaped key (:func:`mmst.analysis.load_weights`). Defaults
             to True; False loads the keys that fit and logs the others.
+        row (callable, optional): ``row(sweep, subnet, depths)``: more
+            entries of a network's row (None: the main network).
+        check (callable, optional): ``check(sweep.arch)`` before anything
+            is loaded.
+        desc (str): The progress bar's name.
 
     Returns:
-        dict: ``config``, ``split``, ``eval_images``, ``metric``,
-        ``bn_recal_images``, ``seed``, ``strict``, ``input_shape``,
-        ``flops_convention``, ``space``, ``checkpoints`` and ``networks``
-        (per network: ``name``, ``subnet`` (blocks per stage), ``blocks``,
-        ``params``, ``flops``, ``bn_stats``, ``metrics`` (all metrics per
-        label), ``results`` (the chosen metric per label) and
-        ``recal_images_used``). :func:`write_all` writes it.
+        tuple: The networks (``name``, ``subnet`` (blocks per stage),
+        ``bn_stats``, the ``row`` entries and ``key``: per label the
+        measure's result) and ``dict(labels, checkpoints, used,
+        eval_images, recal_images, has_bn, space)`` (``used``: the
+        re-estimation images of each checkpoint).
 
     Raises:
         ValueError: An invalid argument (the message names it).
@@ -91,71 +105,117 @@ def run_loafing(
     with open_sweep(
         config, split, max_images, cfg_options, space, bn_recal_images, seed
     ) as sweep:
+        if check is not None:
+            check(sweep.arch)
         members = [None] + sweep.members(specs)
-        arch, elastic = sweep.arch, sweep.elastic
-        shape = input_shape_of(sweep.model, sweep.loader)
         networks = []
-        for subnet in members:
-            depths = (
-                elastic.stage_depths
-                if subnet is None
-                else [len(kept) for kept in subnet]
-            )
+        for sub in members:
+            depths = sweep.elastic.stage_depths
+            depths = depths if sub is None else [len(k) for k in sub]
             networks.append(
                 dict(
-                    name='main' if subnet is None else format_subnet(subnet),
-                    subnet=None,
+                    name='main' if sub is None else format_subnet(sub),
+                    subnet=depths,
                     bn_stats='re-estimated'
-                    if subnet is not None and sweep.recal_images
+                    if sub is not None and sweep.recal_images
                     else 'stored',
-                    depths=depths,
-                    blocks=sum(depths),
-                    params=count_params(arch, elastic, subnet),
-                    flops=count_flops(arch, shape, elastic, subnet),
-                    metrics={},
+                    **(row(sweep, sub, depths) if row else {}),
+                    **{key: {}},
                 )
             )
-        bar = progress(len(labels), 'loafing', not show_progress)
+        used = []
+        bar = progress(len(labels), desc, not show_progress)
         try:
             for label, path in zip(labels, checkpoints):
                 bar.set_postfix_str(label)
                 sweep.load(path, strict)
-                found, used = sweep.run(members, [TaskMetric()])
+                found, images = sweep.run(members, [measure()])
+                used.append(images)
                 for net, result in zip(networks, found):
-                    net['metrics'][label] = result['TaskMetric']
-                    if used and net['bn_stats'] == 're-estimated':
-                        net['recal_images_used'] = used
+                    net[key][label] = result[measure.__name__]
                 bar.update(1)
         finally:
             bar.close()
-        eval_images = len(sweep.loader.dataset)
-        recal_images, has_bn = sweep.recal_images, sweep.has_bn
+    return networks, dict(
+        labels=labels,
+        checkpoints=[
+            dict(label=label, path=osp.abspath(path))
+            for label, path in zip(labels, checkpoints)
+        ],
+        used=used,
+        eval_images=len(sweep.loader.dataset),
+        recal_images=sweep.recal_images,
+        has_bn=sweep.has_bn,
+        space=sweep.space,
+    )
 
+
+def run_loafing(
+    config: str,
+    checkpoints: Sequence[str],
+    metric: Optional[str] = None,
+    **options,
+) -> dict:
+    """Evaluate the main network and the sub-networks of one config with
+    one or more checkpoints (:func:`sweep_networks` with the task metric).
+
+    ``metric``: the metric key to tabulate (default: the first the
+    evaluator returns); ``options``: as :func:`sweep_networks`
+    (``labels``, ``subnets``, ``space``, ``bn_recal_images``, ``split``,
+    ``max_images``, ``seed``, ``cfg_options``, ``show_progress``,
+    ``strict``).
+
+    Returns:
+        dict: ``config``, ``split``, ``eval_images``, ``metric``,
+        ``bn_recal_images``, ``seed``, ``strict``, ``input_shape``,
+        ``flops_convention``, ``space``, ``checkpoints`` and ``networks``
+        (per network: ``name``, ``subnet`` (blocks per stage), ``blocks``,
+        ``params``, ``flops``, ``bn_stats``, ``metrics`` (all metrics per
+        label), ``results`` (the chosen metric per label) and
+        ``recal_images_used``). :func:`write_all` writes it.
+
+    Raises:
+        ValueError, CheckpointError: As :func:`sweep_networks`.
+    """
+    shape = []
+
+    def costs(sweep, subnet, depths) -> dict:
+        if not shape:
+            shape.extend(input_shape_of(sweep.model, sweep.loader))
+        arch, elastic = sweep.arch, sweep.elastic
+        return dict(
+            blocks=sum(depths),
+            params=count_params(arch, elastic, subnet),
+            flops=count_flops(arch, tuple(shape), elastic, subnet),
+        )
+
+    networks, facts = sweep_networks(
+        TaskMetric, 'metrics', config, checkpoints, **options, row=costs
+    )
+    labels, used = facts['labels'], [u for u in facts['used'] if u]
     metric = select_metric(networks[0]['metrics'][labels[0]], metric)
     for net in networks:
-        net['subnet'] = net.pop('depths')
+        if used and net['bn_stats'] == 're-estimated':
+            net['recal_images_used'] = used[-1]
         net['results'] = {
             label: net['metrics'][label][metric] for label in labels
         }
     return dict(
         config=osp.abspath(config),
-        split=split,
-        eval_images=eval_images,
+        split=options.get('split', 'val'),
+        eval_images=facts['eval_images'],
         metric=metric,
-        bn_recal_images=recal_images,
-        has_bn=has_bn,
-        seed=seed,
-        strict=strict,
-        input_shape=list(shape),
+        bn_recal_images=facts['recal_images'],
+        has_bn=facts['has_bn'],
+        seed=options.get('seed', 0),
+        strict=options.get('strict', True),
+        input_shape=shape,
         flops_convention=FLOPS_CONVENTION,
         space=dict(
-            stage_depths=sweep.space.stage_depths,
-            depth_choices=sweep.space.depth_choices,
+            stage_depths=facts['space'].stage_depths,
+            depth_choices=facts['space'].depth_choices,
         ),
-        checkpoints=[
-            dict(label=label, path=osp.abspath(path))
-            for label, path in zip(labels, checkpoints)
-        ],
+        checkpoints=facts['checkpoints'],
         networks=networks,
     )
 
@@ -297,15 +357,7 @@ def write_all(
 ) -> Dict[str, str]:
     """Write ``loafing.json``, ``.csv``, ``.md`` and ``.png`` (``plot_path``
     when given) to ``out_dir``; return their paths."""
+    md, png = markdown_table, functools.partial(plot, title=title)
     return report.write_outputs(
-        result,
-        out_dir,
-        'loafing',
-        dict(
-            csv=lambda path: write_csv(result, path),
-            md=lambda path: report.write_text(path, markdown_table(result)),
-            png=lambda path: plot(result, path, title),
-        ),
-        indent=2,
-        plot_path=plot_path,
+        result, out_dir, 'loafing', write_csv, md, png, 2, plot_path
     )

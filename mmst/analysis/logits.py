@@ -10,18 +10,16 @@ in the loafing table (``bn_recal_images=0``: the stored statistics).
 
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn as nn
 
 from mmst.models.tasks import infer_task
-from mmst.subnet import format_subnet, parse_subnet_specs
-from mmst.subnet.space import Subnet
 
 from . import report
-from .runner import check_bn_recal_images, progress
-from .sweep import Measure, check_checkpoints, open_sweep
+from .loafing import sweep_networks
+from .sweep import Measure
 
 
 def check_classifier(arch: nn.Module) -> None:
@@ -86,25 +84,13 @@ class LogitMagnitude(Measure):
 
 
 def run_logit_magnitude(
-    config: str,
-    checkpoints: Sequence[str],
-    labels: Optional[Sequence[str]] = None,
-    subnets: Union[str, Sequence] = ('all',),
-    space: Optional[str] = None,
-    bn_recal_images: int = 2000,
-    split: str = 'val',
-    max_images: Optional[int] = None,
-    seed: int = 0,
-    cfg_options: Optional[dict] = None,
-    show_progress: bool = False,
-    strict: bool = True,
+    config: str, checkpoints: Sequence[str], **options
 ) -> dict:
-    """Logit statistics of the main network and the sub-networks (a
-    :mod:`mmst.analysis.sweep` with :class:`LogitMagnitude`).
-
-    Arguments as :func:`mmst.analysis.run_loafing` (``bn_recal_images``:
-    training images for each sub-network's BN statistics, 0: stored;
-    ``strict``: refuse a checkpoint that does not fit the model).
+    """Logit statistics of the main network and the sub-networks
+    (:func:`mmst.analysis.loafing.sweep_networks` with
+    :class:`LogitMagnitude`; ``options`` as there: ``labels``,
+    ``subnets``, ``space``, ``bn_recal_images``, ``split``, ``max_images``,
+    ``seed``, ``cfg_options``, ``show_progress``, ``strict``).
 
     Returns:
         dict: ``config``, ``split``, ``eval_images``, ``bn_recal_images``,
@@ -116,52 +102,23 @@ def run_logit_magnitude(
         ValueError: Not a classifier, or an invalid argument.
         CheckpointError: As in :func:`mmst.analysis.run_loafing`.
     """
-    checkpoints, labels = check_checkpoints(checkpoints, labels)
-    check_bn_recal_images(bn_recal_images)
-    specs = parse_subnet_specs(subnets, '--subnets')
-    with open_sweep(
-        config, split, max_images, cfg_options, space, bn_recal_images, seed
-    ) as sweep:
-        check_classifier(sweep.arch)
-        members: List[Optional[Subnet]] = [None] + sweep.members(specs)
-        recal_images = bn_recal_images
-        networks = [
-            dict(
-                name='main' if s is None else format_subnet(s),
-                subnet=sweep.elastic.stage_depths
-                if s is None
-                else [len(k) for k in s],
-                bn_stats='re-estimated'
-                if s is not None and sweep.recal_images
-                else 'stored',
-                stats={},
-            )
-            for s in members
-        ]
-        bar = progress(len(labels), 'logit_magnitude', not show_progress)
-        try:
-            for label, path in zip(labels, checkpoints):
-                bar.set_postfix_str(label)
-                sweep.load(path, strict)
-                found, _ = sweep.run(members, [LogitMagnitude()])
-                for net, result in zip(networks, found):
-                    net['stats'][label] = result['LogitMagnitude']
-                bar.update(1)
-        finally:
-            bar.close()
-        eval_images = len(sweep.loader.dataset)
-
+    networks, facts = sweep_networks(
+        LogitMagnitude,
+        'stats',
+        config,
+        checkpoints,
+        **options,
+        check=check_classifier,
+        desc='logit_magnitude',
+    )
     return dict(
         config=osp.abspath(config),
-        split=split,
-        eval_images=eval_images,
-        bn_recal_images=recal_images,
-        seed=seed,
-        strict=strict,
-        checkpoints=[
-            dict(label=label, path=osp.abspath(path))
-            for label, path in zip(labels, checkpoints)
-        ],
+        split=options.get('split', 'val'),
+        eval_images=facts['eval_images'],
+        bn_recal_images=options.get('bn_recal_images', 2000),
+        seed=options.get('seed', 0),
+        strict=options.get('strict', True),
+        checkpoints=facts['checkpoints'],
         networks=networks,
     )
 
@@ -170,11 +127,7 @@ def write_logit_magnitude(result: dict, out_dir: str) -> Dict[str, str]:
     """Write ``logit_magnitude.json`` and ``logit_magnitude.png`` to
     ``out_dir``; return their paths."""
     return report.write_outputs(
-        result,
-        out_dir,
-        'logit_magnitude',
-        dict(png=lambda path: plot_logit_magnitude(result, path)),
-        indent=2,
+        result, out_dir, 'logit_magnitude', png=plot_logit_magnitude
     )
 
 

@@ -83,28 +83,30 @@ def save_figure(fig, path: str, dpi: int, rect=None) -> None:
     plt.close(fig)
 
 
-def write_text(path: str, text: str) -> None:
-    with open(path, 'w') as f:
-        f.write(text)
-
-
 def write_outputs(
     result: dict,
     out_dir: str,
     stem: str,
-    writers: Dict[str, Callable[[str], None]],
+    csv: Optional[Callable[[dict, str], None]] = None,
+    md: Optional[Callable[[dict], str]] = None,
+    png: Optional[Callable[[dict, str], None]] = None,
     indent: int = 2,
     plot_path: Optional[str] = None,
 ) -> Dict[str, str]:
-    """Write ``out_dir/<stem>.json`` (``result``, atomically), then each
-    ``out_dir/<stem>.<kind>`` with ``writers[kind](path)`` (``'png'`` at
+    """Write ``out_dir/<stem>.json`` (``result``, atomically), then where
+    given ``<stem>.csv`` (``csv(result, path)``), ``<stem>.md`` (the text
+    ``md(result)``) and ``<stem>.png`` (``png(result, path)``, at
     ``plot_path`` when given). Returns the paths by kind."""
     os.makedirs(out_dir, exist_ok=True)
-    paths = {kind: osp.join(out_dir, f'{stem}.{kind}') for kind in writers}
-    if plot_path and 'png' in writers:
-        paths['png'] = plot_path
-    paths = dict(json=osp.join(out_dir, f'{stem}.json'), **paths)
+    kinds = dict(json=True, csv=csv, md=md, png=png)
+    paths = {k: osp.join(out_dir, f'{stem}.{k}') for k in kinds if kinds[k]}
     write_json_atomic(result, paths['json'], indent)
-    for kind, write in writers.items():
-        write(paths[kind])
+    if csv:
+        csv(result, paths['csv'])
+    if md:
+        with open(paths['md'], 'w') as f:
+            f.write(md(result))
+    if png:
+        paths['png'] = plot_path or paths['png']
+        png(result, paths['png'])
     return paths

@@ -1,6 +1,7 @@
 """The menu's files: ``menu.csv``, ``menu.md`` and ``menu.png`` (with
 ``menu.json``, :func:`write_outputs`)."""
 
+import functools
 import math
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
@@ -217,19 +218,9 @@ def write_outputs(
     """Write ``menu.json``, ``menu.csv``, ``menu.md`` and the plot (default
     ``out_dir/menu.png``); ``chosen`` = (label, member) is marked. Returns
     the paths."""
-    member = chosen[1] if chosen else None
-    ring = (chosen[0], member['name']) if chosen else None
+    md = functools.partial(markdown_table, chosen=chosen and chosen[1])
+    ring = (chosen[0], chosen[1]['name']) if chosen else None
+    png = functools.partial(plot, title=title, chosen=ring)
     return report.write_outputs(
-        menu,
-        out_dir,
-        'menu',
-        dict(
-            csv=lambda path: write_csv(menu, path),
-            md=lambda path: report.write_text(
-                path, markdown_table(menu, member)
-            ),
-            png=lambda path: plot(menu, path, title, ring),
-        ),
-        indent=1,
-        plot_path=plot_path,
+        menu, out_dir, 'menu', write_csv, md, png, 1, plot_path
     )
