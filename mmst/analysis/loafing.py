@@ -108,21 +108,7 @@ def sweep_networks(
         if check is not None:
             check(sweep.arch)
         members = [None] + sweep.members(specs)
-        networks = []
-        for sub in members:
-            depths = sweep.elastic.stage_depths
-            depths = depths if sub is None else [len(k) for k in sub]
-            networks.append(
-                dict(
-                    name='main' if sub is None else format_subnet(sub),
-                    subnet=depths,
-                    bn_stats='re-estimated'
-                    if sub is not None and sweep.recal_images
-                    else 'stored',
-                    **(row(sweep, sub, depths) if row else {}),
-                    **{key: {}},
-                )
-            )
+        networks = [_network(sweep, sub, row, key) for sub in members]
         used = []
         bar = progress(len(labels), desc, not show_progress)
         try:
@@ -147,6 +133,21 @@ def sweep_networks(
         recal_images=sweep.recal_images,
         has_bn=sweep.has_bn,
         space=sweep.space,
+    )
+
+
+def _network(sweep, sub, row: Optional[Callable], key: str) -> dict:
+    """The row of the main network (``sub`` None) or a sub-network."""
+    depths = sweep.elastic.stage_depths
+    depths = depths if sub is None else [len(k) for k in sub]
+    return dict(
+        name='main' if sub is None else format_subnet(sub),
+        subnet=depths,
+        bn_stats='re-estimated'
+        if sub is not None and sweep.recal_images
+        else 'stored',
+        **(row(sweep, sub, depths) if row else {}),
+        **{key: {}},
     )
 
 

@@ -84,14 +84,7 @@ def build_menu(
         recal_loader=False,
     ) as sweep:
         subs = sweep.members(st.specs, 'subnets')
-        settings = fingerprint(st, sweep.cfg, subs, machine)
-        menu = load_existing(st.out_dir, settings, st.force)
-        resumed = menu is not None
-        if menu is None:
-            menu = new_menu(st, settings, machine, sweep.space)
-        menu['latency_batch_size'] = st.latency_batch_size
-        menu['latency_runtime'] = st.latency_runtime
-        menu.pop('choice', None)  # a budget choice belongs to one call
+        menu, resumed = _open_menu(st, sweep, subs, machine)
         units = Units(menu, st, on_unit)
         sweep.model.to(st.torch_device)
         prepared = _prepare_data(sweep, st, menu, units.timings)
@@ -120,6 +113,20 @@ def build_menu(
     units.timings['total_s'] = time.perf_counter() - t_start
     units.save()
     return menu
+
+
+def _open_menu(st: MenuSettings, sweep: Sweep, subs: list, machine: dict):
+    """The menu to resume (same settings) or a new one, and whether it is
+    resumed."""
+    settings = fingerprint(st, sweep.cfg, subs, machine)
+    menu = load_existing(st.out_dir, settings, st.force)
+    resumed = menu is not None
+    if menu is None:
+        menu = new_menu(st, settings, machine, sweep.space)
+    menu['latency_batch_size'] = st.latency_batch_size
+    menu['latency_runtime'] = st.latency_runtime
+    menu.pop('choice', None)  # a budget choice belongs to one call
+    return menu, resumed
 
 
 def _prepare_data(
