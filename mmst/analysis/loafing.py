@@ -154,6 +154,7 @@ def _network(sweep, sub, row: Optional[Callable], key: str) -> dict:
 def run_loafing(
     config: str,
     checkpoints: Sequence[str],
+    *,
     metric: Optional[str] = None,
     **options,
 ) -> dict:

@@ -30,7 +30,7 @@ def _complete(menu: dict, labels: List[str]) -> bool:
 
 
 def build_menu(
-    config, checkpoints=(), on_unit: Optional[Callable] = None, **options
+    config, checkpoints=(), *, on_unit: Optional[Callable] = None, **options
 ) -> dict:
     """Measure every member and return the menu (also in
     ``out_dir/menu.json``, rewritten after every finished unit).
