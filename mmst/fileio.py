@@ -205,7 +205,7 @@ def save_atomic(obj: Any, path: PathLike) -> None:
     write_atomic(lambda f: torch.save(obj, f), path)
 
 
-def write_json_atomic(obj: Any, path: PathLike) -> None:
-    """``obj`` as JSON (``indent=1``) to ``path`` through
+def write_json_atomic(obj: Any, path: PathLike, indent: int = 1) -> None:
+    """``obj`` as JSON (``indent`` spaces) to ``path`` through
     :func:`write_atomic`."""
-    write_atomic(json.dumps(obj, indent=1), path)
+    write_atomic(json.dumps(obj, indent=indent), path)

@@ -13,20 +13,27 @@ statistics, so the exported sub-network reproduces the number in the
 table.
 """
 
-import csv
-import json
-import os
+import functools
 import os.path as osp
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from mmst.subnet import format_subnet, parse_subnet_specs
 
+from . import report
 from .cost import FLOPS_CONVENTION, count_flops, count_params
 from .runner import check_bn_recal_images, input_shape_of, progress
-from .sweep import TaskMetric, check_checkpoints, open_sweep, select_metric
+from .sweep import (
+    Measure,
+    TaskMetric,
+    check_checkpoints,
+    open_sweep,
+    select_metric,
+)
 
 
-def run_loafing(
+def sweep_networks(
+    measure: Type[Measure],
+    key: str,
     config: str,
     checkpoints: Sequence[str],
     labels: Optional[Sequence[str]] = None,
@@ -34,16 +41,20 @@ def run_loafing(
     space: Optional[str] = None,
     bn_recal_images: int = 2000,
     split: str = 'val',
-    metric: Optional[str] = None,
     max_images: Optional[int] = None,
     seed: int = 0,
     cfg_options: Optional[dict] = None,
     show_progress: bool = False,
     strict: bool = True,
-) -> dict:
-    """Evaluate the main network and the sub-networks of one config with
-    one or more checkpoints (a :mod:`mmst.analysis.sweep` with the task
-    metric).
+    *,
+    row: Optional[Callable] = None,
+    check: Optional[Callable] = None,
+    desc: str = 'loafing',
+) -> Tuple[List[dict], dict]:
+    """The main network and the sub-networks of one config, measured by a
+    new ``measure()`` for each checkpoint (a :mod:`mmst.analysis.sweep`):
+    what :func:`run_loafing` and :func:`mmst.analysis.run_logit_magnitude`
+    share.
 
     Args:
         config (str): Config file (mmst ST config or upstream).
@@ -61,8 +72,6 @@ def run_loafing(
             statistics (0: the stored statistics, which shows BN mismatch,
             not loafing). Defaults to 2000.
         split (str): ``'val'`` or ``'test'``.
-        metric (str, optional): Metric key to tabulate (default: the
-            first the evaluator returns).
         max_images (int, optional): Evaluate on the first N images.
         seed (int): Seed of the re-estimation images and augmentations.
         cfg_options (dict, optional): Config overrides.
@@ -70,15 +79,18 @@ def run_loafing(
         strict (bool): Refuse a checkpoint with a missing, unexpected or
             mis-shaped key (:func:`mmst.analysis.load_weights`). Defaults
             to True; False loads the keys that fit and logs the others.
+        row (callable, optional): ``row(sweep, subnet, depths)``: more
+            entries of a network's row (None: the main network).
+        check (callable, optional): ``check(sweep.arch)`` before anything
+            is loaded.
+        desc (str): The progress bar's name.
 
     Returns:
-        dict: ``config``, ``split``, ``eval_images``, ``metric``,
-        ``bn_recal_images``, ``seed``, ``strict``, ``input_shape``,
-        ``flops_convention``, ``space``, ``checkpoints`` and ``networks``
-        (per network: ``name``, ``subnet`` (blocks per stage), ``blocks``,
-        ``params``, ``flops``, ``bn_stats``, ``metrics`` (all metrics per
-        label), ``results`` (the chosen metric per label) and
-        ``recal_images_used``). :func:`write_all` writes it.
+        tuple: The networks (``name``, ``subnet`` (blocks per stage),
+        ``bn_stats``, the ``row`` entries and ``key``: per label the
+        measure's result) and ``dict(labels, checkpoints, used,
+        eval_images, recal_images, has_bn, space)`` (``used``: the
+        re-estimation images of each checkpoint).
 
     Raises:
         ValueError: An invalid argument (the message names it).
@@ -93,113 +105,153 @@ def run_loafing(
     with open_sweep(
         config, split, max_images, cfg_options, space, bn_recal_images, seed
     ) as sweep:
+        if check is not None:
+            check(sweep.arch)
         members = [None] + sweep.members(specs)
-        arch, elastic = sweep.arch, sweep.elastic
-        shape = input_shape_of(sweep.model, sweep.loader)
-        networks = []
-        for subnet in members:
-            depths = (
-                elastic.stage_depths
-                if subnet is None
-                else [len(kept) for kept in subnet]
-            )
-            networks.append(
-                dict(
-                    name='main' if subnet is None else format_subnet(subnet),
-                    subnet=None,
-                    bn_stats='re-estimated'
-                    if subnet is not None and sweep.recal_images
-                    else 'stored',
-                    depths=depths,
-                    blocks=sum(depths),
-                    params=count_params(arch, elastic, subnet),
-                    flops=count_flops(arch, shape, elastic, subnet),
-                    metrics={},
-                )
-            )
-        bar = progress(len(labels), 'loafing', not show_progress)
+        networks = [_network(sweep, sub, row, key) for sub in members]
+        used = []
+        bar = progress(len(labels), desc, not show_progress)
         try:
             for label, path in zip(labels, checkpoints):
                 bar.set_postfix_str(label)
                 sweep.load(path, strict)
-                found, used = sweep.run(members, [TaskMetric()])
+                found, images = sweep.run(members, [measure()])
+                used.append(images)
                 for net, result in zip(networks, found):
-                    net['metrics'][label] = result['TaskMetric']
-                    if used and net['bn_stats'] == 're-estimated':
-                        net['recal_images_used'] = used
+                    net[key][label] = result[measure.__name__]
                 bar.update(1)
         finally:
             bar.close()
-        eval_images = len(sweep.loader.dataset)
-        recal_images, has_bn = sweep.recal_images, sweep.has_bn
+    return networks, dict(
+        labels=labels,
+        checkpoints=[
+            dict(label=label, path=osp.abspath(path))
+            for label, path in zip(labels, checkpoints)
+        ],
+        used=used,
+        eval_images=len(sweep.loader.dataset),
+        recal_images=sweep.recal_images,
+        has_bn=sweep.has_bn,
+        space=sweep.space,
+    )
 
+
+def _network(sweep, sub, row: Optional[Callable], key: str) -> dict:
+    """The row of the main network (``sub`` None) or a sub-network."""
+    depths = sweep.elastic.stage_depths
+    depths = depths if sub is None else [len(k) for k in sub]
+    return dict(
+        name='main' if sub is None else format_subnet(sub),
+        subnet=depths,
+        bn_stats='re-estimated'
+        if sub is not None and sweep.recal_images
+        else 'stored',
+        **(row(sweep, sub, depths) if row else {}),
+        **{key: {}},
+    )
+
+
+def run_loafing(
+    config: str,
+    checkpoints: Sequence[str],
+    *,
+    metric: Optional[str] = None,
+    **options,
+) -> dict:
+    """Evaluate the main network and the sub-networks of one config with
+    one or more checkpoints (:func:`sweep_networks` with the task metric).
+
+    ``metric``: the metric key to tabulate (default: the first the
+    evaluator returns); ``options``: as :func:`sweep_networks`
+    (``labels``, ``subnets``, ``space``, ``bn_recal_images``, ``split``,
+    ``max_images``, ``seed``, ``cfg_options``, ``show_progress``,
+    ``strict``).
+
+    Returns:
+        dict: ``config``, ``split``, ``eval_images``, ``metric``,
+        ``bn_recal_images``, ``seed``, ``strict``, ``input_shape``,
+        ``flops_convention``, ``space``, ``checkpoints`` and ``networks``
+        (per network: ``name``, ``subnet`` (blocks per stage), ``blocks``,
+        ``params``, ``flops``, ``bn_stats``, ``metrics`` (all metrics per
+        label), ``results`` (the chosen metric per label) and
+        ``recal_images_used``). :func:`write_all` writes it.
+
+    Raises:
+        ValueError, CheckpointError: As :func:`sweep_networks`.
+    """
+    shape = []
+
+    def costs(sweep, subnet, depths) -> dict:
+        if not shape:
+            shape.extend(input_shape_of(sweep.model, sweep.loader))
+        arch, elastic = sweep.arch, sweep.elastic
+        return dict(
+            blocks=sum(depths),
+            params=count_params(arch, elastic, subnet),
+            flops=count_flops(arch, tuple(shape), elastic, subnet),
+        )
+
+    networks, facts = sweep_networks(
+        TaskMetric, 'metrics', config, checkpoints, **options, row=costs
+    )
+    labels, used = facts['labels'], [u for u in facts['used'] if u]
     metric = select_metric(networks[0]['metrics'][labels[0]], metric)
     for net in networks:
-        net['subnet'] = net.pop('depths')
+        if used and net['bn_stats'] == 're-estimated':
+            net['recal_images_used'] = used[-1]
         net['results'] = {
             label: net['metrics'][label][metric] for label in labels
         }
     return dict(
         config=osp.abspath(config),
-        split=split,
-        eval_images=eval_images,
+        split=options.get('split', 'val'),
+        eval_images=facts['eval_images'],
         metric=metric,
-        bn_recal_images=recal_images,
-        has_bn=has_bn,
-        seed=seed,
-        strict=strict,
-        input_shape=list(shape),
+        bn_recal_images=facts['recal_images'],
+        has_bn=facts['has_bn'],
+        seed=options.get('seed', 0),
+        strict=options.get('strict', True),
+        input_shape=shape,
         flops_convention=FLOPS_CONVENTION,
         space=dict(
-            stage_depths=sweep.space.stage_depths,
-            depth_choices=sweep.space.depth_choices,
+            stage_depths=facts['space'].stage_depths,
+            depth_choices=facts['space'].depth_choices,
         ),
-        checkpoints=[
-            dict(label=label, path=osp.abspath(path))
-            for label, path in zip(labels, checkpoints)
-        ],
+        checkpoints=facts['checkpoints'],
         networks=networks,
     )
 
 
-def _flops_unit(result: dict) -> Tuple[str, float]:
-    flops = [n['flops'] for n in result['networks'] if n['flops']]
-    if flops and max(flops) >= 1e9:
-        return 'GFLOPs', 1e9
-    return 'MFLOPs', 1e6
-
-
-def _fmt(value: Optional[float], digits: int = 2) -> str:
-    return '-' if value is None else f'{value:.{digits}f}'
-
-
 def write_csv(result: dict, path: str) -> None:
-    labels = [c['label'] for c in result['checkpoints']]
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
-            + [f'{label} {result["metric"]}' for label in labels]
-        )
-        for net in result['networks']:
-            writer.writerow(
-                [
-                    net['name'],
-                    ' '.join(map(str, net['subnet'])),
-                    net['blocks'],
-                    net['flops'] if net['flops'] is not None else '',
-                    net['params'],
-                    net['bn_stats'],
-                ]
-                + [net['results'][label] for label in labels]
-            )
+    """One row per network: blocks, FLOPs, parameters, BN statistics and
+    the metric per checkpoint."""
+    labels = report.labels_of(result)
+    report.write_csv(
+        path,
+        ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
+        + [f'{label} {result["metric"]}' for label in labels],
+        (
+            [
+                net['name'],
+                ' '.join(map(str, net['subnet'])),
+                net['blocks'],
+                net['flops'] if net['flops'] is not None else '',
+                net['params'],
+                net['bn_stats'],
+            ]
+            + [net['results'][label] for label in labels]
+            for net in result['networks']
+        ),
+    )
 
 
 def markdown_table(result: dict) -> str:
-    labels = [c['label'] for c in result['checkpoints']]
-    unit, scale = _flops_unit(result)
+    """The table as Markdown, after a line naming the metric, the split
+    and the BN statistics."""
+    labels = report.labels_of(result)
+    unit, scale = report.flops_unit(result['networks'])
     recal = result['bn_recal_images']
-    lines = [
+    caption = (
         f'{result["metric"]} on the {result["split"]} set '
         f'({result["eval_images"]} images) of '
         f'`{osp.basename(result["config"])}`'
@@ -213,76 +265,51 @@ def markdown_table(result: dict) -> str:
                 if recal
                 else "the stored (main network's) BN statistics."
             )
-        ),
-        '',
-        '| network | blocks per stage | blocks | '
-        f'{unit} | params (M) | ' + ' | '.join(labels) + ' |',
-        '|---|---|---|---|---|' + '---|' * len(labels),
-    ]
-    for net in result['networks']:
-        flops = net['flops'] / scale if net['flops'] is not None else None
-        name = 'main' if net['name'] == 'main' else 'sub-network'
-        lines.append(
-            f'| {name} | {net["subnet"]} | {net["blocks"]} | '
-            f'{_fmt(flops)} | {net["params"] / 1e6:.3f} | '
-            + ' | '.join(_fmt(net['results'][lb]) for lb in labels)
-            + ' |'
         )
-    return '\n'.join(lines) + '\n'
+    )
+    rows = [
+        [
+            'main' if net['name'] == 'main' else 'sub-network',
+            str(net['subnet']),
+            str(net['blocks']),
+            report.fmt(None if net['flops'] is None else net['flops'] / scale),
+            f'{net["params"] / 1e6:.3f}',
+        ]
+        + [report.fmt(net['results'][label]) for label in labels]
+        for net in result['networks']
+    ]
+    header = ['network', 'blocks per stage', 'blocks', unit, 'params (M)']
+    return report.markdown_table(header + labels, rows, caption)
 
 
 def plot(result: dict, path: str, title: Optional[str] = None) -> None:
     """Accuracy vs FLOPs and vs blocks kept, one series per checkpoint."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    labels = [c['label'] for c in result['checkpoints']]
-    unit, scale = _flops_unit(result)
+    labels = report.labels_of(result)
+    unit, scale = report.flops_unit(result['networks'])
     has_flops = all(n['flops'] is not None for n in result['networks'])
     ncols = 2 if has_flops else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.8), squeeze=False)
-    axes = axes[0]
-    colors = ['tab:blue', 'tab:red', 'tab:green', 'tab:purple']
-    markers = ['o', 's', '^', 'D']
+    fig, axes = report.figure(ncols, (6 * ncols, 4.8))
     width = 0.3 if len(labels) > 1 else 0.0
     subnets = [n for n in result['networks'] if n['name'] != 'main']
     main = result['networks'][0]
+    panels = [(axes[-1], lambda n, offset: n['blocks'] + offset)]
+    if has_flops:
+        panels.append((axes[0], lambda n, offset: n['flops'] / scale))
     for i, label in enumerate(labels):
-        color, marker = colors[i % len(colors)], markers[i % len(markers)]
+        color = report.COLORS[i % len(report.COLORS)]
+        marker = report.MARKERS[i % len(report.MARKERS)]
         offset = (i - (len(labels) - 1) / 2) * width
-        ys = [n['results'][label] for n in subnets]
-        ax_depth = axes[-1]
-        ax_depth.scatter(
-            [n['blocks'] + offset for n in subnets],
-            ys,
-            color=color,
-            marker=marker,
-            alpha=0.75,
-            label=f'{label} sub-networks',
-        )
-        ax_depth.scatter(
-            [main['blocks'] + offset],
-            [main['results'][label]],
-            color=color,
-            marker='*',
-            s=220,
-            edgecolors='black',
-            label=f'{label} main network',
-        )
-        if has_flops:
-            ax = axes[0]
+        for ax, x in panels:
             ax.scatter(
-                [n['flops'] / scale for n in subnets],
-                ys,
+                [x(n, offset) for n in subnets],
+                [n['results'][label] for n in subnets],
                 color=color,
                 marker=marker,
                 alpha=0.75,
                 label=f'{label} sub-networks',
             )
             ax.scatter(
-                [main['flops'] / scale],
+                [x(main, offset)],
                 [main['results'][label]],
                 color=color,
                 marker='*',
@@ -321,10 +348,7 @@ def plot(result: dict, path: str, title: Optional[str] = None) -> None:
         ),
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=110, rect=(0, 0.07, 1, 1))
 
 
 def write_all(
@@ -333,18 +357,9 @@ def write_all(
     plot_path: Optional[str] = None,
     title: Optional[str] = None,
 ) -> Dict[str, str]:
-    """Write JSON, CSV, Markdown and PNG; return their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = dict(
-        json=osp.join(out_dir, 'loafing.json'),
-        csv=osp.join(out_dir, 'loafing.csv'),
-        md=osp.join(out_dir, 'loafing.md'),
-        png=plot_path or osp.join(out_dir, 'loafing.png'),
+    """Write ``loafing.json``, ``.csv``, ``.md`` and ``.png`` (``plot_path``
+    when given) to ``out_dir``; return their paths."""
+    md, png = markdown_table, functools.partial(plot, title=title)
+    return report.write_outputs(
+        result, out_dir, 'loafing', write_csv, md, png, 2, plot_path
     )
-    with open(paths['json'], 'w') as f:
-        json.dump(result, f, indent=2)
-    write_csv(result, paths['csv'])
-    with open(paths['md'], 'w') as f:
-        f.write(markdown_table(result))
-    plot(result, paths['png'], title)
-    return paths

@@ -9,20 +9,17 @@ in the loafing table (``bn_recal_images=0``: the stored statistics).
 """
 
 import copy
-import json
-import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn as nn
 
 from mmst.models.tasks import infer_task
-from mmst.subnet import format_subnet, parse_subnet_specs
-from mmst.subnet.space import Subnet
 
-from .runner import check_bn_recal_images, progress
-from .sweep import Measure, check_checkpoints, open_sweep
+from . import report
+from .loafing import sweep_networks
+from .sweep import Measure
 
 
 def check_classifier(arch: nn.Module) -> None:
@@ -87,25 +84,13 @@ class LogitMagnitude(Measure):
 
 
 def run_logit_magnitude(
-    config: str,
-    checkpoints: Sequence[str],
-    labels: Optional[Sequence[str]] = None,
-    subnets: Union[str, Sequence] = ('all',),
-    space: Optional[str] = None,
-    bn_recal_images: int = 2000,
-    split: str = 'val',
-    max_images: Optional[int] = None,
-    seed: int = 0,
-    cfg_options: Optional[dict] = None,
-    show_progress: bool = False,
-    strict: bool = True,
+    config: str, checkpoints: Sequence[str], **options
 ) -> dict:
-    """Logit statistics of the main network and the sub-networks (a
-    :mod:`mmst.analysis.sweep` with :class:`LogitMagnitude`).
-
-    Arguments as :func:`mmst.analysis.run_loafing` (``bn_recal_images``:
-    training images for each sub-network's BN statistics, 0: stored;
-    ``strict``: refuse a checkpoint that does not fit the model).
+    """Logit statistics of the main network and the sub-networks
+    (:func:`mmst.analysis.loafing.sweep_networks` with
+    :class:`LogitMagnitude`; ``options`` as there: ``labels``,
+    ``subnets``, ``space``, ``bn_recal_images``, ``split``, ``max_images``,
+    ``seed``, ``cfg_options``, ``show_progress``, ``strict``).
 
     Returns:
         dict: ``config``, ``split``, ``eval_images``, ``bn_recal_images``,
@@ -117,52 +102,23 @@ def run_logit_magnitude(
         ValueError: Not a classifier, or an invalid argument.
         CheckpointError: As in :func:`mmst.analysis.run_loafing`.
     """
-    checkpoints, labels = check_checkpoints(checkpoints, labels)
-    check_bn_recal_images(bn_recal_images)
-    specs = parse_subnet_specs(subnets, '--subnets')
-    with open_sweep(
-        config, split, max_images, cfg_options, space, bn_recal_images, seed
-    ) as sweep:
-        check_classifier(sweep.arch)
-        members: List[Optional[Subnet]] = [None] + sweep.members(specs)
-        recal_images = bn_recal_images
-        networks = [
-            dict(
-                name='main' if s is None else format_subnet(s),
-                subnet=sweep.elastic.stage_depths
-                if s is None
-                else [len(k) for k in s],
-                bn_stats='re-estimated'
-                if s is not None and sweep.recal_images
-                else 'stored',
-                stats={},
-            )
-            for s in members
-        ]
-        bar = progress(len(labels), 'logit_magnitude', not show_progress)
-        try:
-            for label, path in zip(labels, checkpoints):
-                bar.set_postfix_str(label)
-                sweep.load(path, strict)
-                found, _ = sweep.run(members, [LogitMagnitude()])
-                for net, result in zip(networks, found):
-                    net['stats'][label] = result['LogitMagnitude']
-                bar.update(1)
-        finally:
-            bar.close()
-        eval_images = len(sweep.loader.dataset)
-
+    networks, facts = sweep_networks(
+        LogitMagnitude,
+        'stats',
+        config,
+        checkpoints,
+        **options,
+        check=check_classifier,
+        desc='logit_magnitude',
+    )
     return dict(
         config=osp.abspath(config),
-        split=split,
-        eval_images=eval_images,
-        bn_recal_images=recal_images,
-        seed=seed,
-        strict=strict,
-        checkpoints=[
-            dict(label=label, path=osp.abspath(path))
-            for label, path in zip(labels, checkpoints)
-        ],
+        split=options.get('split', 'val'),
+        eval_images=facts['eval_images'],
+        bn_recal_images=options.get('bn_recal_images', 2000),
+        seed=options.get('seed', 0),
+        strict=options.get('strict', True),
+        checkpoints=facts['checkpoints'],
         networks=networks,
     )
 
@@ -170,63 +126,45 @@ def run_logit_magnitude(
 def write_logit_magnitude(result: dict, out_dir: str) -> Dict[str, str]:
     """Write ``logit_magnitude.json`` and ``logit_magnitude.png`` to
     ``out_dir``; return their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = dict(
-        json=osp.join(out_dir, 'logit_magnitude.json'),
-        png=osp.join(out_dir, 'logit_magnitude.png'),
+    return report.write_outputs(
+        result, out_dir, 'logit_magnitude', png=plot_logit_magnitude
     )
-    with open(paths['json'], 'w') as f:
-        json.dump(result, f, indent=2)
-    plot_logit_magnitude(result, paths['png'])
-    return paths
 
 
 def logit_table(result: dict) -> str:
     """A Markdown table: mean L2 norm and top-1 per network and label."""
-    labels = [c['label'] for c in result['checkpoints']]
-    lines = [
-        '| network | '
-        + ' | '.join(f'{lb} mean L2 | {lb} top-1' for lb in labels)
-        + ' |',
-        '|---|' + '---|---|' * len(labels),
-    ]
+    labels = report.labels_of(result)
+    header = ['network']
+    for label in labels:
+        header += [f'{label} mean L2', f'{label} top-1']
+    rows = []
     for net in result['networks']:
-        cells = ' | '.join(
-            f'{net["stats"][lb]["mean_l2"]:.3f} | '
-            f'{net["stats"][lb]["top1"]:.2f}'
-            for lb in labels
-        )
-        lines.append(f'| {net["name"]} | {cells} |')
-    return '\n'.join(lines) + '\n'
+        rows.append([net['name']])
+        for label in labels:
+            stats = net['stats'][label]
+            rows[-1] += [f'{stats["mean_l2"]:.3f}', f'{stats["top1"]:.2f}']
+    return report.markdown_table(header, rows)
 
 
 def plot_logit_magnitude(result: dict, path: str) -> None:
     """Mean L2 norm of the logits (bars, std as error bars) per network,
     one series per checkpoint; the main network hatched."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    labels = [c['label'] for c in result['checkpoints']]
+    labels = report.labels_of(result)
     nets = result['networks']
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(nets) + 2), 4.2))
+    fig, (ax,) = report.figure(1, (max(6.0, 0.45 * len(nets) + 2), 4.2))
     width = 0.8 / len(labels)
-    colors = ['tab:blue', 'tab:red', 'tab:green', 'tab:purple']
     for i, label in enumerate(labels):
         xs = [
             j + (i - (len(labels) - 1) / 2) * width for j in range(len(nets))
         ]
-        ys = [n['stats'][label]['mean_l2'] for n in nets]
-        errs = [n['stats'][label]['std_l2'] for n in nets]
         bars = ax.bar(
             xs,
-            ys,
+            [n['stats'][label]['mean_l2'] for n in nets],
             width,
-            yerr=errs,
+            yerr=[n['stats'][label]['std_l2'] for n in nets],
             capsize=2,
             label=label,
-            color=colors[i % len(colors)],
+            color=report.COLORS[i % len(report.COLORS)],
             alpha=0.8,
         )
         bars[0].set_hatch('//')  # the main network
@@ -242,7 +180,4 @@ def plot_logit_magnitude(result: dict, path: str) -> None:
     )
     ax.grid(axis='y', alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path, dpi=110)

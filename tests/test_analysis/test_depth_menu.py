@@ -1,4 +1,4 @@
-"""The depth menu (mmst/analysis/menu.py, tools/analysis_tools/depth_menu.py):
+"""The depth menu (mmst/analysis/menu/, tools/analysis_tools/depth_menu.py):
 the Pareto frontier and the budget choice on a hand-made table; on a
 ResNet-20 trained for a few steps on Fashion-MNIST: the shared (cached)
 batches give the loaders' numbers, outputs, an interrupted sweep resumed,

@@ -24,9 +24,9 @@ from typing import Optional, Sequence
 from mmst.analysis.cli import add_eval_args, eval_kwargs
 from mmst.analysis.menu import (
     BudgetError,
+    MenuSettings,
     build_menu,
     choose_member,
-    default_out_dir,
     export_member,
     markdown_table,
     write_outputs,
@@ -136,24 +136,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    out_dir = args.out_dir or default_out_dir(args.config)
-    menu = build_menu(
+    settings = MenuSettings(
         args.config,
         args.checkpoints,
-        metric=args.metric,
-        batch_sizes=args.batch_sizes,
-        latency_batch_size=args.latency_batch_size,
-        latency_runtime=args.latency_runtime,
-        warmup=args.warmup,
-        repeats=args.repeats,
-        device=args.device,
-        threads=args.threads,
-        ort=args.ort,
-        out_dir=out_dir,
-        force=args.force,
         progress=not args.no_progress,
-        **eval_kwargs(args),
+        **eval_kwargs(
+            args,
+            keys='metric batch_sizes latency_batch_size latency_runtime '
+            'warmup repeats device threads ort out_dir force'.split(),
+        ),
     )
+    out_dir = settings.out_dir
+    menu = build_menu(settings)
     budget = dict(
         max_latency_ms=args.max_latency_ms,
         max_flops=args.max_flops,

@@ -1,0 +1,246 @@
+"""The sweep of a depth menu: :func:`build_menu` in steps (data, member
+rows, metric units per checkpoint, latency units, frontiers), and
+:func:`export_member`."""
+
+import math
+import time
+from typing import Callable, List, Optional
+
+import torch
+
+from mmst.engine.bn_recal import check_recal_images
+from mmst.subnet import format_subnet
+
+from ..cost import count_params
+from ..latency import machine_info
+from ..runner import build_recal_loader, quiet_logs
+from ..sweep import Sweep, open_sweep
+from .batches import cache_loader, first_batch
+from .frontier import frontier
+from .measure import Units, flops_counter, latency_units, metric_units
+from .settings import MenuSettings
+from .store import fingerprint, load_existing, new_menu
+
+
+def _complete(menu: dict, labels: List[str]) -> bool:
+    return all(
+        m['latency'] is not None and all(lb in m['results'] for lb in labels)
+        for m in menu['members']
+    )
+
+
+def build_menu(
+    config, checkpoints=(), *, on_unit: Optional[Callable] = None, **options
+) -> dict:
+    """Measure every member and return the menu (also in
+    ``out_dir/menu.json``, rewritten after every finished unit).
+
+    Units of work: the metric of one member for one checkpoint (BN
+    statistics re-estimated for the member, as
+    :func:`mmst.engine.evaluate_subnet`, where BN layers train), and the
+    latency of one member (timed once: the checkpoints share the
+    architecture). A menu in ``out_dir`` with the same settings is
+    resumed: its finished units are kept. The evaluation batches and the
+    re-estimation batches are decoded once and kept in memory
+    (:func:`cache_loader`; evaluation batches over ``cache_mb`` MiB are
+    read again for every member): the numbers equal the loaders'.
+
+    Args:
+        config (str | MenuSettings): The config, or all the settings.
+        checkpoints (Sequence[str]): Checkpoints of ``config``.
+        on_unit (callable, optional): ``on_unit(menu, unit)`` after each
+            finished unit has been written.
+        **options: The other :class:`MenuSettings`.
+
+    Returns:
+        dict: The menu: ``settings``, ``machine``, ``metric``,
+        ``checkpoints``, ``members`` (``name``, ``subnet`` (blocks kept per
+        stage), ``blocks``, ``params``, ``flops``, ``latency`` {batch size:
+        {``median_ms``, ``iqr_ms``, ...}}, ``onnxruntime_latency``,
+        ``results`` {label: {``metric``, ``metrics``,
+        ``recal_images_used``}}), ``frontiers``, ``complete``, ``runs``
+        (with ``timings``).
+
+    Raises:
+        MenuSettingsError: ``out_dir`` holds a menu made with other
+            settings (names the differing ones).
+        ValueError: Invalid arguments (named with the allowed values).
+    """
+    t_start = time.perf_counter()
+    st = config
+    if not isinstance(config, MenuSettings):
+        st = MenuSettings(config, checkpoints, **options)
+    if st.threads is not None:
+        torch.set_num_threads(st.threads)
+    machine = machine_info(st.torch_device)
+    with open_sweep(
+        st.config,
+        st.split,
+        st.max_images,
+        st.cfg_options,
+        st.space,
+        st.bn_recal_images,
+        st.seed,
+        recal_loader=False,
+    ) as sweep:
+        subs = sweep.members(st.specs, 'subnets')
+        menu, resumed = _open_menu(st, sweep, subs, machine)
+        units = Units(menu, st, on_unit)
+        sweep.model.to(st.torch_device)
+        prepared = _prepare_data(sweep, st, menu, units.timings)
+        rows = _rows(menu, subs, sweep)
+        todo = {
+            label: [(s, r) for s, r in rows if label not in r['results']]
+            for label in st.labels
+        }
+        todo_latency = [(s, r) for s, r in rows if r['latency'] is None]
+        units.start(resumed, sum(map(len, todo.values())) + len(todo_latency))
+        try:
+            for label, path in zip(st.labels, st.checkpoints):
+                if todo[label]:
+                    metric_units(units, sweep, st, label, path, todo[label])
+            latency_units(units, sweep, st, prepared, todo_latency)
+        finally:
+            units.bar.close()
+    menu['complete'] = _complete(menu, st.labels)
+    menu['frontiers'] = {
+        label: dict(
+            latency=frontier(menu, label, 'latency', st.latency_batch_size),
+            flops=frontier(menu, label, 'flops'),
+        )
+        for label in st.labels
+    }
+    units.timings['total_s'] = time.perf_counter() - t_start
+    units.save()
+    return menu
+
+
+def _open_menu(st: MenuSettings, sweep: Sweep, subs: list, machine: dict):
+    """The menu to resume (same settings) or a new one, and whether it is
+    resumed."""
+    settings = fingerprint(st, sweep.cfg, subs, machine)
+    menu = load_existing(st.out_dir, settings, st.force)
+    resumed = menu is not None
+    if menu is None:
+        menu = new_menu(st, settings, machine, sweep.space)
+    menu['latency_batch_size'] = st.latency_batch_size
+    menu['latency_runtime'] = st.latency_runtime
+    menu.pop('choice', None)  # a budget choice belongs to one call
+    return menu, resumed
+
+
+def _prepare_data(
+    sweep: Sweep, st: MenuSettings, menu: dict, timings: dict
+) -> Optional[dict]:
+    """Cache the evaluation and re-estimation batches in memory; the
+    preprocessed first evaluation batch (latency input), its shape and
+    the data facts recorded in ``menu``. None for a finished menu (it
+    needs no data)."""
+    if menu['members'] and _complete(menu, st.labels):
+        return None
+    t0 = time.perf_counter()
+    loader = sweep.loader
+    with quiet_logs():
+        cached = cache_loader(loader, st.cache_mb)
+    if cached is not None:
+        sweep.loader = cached
+    first = first_batch(sweep.loader)
+    if sweep.recal_images:
+        source = build_recal_loader(sweep.cfg, st.seed)
+        per_rank = check_recal_images(source, sweep.recal_images)
+        sweep.recal = cache_loader(source, math.inf, per_rank)
+    timings['cache_s'] += time.perf_counter() - t0
+    with torch.no_grad():
+        prepared = sweep.model.data_preprocessor(first, False)
+    menu.update(
+        eval_images=len(loader.dataset),
+        input_shape=list(prepared['inputs'].shape[1:]),
+        bn_stats='re-estimated'
+        if sweep.recal_images
+        else (
+            'stored'
+            if sweep.has_bn
+            else 'stored (no BN layer is trained: norm_eval, frozen stages '
+            'or no BN)'
+        ),
+        eval_cache=cached is not None,
+    )
+    return prepared
+
+
+def _rows(menu: dict, subs: list, sweep: Sweep) -> list:
+    """(subnet, row) of every member, in order: the menu's row when it has
+    one, else a new row with its size and FLOPs (counted once)."""
+    rows = {m['name']: m for m in menu['members']}
+    ordered, flops_of = [], None
+    for sub in subs:
+        row = rows.get(format_subnet(sub))
+        if row is None:
+            if flops_of is None:
+                flops_of, menu['flops_scope'] = flops_counter(
+                    sweep.arch, menu['input_shape'], sweep.elastic
+                )
+            depths = [len(s) for s in sub]
+            row = dict(
+                name=format_subnet(sub),
+                subnet=depths,
+                blocks=sum(depths),
+                params=count_params(sweep.arch, sweep.elastic, sub),
+                flops=flops_of(sub),
+                latency=None,
+                onnxruntime_latency=None,
+                results={},
+            )
+        ordered.append((sub, row))
+    menu['members'] = [row for _, row in ordered]
+    return ordered
+
+
+def export_member(
+    menu: dict,
+    label: str,
+    member: dict,
+    out_dir: str,
+    onnx: bool = False,
+    force: bool = False,
+    cfg_options: Optional[dict] = None,
+) -> dict:
+    """Write ``member`` of checkpoint ``label`` as a standalone config +
+    checkpoint (and ONNX file) with :func:`mmst.analysis.export_subnet`,
+    with the menu's config, ``cfg_options``, BN re-estimation images and
+    seed, so ``tools/test.py`` on the files gives the menu's metric (same
+    split and images).
+
+    ``cfg_options``: the overrides the menu was built with, as given (the
+    menu's JSON copy has tuples turned into lists; it is used when None).
+
+    Returns:
+        dict: :func:`mmst.analysis.export_subnet`'s summary.
+
+    Raises:
+        FileExistsError: Outputs exist and ``force`` is False.
+        CheckpointError: The checkpoint is unreadable or no longer fits
+            (loaded as strictly as the menu was built).
+    """
+    from ..export import export_subnet
+
+    st = menu['settings']
+    path = next(c['path'] for c in st['checkpoints'] if c['label'] == label)
+    return export_subnet(
+        st['config'],
+        path,
+        list(member['subnet']),
+        out_dir,
+        # the menu re-estimated only where BN layers are trained (else the
+        # stored statistics, which a re-estimation would leave unchanged)
+        bn_recal_images=st['bn_recal_images']
+        if menu.get('bn_stats') == 're-estimated'
+        else 0,
+        seed=st['seed'],
+        force=force,
+        cfg_options=cfg_options
+        if cfg_options is not None
+        else (st['cfg_options'] or None),
+        onnx=onnx,
+        strict=st.get('strict', True),
+    )

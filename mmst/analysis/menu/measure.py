@@ -1,0 +1,205 @@
+"""The units of a menu: the metric of members of one checkpoint (one
+:mod:`mmst.analysis.sweep` pass), the latency of one member, and how its
+FLOPs are counted."""
+
+import logging
+import os.path as osp
+import tempfile
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+
+from mmst.engine import run_members
+
+from .. import latency as lat
+from ..cost import TensorOutputs, count_flops
+from ..runner import progress, quiet_logs
+from ..sweep import Sweep, TaskMetric, select_metric
+from .store import save
+
+
+def flops_counter(
+    arch: torch.nn.Module, input_shape: Sequence[int], elastic
+) -> Tuple[Callable, Optional[str]]:
+    """How the menu counts FLOPs: of the whole ``mode='tensor'`` forward
+    (scope ``'model'``) where mmengine can trace it, else (two-stage
+    detectors, whose forward needs data samples) of ``extract_feat``
+    (scope ``'backbone+neck'``; the depth changes only the backbone), else
+    not at all (scope ``None``). Returns ``(count(subnet), scope)``."""
+    candidates = [(arch, 'model')]
+    if hasattr(arch, 'extract_feat'):
+        candidates.append(
+            (
+                TensorOutputs(arch, flatten=False, features=True),
+                'backbone+neck',
+            )
+        )
+    for module, scope in candidates:
+        if count_flops(module, input_shape, elastic, None) is not None:
+            return (
+                lambda sub, m=module: count_flops(
+                    m, input_shape, elastic, sub
+                ),
+                scope,
+            )
+    return (lambda sub: None), None
+
+
+class Units:
+    """The bookkeeping of one build: the menu, rewritten to
+    ``out_dir/menu.json`` after every finished unit, the timings, the
+    progress bar and the ``on_unit(menu, unit)`` callback."""
+
+    def __init__(self, menu: dict, st, on_unit: Optional[Callable]) -> None:
+        self.menu, self.st, self.on_unit = menu, st, on_unit
+        self.timings = dict(
+            cache_s=0.0, recal_s=0.0, eval_s=0.0, latency_s=0.0
+        )
+        self.run: dict = {}
+        self.bar = None
+
+    def save(self) -> None:
+        self.run['timings'] = {k: round(v, 3) for k, v in self.timings.items()}
+        save(self.menu, self.st.out_dir)
+
+    def start(self, resumed: bool, count: int) -> None:
+        """Record a run of ``count`` units; open the progress bar."""
+        self.run = dict(
+            started=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+            resumed=resumed,
+            units=count,
+        )
+        self.menu['runs'].append(self.run)
+        save(self.menu, self.st.out_dir)
+        self.bar = progress(count, 'depth menu', not self.st.progress)
+
+    def done(self, unit: dict) -> None:
+        self.save()
+        self.bar.update(1)
+        if self.on_unit is not None:
+            self.on_unit(self.menu, unit)
+
+
+def metric_units(
+    units: Units, sweep: Sweep, st, label: str, path: str, todo: list
+) -> None:
+    """The metric of the members of ``todo`` ((subnet, row) pairs) for
+    checkpoint ``label`` at ``path``: their BN statistics re-estimated in
+    one pass, then one pass over the evaluation batches
+    (:meth:`mmst.analysis.Sweep.bn_stats`, :func:`mmst.engine.run_members`
+    with :class:`mmst.analysis.TaskMetric`); each member a unit."""
+    bar, menu = units.bar, units.menu
+    bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
+    with quiet_logs():
+        sweep.load(path, st.strict)
+    sweep.model.to(st.torch_device)
+    subs = [sub for sub, _ in todo]
+
+    def show(what):
+        def on_batch(done: int, total: int) -> None:
+            bar.set_postfix_str(
+                f'{label}: {len(subs)} member(s), {what} batch {done}/{total}'
+            )
+
+        return on_batch
+
+    t0 = time.perf_counter()
+    stats, used = sweep.bn_stats(subs, show('BN re-estimation'))
+    t1 = time.perf_counter()
+    measure = TaskMetric()
+    measure.begin(sweep, len(subs))
+    run_members(
+        sweep.model,
+        sweep.elastic,
+        subs,
+        sweep.loader,
+        measure.process,
+        stats,
+        show('evaluation'),
+    )
+    results = measure.results()
+    units.timings['recal_s'] += t1 - t0
+    units.timings['eval_s'] += time.perf_counter() - t1
+    for (_, row), metrics in zip(todo, results):
+        key = menu['metric'] or select_metric(metrics, st.metric)
+        if key not in metrics:
+            raise ValueError(
+                f"metric {key!r} is not among the evaluator's "
+                f'metrics: {" | ".join(metrics)}'
+            )
+        menu['metric'] = key
+        row['results'][label] = dict(
+            metric=metrics[key], metrics=metrics, recal_images_used=used
+        )
+        units.done(dict(kind='metric', label=label, member=row['name']))
+
+
+def _onnx_file(arch, input_shape: Sequence[int], folder: str):
+    """The active sub-network of ``arch`` as an ONNX file in ``folder``
+    (:func:`mmst.analysis.export_onnx`, dynamic batch axis); None, with a
+    warning, when the model does not export (e.g. detectors)."""
+    from ..export import export_onnx
+
+    path = osp.join(folder, 'member.onnx')
+    try:
+        export_onnx(arch, path, input_shape=input_shape, force=True)
+    except Exception as e:  # ORT latency is an extra column: best effort
+        logging.getLogger(__name__).warning(
+            'cannot export to ONNX (%s: %s); no ONNX Runtime latency',
+            type(e).__name__,
+            e,
+        )
+        return None
+    return path
+
+
+def _ort_possible(arch, st, todo: list) -> bool:
+    """Whether ONNX Runtime latency is asked for and the task exports."""
+    if not (st.ort and todo):
+        return False
+    from ..export import check_onnx_task
+
+    try:
+        check_onnx_task(arch)
+    except ValueError as e:  # e.g. detectors: one warning
+        logging.getLogger(__name__).warning('no ONNX Runtime latency: %s', e)
+        return False
+    return True
+
+
+def latency_units(
+    units: Units, sweep: Sweep, st, prepared: dict, todo: List[tuple]
+) -> None:
+    """The latency of each member of ``todo`` ((subnet, row) pairs) at
+    every batch size: eager PyTorch, and ONNX Runtime when asked for
+    (:mod:`mmst.analysis.latency`) on ``prepared`` (the preprocessed first
+    batch); each member a unit."""
+    arch, elastic = sweep.arch, sweep.elastic
+    input_shape = units.menu['input_shape']
+    ort_ok = _ort_possible(arch, st, todo)
+    for sub, row in todo:
+        units.bar.set_postfix_str(f'latency {row["name"]}')
+        t0 = time.perf_counter()
+        entry, ort_entry = {}, ({} if st.ort else None)
+        with torch.no_grad(), tempfile.TemporaryDirectory(
+            prefix='mmst_menu_onnx_'
+        ) as onnx_dir, elastic.activate(sub):
+            inputs = prepared['inputs'].to(st.torch_device)
+            samples = prepared.get('data_samples')
+            onnx_file = None
+            if ort_ok:
+                onnx_file = _onnx_file(arch, input_shape, onnx_dir)
+            for bs in st.batch_sizes:
+                x, s = lat.tile_batch(inputs, samples, bs)
+                entry[str(bs)] = lat.eager_latency(
+                    arch, x, s, st.warmup, st.repeats
+                )
+                if onnx_file is not None:
+                    ort_entry[str(bs)] = lat.onnxruntime_latency(
+                        onnx_file, x, st.warmup, st.repeats, st.threads
+                    )
+        row['latency'] = entry
+        row['onnxruntime_latency'] = ort_entry
+        units.timings['latency_s'] += time.perf_counter() - t0
+        units.done(dict(kind='latency', member=row['name']))
