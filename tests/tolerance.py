@@ -17,7 +17,7 @@ from typing import Tuple, Union
 
 import torch
 
-from mmst.analysis.rounding import U32, gamma  # noqa: F401 (re-exported)
+from mmst.deploy.rounding import U32, gamma  # noqa: F401 (re-exported)
 
 Number = Union[float, torch.Tensor]
 

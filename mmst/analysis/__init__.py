@@ -1,6 +1,7 @@
-"""Analysis of trained elastic networks as a library: the loafing table,
-logit magnitudes, sub-network cost and export (``docs/analysis.md``); the
-command-line tools under ``tools/`` are thin wrappers around it."""
+"""Analysis of trained elastic networks as a library: the member sweep,
+the loafing table, logit magnitudes, sub-network cost and latency, the
+depth menu (``docs/analysis.md``); the command-line tools under ``tools/``
+are thin wrappers around it. Exporting a member: :mod:`mmst.deploy`."""
 
 from mmst.subnet.space import resolve_subnet_depths
 
@@ -11,17 +12,6 @@ from .cost import (
     count_params,
     flatten_outputs,
     skipped_blocks,
-)
-from .export import (
-    ONNX_TASKS,
-    build_model,
-    check_onnx_task,
-    eval_inputs,
-    export_model_subnet,
-    export_onnx,
-    export_subnet,
-    onnx_parity,
-    subnet_config,
 )
 from .latency import (
     eager_latency,
@@ -54,7 +44,6 @@ from .menu import (
     pareto_front,
     write_outputs,
 )
-from .rounding import accumulation_length, network_rounding_bound
 from .runner import (
     SPLITS,
     build_evaluation,
@@ -79,8 +68,6 @@ from .sweep import (
 )
 
 __all__ = [
-    'accumulation_length',
-    'network_rounding_bound',
     'check_bn_recal_images',
     'FLOPS_CONVENTION',
     'count_flops',
@@ -114,17 +101,8 @@ __all__ = [
     'plot_logit_magnitude',
     'run_logit_magnitude',
     'write_logit_magnitude',
-    'ONNX_TASKS',
     'TensorOutputs',
-    'build_model',
-    'check_onnx_task',
-    'eval_inputs',
-    'export_model_subnet',
-    'export_onnx',
-    'export_subnet',
     'flatten_outputs',
-    'onnx_parity',
-    'subnet_config',
     'resolve_subnet_depths',
     'eager_latency',
     'machine_info',

@@ -55,7 +55,7 @@ class TensorOutputs(nn.Module):
     ``features=True`` ``model.extract_feat(inputs)`` (a detector's
     backbone + neck). The one wrapper of FLOPs counting
     (:func:`count_flops`), ONNX export
-    (:func:`mmst.analysis.export_onnx`) and the depth menu.
+    (:func:`mmst.deploy.export_onnx`) and the depth menu.
 
     Args:
         model (nn.Module): A plain (non-ST) mm model.

@@ -8,7 +8,7 @@ space included, with BN statistics re-estimated for it on
 ``bn_recal_images`` training images (the same images, with the same
 augmentations, for every sub-network: :func:`mmst.analysis.build_recal_loader`
 seeded with ``seed``, the loader ``SubnetValLoop`` uses too).
-:func:`mmst.analysis.export_subnet` re-estimates exactly the same
+:func:`mmst.deploy.export_subnet` re-estimates exactly the same
 statistics, so the exported sub-network reproduces the number in the
 table.
 """

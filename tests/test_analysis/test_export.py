@@ -1,6 +1,6 @@
 """Exporting a sub-network of a non-ResNet backbone (mmpretrain MobileNetV3
 and VisionTransformer, trained one epoch with ST on a tiny folder data
-set) with mmst.analysis.export_subnet: the kept blocks' keys unchanged,
+set) with mmst.deploy.export_subnet: the kept blocks' keys unchanged,
 the skipped blocks' keys gone, ``tools/test.py`` on the export gives
 exactly the loafing table's number for that member, and the ONNX file
 matches PyTorch on the test images."""
@@ -130,7 +130,8 @@ def _tools_test(config: Path, ckpt: Path, work_dir: Path) -> dict:
 def test_non_resnet_member_export_reproduces_loafing(trained, name):
     from mmengine.config import Config
 
-    from mmst.analysis import build_model, export_subnet, run_loafing
+    from mmst.analysis import run_loafing
+    from mmst.deploy import build_model, export_subnet
     from mmst.subnet import ElasticDepth
 
     run = trained[name]
@@ -190,7 +191,7 @@ def test_non_resnet_member_export_reproduces_loafing(trained, name):
 
     # and the outputs themselves: the standalone model computes exactly
     # what the ST model computes as the sub-network
-    from mmst.analysis import eval_inputs
+    from mmst.deploy import eval_inputs
 
     (batch,) = eval_inputs(cfg, fixed, 4)
     with torch.no_grad():
@@ -220,7 +221,7 @@ def test_non_resnet_member_export_reproduces_loafing(trained, name):
 
 def test_onnx_parity(trained):
     pytest.importorskip('onnxruntime', reason='pip install onnxruntime')
-    from mmst.analysis import (
+    from mmst.deploy import (
         build_model,
         eval_inputs,
         export_onnx,
@@ -245,7 +246,7 @@ def test_onnx_parity(trained):
     parity = summary['onnx_parity']
     assert parity['images'] == 18  # the whole test set, real images
     # the bound is float32 rounding of the counted accumulations, relative
-    # to the outputs' magnitude (mmst.analysis.rounding)
+    # to the outputs' magnitude (mmst.deploy.rounding)
     assert parity['accumulation_length'] > 1000, parity
     assert parity['bounds'] == [
         network_rounding_bound(parity['accumulation_length'], m)
@@ -285,7 +286,7 @@ def test_onnx_parity(trained):
 def test_export_refusals(trained, tmp_path):
     import torch.nn as nn
 
-    from mmst.analysis import check_onnx_task, export_subnet
+    from mmst.deploy import check_onnx_task, export_subnet
 
     run = trained['vit']
     with pytest.raises(ValueError, match=r'got stage 1 keeping 5 blocks'):
@@ -313,13 +314,8 @@ def test_downstream_member_export(tmp_path, framework):
     backbone + neck; the others: their ``mode='tensor'`` outputs); the
     segmentor's ONNX file matches PyTorch; the detector's ONNX export is
     refused."""
-    from mmst.analysis import (
-        build_model,
-        eval_inputs,
-        export_subnet,
-        flatten_outputs,
-        load_config,
-    )
+    from mmst.analysis import flatten_outputs, load_config
+    from mmst.deploy import build_model, eval_inputs, export_subnet
     from mmst.subnet import ElasticDepth
     from tests.test_downstream.data import (
         FRAMEWORKS,

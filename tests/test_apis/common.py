@@ -12,11 +12,11 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DATASETS, MODELS, DefaultScope
 from mmengine.runner import Runner, load_checkpoint
 
-from mmst.analysis.rounding import (
+from mmst.apis import plain_config, prepare_config
+from mmst.deploy.rounding import (
     accumulation_length,
     network_rounding_bound,
 )
-from mmst.apis import plain_config, prepare_config
 from tests.tolerance import assert_within, max_abs
 
 

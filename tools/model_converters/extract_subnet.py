@@ -32,15 +32,15 @@ for the same ``--seed`` and ``--bn-recal-images``), so
     python tools/test.py OUT_DIR/config.py OUT_DIR/subnet.pth
 
 reports the number the loafing table gives for this sub-network. A command
-line over :func:`mmst.analysis.export_subnet` (``docs/analysis.md``).
+line over :func:`mmst.deploy.export_subnet` (``docs/analysis.md``).
 """
 
 import argparse
 import sys
 from typing import Optional, Sequence
 
-from mmst.analysis import export_subnet
 from mmst.analysis.cli import add_eval_args, eval_kwargs
+from mmst.deploy import export_subnet
 
 PROG = 'extract_subnet'
 

@@ -206,7 +206,7 @@ def export_member(
     cfg_options: Optional[dict] = None,
 ) -> dict:
     """Write ``member`` of checkpoint ``label`` as a standalone config +
-    checkpoint (and ONNX file) with :func:`mmst.analysis.export_subnet`,
+    checkpoint (and ONNX file) with :func:`mmst.deploy.export_subnet`,
     with the menu's config, ``cfg_options``, BN re-estimation images and
     seed, so ``tools/test.py`` on the files gives the menu's metric (same
     split and images).
@@ -215,14 +215,14 @@ def export_member(
     menu's JSON copy has tuples turned into lists; it is used when None).
 
     Returns:
-        dict: :func:`mmst.analysis.export_subnet`'s summary.
+        dict: :func:`mmst.deploy.export_subnet`'s summary.
 
     Raises:
         FileExistsError: Outputs exist and ``force`` is False.
         CheckpointError: The checkpoint is unreadable or no longer fits
             (loaded as strictly as the menu was built).
     """
-    from ..export import export_subnet
+    from mmst.deploy import export_subnet
 
     st = menu['settings']
     path = next(c['path'] for c in st['checkpoints'] if c['label'] == label)

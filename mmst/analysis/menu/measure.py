@@ -137,9 +137,9 @@ def metric_units(
 
 def _onnx_file(arch, input_shape: Sequence[int], folder: str):
     """The active sub-network of ``arch`` as an ONNX file in ``folder``
-    (:func:`mmst.analysis.export_onnx`, dynamic batch axis); None, with a
+    (:func:`mmst.deploy.export_onnx`, dynamic batch axis); None, with a
     warning, when the model does not export (e.g. detectors)."""
-    from ..export import export_onnx
+    from mmst.deploy import export_onnx
 
     path = osp.join(folder, 'member.onnx')
     try:
@@ -158,7 +158,7 @@ def _ort_possible(arch, st, todo: list) -> bool:
     """Whether ONNX Runtime latency is asked for and the task exports."""
     if not (st.ort and todo):
         return False
-    from ..export import check_onnx_task
+    from mmst.deploy import check_onnx_task
 
     try:
         check_onnx_task(arch)

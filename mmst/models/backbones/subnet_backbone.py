@@ -11,7 +11,7 @@ evaluation). So:
 - the kept blocks' parameters and buffers keep their original state-dict
   keys (``backbone.layer1.0.conv1.weight``, ``backbone.layers.2.ln1.weight``
   ...), and the skipped blocks' keys are gone: a checkpoint written by
-  :func:`mmst.analysis.export_subnet` loads with ``strict=True``, and the
+  :func:`mmst.deploy.export_subnet` loads with ``strict=True``, and the
   full network's checkpoint loads too (the skipped keys are reported as
   unexpected);
 - the module is the original backbone class (``ResNet``, ``MobileNetV3``,
