@@ -6,7 +6,18 @@ wrap in the caller's default scope.
 ``TASKS`` (mmst's own root, scope ``mmst``) holds what is task-specific in
 an ST step, one ``mmst.models.tasks.BaseTask`` per kind of upstream model;
 another package adds a task with ``TASKS.register_module()`` or a child
-registry ``Registry('task', parent=TASKS, scope=...)``."""
+registry ``Registry('task', parent=TASKS, scope=...)``.
+
+Registration is lazy: ``import mmst`` creates these registries and
+imports none of the modules that fill them (nor the task libraries those
+import). Each registry's ``locations`` names the modules that register into
+it; MMEngine imports them on the registry's first ``get`` / ``build``,
+which ``type='mmst.X'`` from another library's registry reaches too (the
+root registry finds the ``mmst`` child and asks it). Code that reads a
+registry's ``module_dict`` directly calls ``import_from_location()``
+first. A module that registers into one of these registries must be listed
+in (or imported by) its ``locations``
+(tests/test_foundation/test_custom_imports.py checks this)."""
 
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
@@ -34,10 +45,16 @@ MODEL_WRAPPERS = Registry(
     locations=['mmst.models'],
 )
 HOOKS = Registry(
-    'hook', parent=MMENGINE_HOOKS, scope='mmst', locations=['mmst.engine']
+    'hook',
+    parent=MMENGINE_HOOKS,
+    scope='mmst',
+    locations=['mmst.engine.checkpoint_hook'],
 )
 LOOPS = Registry(
-    'loop', parent=MMENGINE_LOOPS, scope='mmst', locations=['mmst.engine']
+    'loop',
+    parent=MMENGINE_LOOPS,
+    scope='mmst',
+    locations=['mmst.engine.subnet_eval'],
 )
 TRANSFORMS = Registry(
     'transform',

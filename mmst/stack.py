@@ -377,8 +377,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         nms(boxes, torch.rand(50), 0.5)
         print('  mmcv.ops.nms ran on the CPU')
     import mmst
+    from mmst.utils import register_all_modules
 
-    print(f'  mmst {mmst.__version__} imports')
+    register_all_modules(init_default_scope=False)  # lazy otherwise
+    print(f'  mmst {mmst.__version__} imports and registers its modules')
     return 0
 
 

@@ -6,3 +6,28 @@ import importlib.util
 def has_package(name: str) -> bool:
     """Whether an optional task library (mmdet, mmseg, ...) is installed."""
     return importlib.util.find_spec(name) is not None
+
+
+def register_all_modules(init_default_scope: bool = True) -> None:
+    """Register all of mmst's components now (OpenMMLab's
+    ``<package>.utils.register_all_modules``).
+
+    ``import mmst`` registers nothing but its registries: each registry of
+    :mod:`mmst.registry` imports the modules of its ``locations`` on its
+    first ``get`` / ``build``. This imports them all at once, with the
+    installed task libraries they need (seconds), e.g. before forking
+    workers or to list the registries' ``module_dict``.
+
+    Args:
+        init_default_scope (bool): Also make ``'mmst'`` the current default
+            scope (``mmengine.registry.init_default_scope``).
+    """
+    from mmengine.registry import init_default_scope as init_scope
+
+    from mmst import registry
+
+    for value in vars(registry).values():
+        if isinstance(value, registry.Registry):
+            value.import_from_location()
+    if init_default_scope:
+        init_scope('mmst')

@@ -79,6 +79,7 @@ def _walk(value: Any, path: str) -> Iterator[Tuple[str, dict]]:
 def _check_transforms(cfg: Config) -> None:
     """Build each of mmst's transforms in the dataloaders' configs (cheap:
     no data is read), so their argument checks run now."""
+    MMST_TRANSFORMS.import_from_location()  # registration is lazy
     classes = set(MMST_TRANSFORMS.module_dict.values())
     for key in DATALOADER_KEYS:
         for path, item in _walk(cfg.get(key), key):

@@ -41,7 +41,10 @@ def _mmst_type(type_, registry) -> bool:
     (``'mmst.X'``, an unscoped ``'X'`` mmst registers, or an mmst class)."""
     if isinstance(type_, str):
         scope, _, name = type_.rpartition('.')
-        return scope in ('', 'mmst') and name in registry.module_dict
+        if scope not in ('', 'mmst'):
+            return False
+        registry.import_from_location()  # registration is lazy
+        return name in registry.module_dict
     module = getattr(type_, '__module__', '') or ''
     return module == 'mmst' or module.startswith('mmst.')
 
@@ -97,7 +100,7 @@ def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
         ValueError: The config has no ``model``, or the ST model has no
             ``architecture``.
     """
-    import mmst  # noqa: F401  (registers the modules a plain model may use)
+    import mmst  # noqa: F401  (its registries; modules register on lookup)
     from mmst.registry import LOOPS, MODEL_WRAPPERS
 
     if isinstance(cfg_or_path, (str, os.PathLike)):

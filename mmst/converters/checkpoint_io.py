@@ -38,7 +38,6 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model import BaseTTAModel, is_model_wrapper
 
 #: How many keys of each kind a mismatch message lists before "(+N more)".
 MAX_LISTED = 5
@@ -441,6 +440,10 @@ def _copy_into(module: nn.Module, state_dict: Mapping) -> StateDictMismatch:
     if metadata is not None:
         state_dict._metadata = metadata
 
+    # imported here: mmengine.model takes seconds (torch.distributed), and
+    # ``import mmst`` reaches this module through mmst.engine.checkpoint
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+
     def load(module, local_state_dict, prefix=''):
         if is_model_wrapper(module) or isinstance(module, BaseTTAModel):
             module = module.module
@@ -498,6 +501,8 @@ def _names(
     model: nn.Module, checkpoint: Optional[str], config: Optional[str]
 ) -> Tuple[str, str]:
     """``('checkpoint X', 'the ImageClassifier model of CONFIG')``."""
+    from mmengine.model import is_model_wrapper
+
     if is_model_wrapper(model):
         model = model.module
     what = f'checkpoint {checkpoint}' if checkpoint else 'the state dict'

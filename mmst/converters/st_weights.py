@@ -39,6 +39,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
+from mmst.fileio import save_atomic
+
 STAGE_BLOCKS: Dict[int, Tuple[int, ...]] = {
     50: (3, 4, 6, 3),
     101: (3, 4, 23, 3),
@@ -52,32 +54,11 @@ EXPANSION = 4
 FEAT_CHANNELS = 512 * EXPANSION
 BN_TENSORS = ('weight', 'bias', 'running_mean', 'running_var')
 BN_COUNTER = 'num_batches_tracked'
+
 # How many keys of each kind an error message lists before "(+N more)".
 MAX_LISTED = 12
 
 PathLike = Union[str, os.PathLike]
-
-
-def _fileio():
-    """:mod:`mmst.fileio`, also when this module is loaded by path without
-    ``import mmst`` (``tools/model_converters/st_to_mmpretrain.py``)."""
-    if __package__:
-        from mmst import fileio
-
-        return fileio
-    import importlib.util
-    import sys
-
-    name = '_mmst_fileio'
-    if name not in sys.modules:
-        path = os.path.join(
-            os.path.dirname(os.path.abspath(__file__)), os.pardir, 'fileio.py'
-        )
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
 
 
 class ConversionError(ValueError):
@@ -472,7 +453,7 @@ def save_checkpoint_atomic(
     """
     path = os.path.abspath(os.fspath(path))
     _refuse_existing(path, force)
-    _fileio().save_atomic(obj, path)
+    save_atomic(obj, path)
 
 
 def convert_checkpoint(

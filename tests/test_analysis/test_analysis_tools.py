@@ -7,7 +7,7 @@ thin command lines over mmst.analysis, none importing another by path."""
 
 import ast
 import csv
-import importlib.util
+import importlib
 import json
 import pickle
 import re
@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.test_distributed.common import tools_test
+from tests.test_distributed.common import repo_module, tools_test
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / 'data' / 'fashion_mnist'
@@ -36,19 +36,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, str(path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _module(path: Path):
+    return importlib.import_module(repo_module(path))
 
 
 @pytest.fixture(scope='module')
 def tools():
     return dict(
-        loafing=_module(LOAFING, 'loafing_tool'),
-        logits=_module(LOGITS, 'logit_magnitude_tool'),
-        extract=_module(EXTRACT, 'extract_subnet_tool'),
+        loafing=_module(LOAFING),
+        logits=_module(LOGITS),
+        extract=_module(EXTRACT),
     )
 
 

@@ -7,7 +7,6 @@ with the menu's number."""
 
 import copy
 import csv
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -25,12 +24,11 @@ from mmst.analysis.menu import (
     pareto_front,
     write_outputs,
 )
-from tests.test_distributed.common import tools_test
+from tests.test_distributed.common import load_tool, tools_test
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / 'data' / 'fashion_mnist'
 CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
-TOOL = REPO / 'tools' / 'analysis_tools' / 'depth_menu.py'
 TEST_TOOL = REPO / 'tools' / 'test.py'
 VAL_IMAGES = 200
 RECAL = 128  # two training batches of 64
@@ -39,10 +37,7 @@ FAST = dict(batch_sizes=(1, 4), warmup=1, repeats=3, progress=False)
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('depth_menu_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools/depth_menu')
 
 
 # -- hand-made table -------------------------------------------------------

@@ -9,7 +9,6 @@ mapping"):
 
 import argparse
 import copy
-import importlib.util
 import os
 import pickle
 import signal
@@ -30,6 +29,7 @@ from mmst.converters import (
     load_authors_checkpoint,
     save_checkpoint_atomic,
 )
+from tests.test_distributed.common import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / 'tools' / 'model_converters' / 'st_to_mmpretrain.py'
@@ -305,10 +305,7 @@ def _files(folder: Path) -> set:
 
 def _load_tool():
     """The CLI module, for in-process runs (a subprocess costs seconds)."""
-    spec = importlib.util.spec_from_file_location('st_to_mmpretrain', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('model_converters/st_to_mmpretrain')
 
 
 def test_foreign_checkpoint_is_refused_by_cli(tmp_path, capsys):

@@ -3,7 +3,6 @@
 ImageNet and trains the ST++ A2 config, with its real pipeline
 (UniformAugment included) and model, for two iterations."""
 
-import importlib.util
 import json
 import os
 import re
@@ -14,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from mmengine.config import Config
 from PIL import Image
+
+from tests.test_distributed.common import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = '<!-- tiny-imagenet-run -->'
@@ -80,12 +81,7 @@ def test_documented_run(tmp_path):
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'make_tiny_imagenet', REPO / 'tools/misc/make_tiny_imagenet.py'
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('misc/make_tiny_imagenet')
 
 
 def test_classes_are_distinct(tmp_path):

@@ -3,7 +3,7 @@ free ports, the environment), subprocesses, and tools/*.py in-process
 where a subprocess proves nothing (the libraries are imported already;
 a subprocess costs seconds of imports)."""
 
-import importlib.util
+import importlib
 import json
 import os
 import socket
@@ -125,15 +125,20 @@ def dist_train_fmnist(
     )
 
 
+def repo_module(path) -> str:
+    """The module name of a Python file of the repository
+    (``REPO/tools/misc/make_tiny_coco.py`` -> ``tools.misc.make_tiny_coco``),
+    importable with the repository root on ``sys.path``."""
+    relative = Path(path).resolve().relative_to(REPO)
+    if relative.suffix != '.py':
+        raise ValueError(f'path={str(path)!r}: not a .py file of {REPO}')
+    return '.'.join(relative.with_suffix('').parts)
+
+
 def load_tool(tool: str):
-    """``tools/<tool>.py`` as a module (``tool`` may hold a folder, e.g.
-    ``analysis_tools/backbone_coverage``)."""
-    path = REPO / 'tools' / f'{tool}.py'
-    name = 'mmst_tools_' + tool.replace('/', '_')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``tools/<tool>.py`` imported as module ``tools.<tool>`` (``tool``
+    may hold a folder, e.g. ``analysis_tools/backbone_coverage``)."""
+    return importlib.import_module(repo_module(REPO / 'tools' / f'{tool}.py'))
 
 
 def run_tool(tool: str, *args: str) -> None:

@@ -244,6 +244,8 @@ def _resolves(name: str) -> bool:
             break
     # 'mmst.Name[.attr]': a class registered in one of mmst's registries
     for reg in vars(mmst.registry).values():
+        if isinstance(reg, Registry):
+            reg.import_from_location()  # registration is lazy
         if isinstance(reg, Registry) and parts[1] in reg.module_dict:
             obj = reg.module_dict[parts[1]]
             for attr in parts[2:]:

@@ -19,12 +19,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmst  # noqa: F401  (imported once here; the forked runs inherit it)
+from mmst.utils import register_all_modules
 from tests.test_distributed.common import (
     REPO,
     require_fashion_mnist,
     run_tool,
 )
+
+# mmst's modules registered once here; the forked runs inherit them
+register_all_modules(init_default_scope=False)
 
 CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_stpp_fmnist.py'
 EPOCHS = 2

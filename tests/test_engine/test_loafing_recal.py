@@ -3,9 +3,6 @@ statistics on the images it asks for, also when the config's training
 loader has an InfiniteSampler (which a reused loader would exhaust after
 the first sub-network)."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
 from tests.test_core.common import (
@@ -13,18 +10,13 @@ from tests.test_core.common import (
     make_folder_dataset,
     tiny_classifier_cfg,
 )
+from tests.test_distributed.common import load_tool
 
 from .common import engine_cfg
 
-LOAFING = (
-    Path(__file__).resolve().parents[2] / 'tools/analysis_tools/loafing.py'
-)
-
 
 def test_every_subnet_gets_its_images(tmp_path):
-    spec = importlib.util.spec_from_file_location('loafing_tool', LOAFING)
-    loafing = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loafing)
+    loafing = load_tool('analysis_tools/loafing')
 
     data_root = make_folder_dataset(tmp_path / 'data')
     cfg = engine_cfg(

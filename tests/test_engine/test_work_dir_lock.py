@@ -3,16 +3,15 @@ refused naming the first; a stale lock is taken over with a note; a
 foreign host's lock is refused with the command that removes it; and
 tools/train.py refuses a locked work dir before writing anything in it.
 
-The other holder is a real process: a second Python that loads the lock
-module as a file (standard library only, so it starts in milliseconds)
-and holds the lock until its stdin closes."""
+The other holder is a real process, forked from this one (mmst is imported
+already, so it starts in milliseconds), that holds the lock until told
+over a pipe."""
 
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -27,41 +26,62 @@ from tests.test_distributed.common import (
 )
 
 CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
-HOLDER = textwrap.dedent(
-    """
-    import importlib.util, sys
-    spec = importlib.util.spec_from_file_location('lock', sys.argv[1])
-    lock = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lock)
-    handle = lock.acquire(sys.argv[2], command='train.py FIRST-RUN')
-    print('locked', flush=True)
-    sys.stdin.read()
+FORK = multiprocessing.get_context('fork')
+
+
+def _receive(conn, timeout: float = 60.0) -> str:
+    """The next message on ``conn``; fails after ``timeout`` seconds."""
+    assert conn.poll(timeout), f'no message in {timeout} s'
+    return conn.recv()
+
+
+def _send(conn, message: str) -> None:
+    """Send ``message`` unless the other end has exited already."""
+    try:
+        conn.send(message)
+    except OSError:  # BrokenPipeError: the process is gone
+        pass
+
+
+def _hold(work_dir: str, conn) -> None:
+    """Forked: hold the lock of ``work_dir`` until told to release."""
+    handle = wdl.acquire(work_dir, command='train.py FIRST-RUN')
+    conn.send('locked')
+    _receive(conn, timeout=600)
     handle.release()
-    """
-)
+
+
+def _race(work_dir: str, conn) -> None:
+    """Forked: try to take the lock of ``work_dir`` when told to."""
+    conn.send('ready')
+    _receive(conn)  # all start together
+    try:
+        handle = wdl.acquire(work_dir)
+        conn.send(f'won {handle.note is not None}')
+        _receive(conn)
+        handle.release()
+    except WorkDirLockedError:
+        conn.send('refused')
 
 
 @pytest.fixture
 def holder(tmp_path):
     """Start a process that holds the lock of a work dir; yields a function
-    ``hold(work_dir) -> Popen`` (its PID holds the lock)."""
+    ``hold(work_dir) -> Process`` (its PID holds the lock)."""
     procs = []
 
-    def hold(work_dir: Path) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, '-c', HOLDER, wdl.__file__, str(work_dir)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-        assert proc.stdout.readline().strip() == 'locked'
+    def hold(work_dir: Path) -> multiprocessing.Process:
+        conn, child = FORK.Pipe()
+        proc = FORK.Process(target=_hold, args=(str(work_dir), child))
+        proc.start()
+        procs.append((proc, conn))
+        assert _receive(conn) == 'locked'
         return proc
 
     yield hold
-    for proc in procs:
-        proc.stdin.close()
-        proc.wait(timeout=10)
+    for proc, conn in procs:
+        _send(conn, 'release')
+        proc.join(timeout=10)
 
 
 def dead_pid() -> int:
@@ -188,25 +208,6 @@ def test_unreadable_lock_is_refused(tmp_path):
         wdl.read_lock(tmp_path / 'work', wait=0.1)
 
 
-RACER = textwrap.dedent(
-    """
-    import importlib.util, sys, time
-    spec = importlib.util.spec_from_file_location('lock', sys.argv[1])
-    lock = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lock)
-    print('ready', flush=True)
-    sys.stdin.readline()  # all start together
-    try:
-        handle = lock.acquire(sys.argv[2])
-        print('won', handle.note is not None, flush=True)
-        sys.stdin.readline()
-        handle.release()
-    except lock.WorkDirLockedError as e:
-        print('refused', flush=True)
-    """
-)
-
-
 @pytest.mark.parametrize('stale', [False, True])
 def test_simultaneous_starts_one_wins(tmp_path, stale):
     """Six processes start in one work dir at the same moment, on a free
@@ -215,27 +216,22 @@ def test_simultaneous_starts_one_wins(tmp_path, stale):
     work = tmp_path / 'work'
     if stale:
         write_lock(work, host=socket.gethostname(), pid=dead_pid())
-    procs = [
-        subprocess.Popen(
-            [sys.executable, '-c', RACER, wdl.__file__, str(work)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for _ in range(6)
-    ]
+    procs, conns = [], []
+    for _ in range(6):
+        conn, child = FORK.Pipe()
+        procs.append(FORK.Process(target=_race, args=(str(work), child)))
+        conns.append(conn)
+        procs[-1].start()
     try:
-        for proc in procs:
-            assert proc.stdout.readline().strip() == 'ready'
-        for proc in procs:
-            proc.stdin.write('go\n')
-            proc.stdin.flush()
-        outcomes = [proc.stdout.readline().split() for proc in procs]
+        for conn in conns:
+            assert _receive(conn) == 'ready'
+        for conn in conns:
+            conn.send('go')
+        outcomes = [_receive(conn).split() for conn in conns]
     finally:
-        for proc in procs:
-            proc.stdin.close()
-            proc.wait(timeout=10)
+        for proc, conn in zip(procs, conns):
+            _send(conn, 'end')
+            proc.join(timeout=10)
     assert sorted(o[0] for o in outcomes) == ['refused'] * 5 + ['won']
     assert [o[1] for o in outcomes if o[0] == 'won'] == [str(stale)]
     assert not (work / LOCK_FILE).exists()

@@ -147,3 +147,80 @@ def test_import_mmst_without_task_libraries(hidden, tmp_path):
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'imported mmst' in proc.stdout
+
+
+# Runs in a subprocess: what ``import mmst`` imports, then a lookup by type
+# string through MMEngine's root registry, as another library's config does.
+IMPORT_LIGHT = textwrap.dedent("""
+    import sys
+
+    import mmst
+
+    heavy = ('mmpretrain', 'mmdet', 'mmseg', 'mmpose', 'mmcv.ops')
+    loaded = [m for m in heavy if m in sys.modules]
+    assert not loaded, f'import mmst imported {loaded}'
+    assert 'mmst.engine.checkpoint_hook' not in sys.modules
+
+    from mmengine.registry import HOOKS
+
+    hook = HOOKS.get('mmst.SafeCheckpointHook')
+    assert hook is mmst.engine.SafeCheckpointHook, hook
+    print('found', hook.__module__, hook.__name__)
+""")
+
+
+def test_import_mmst_is_light(tmp_path):
+    """``import mmst`` imports no task library (mmst's registries fill on
+    their first lookup: :mod:`mmst.registry`), and a component is still
+    found by its type string afterwards."""
+    proc = _run_python(IMPORT_LIGHT, cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'found mmst.engine.checkpoint_hook SafeCheckpointHook' in (
+        proc.stdout
+    )
+
+
+def _registrations() -> list:
+    """(module, registry name) of every ``REGISTRY.register_module`` in
+    mmst's sources, REGISTRY imported from ``mmst.registry``."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / 'mmst').rglob('*.py')):
+        tree = ast.parse(path.read_text())
+        names = {
+            alias.asname or alias.name: alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            and node.module == 'mmst.registry'
+            for alias in node.names
+        }
+        module = '.'.join(path.relative_to(REPO).with_suffix('').parts)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == 'register_module'
+                and isinstance(node.value, ast.Name)
+                and node.value.id in names
+            ):
+                found.append((module, names[node.value.id]))
+    return found
+
+
+def test_registering_modules_are_in_registry_locations():
+    """Registration is lazy: a module that registers into an mmst registry
+    is imported only through that registry's ``locations`` (itself or a
+    package above it), else its type strings would not be found."""
+    import mmst.registry
+
+    found = _registrations()
+    assert {name for _, name in found} >= {'MODELS', 'HOOKS', 'LOOPS'}
+    missing = []
+    for module, name in found:
+        locations = getattr(mmst.registry, name)._locations
+        if not any(
+            module == loc or module.startswith(loc + '.') for loc in locations
+        ):
+            missing.append(f'{module} registers into {name}, {locations=}')
+    assert not missing, missing

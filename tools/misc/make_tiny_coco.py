@@ -6,31 +6,16 @@ downstream configs without downloading COCO.
         [--num-val 2] [--size 128 96] [--seed 0]
 
 It prints the ``--cfg-options`` that point an mmdet COCO config at OUT_DIR
-(see docs/downstream.md). Needs only numpy and Pillow.
+(see docs/downstream.md). Needs numpy, Pillow and mmst's light import
+(torch, MMEngine; no task library).
 """
 
 import argparse
-import importlib.util
 import shlex
 import sys
-from pathlib import Path
-from types import ModuleType
 from typing import List, Optional
 
-
-def _load_tiny_data() -> ModuleType:
-    """Load ``mmst/testing/tiny_data.py`` by path: ``import mmst`` would
-    import every installed task library (seconds) for nothing."""
-    path = (
-        Path(__file__).resolve().parents[2]
-        / 'mmst'
-        / 'testing'
-        / 'tiny_data.py'
-    )
-    spec = importlib.util.spec_from_file_location('_mmst_tiny_data', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mmst.testing import tiny_data
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -58,7 +43,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    tiny_data = _load_tiny_data()
     try:
         paths = tiny_data.make_tiny_coco(
             args.out_dir,

@@ -8,34 +8,11 @@ See docs/released_weights.md for the key mapping and how to use the result.
 """
 
 import argparse
-import importlib.util
 import sys
 import warnings
-from pathlib import Path
-from types import ModuleType
 from typing import List, Optional
 
-
-def _load_converter() -> ModuleType:
-    """Load ``mmst/converters/st_weights.py`` by path.
-
-    ``import mmst`` registers all of mmst and imports the task libraries
-    (several seconds, and each must be installed); the converter needs only
-    torch.
-    """
-    path = (
-        Path(__file__).resolve().parents[2]
-        / 'mmst'
-        / 'converters'
-        / 'st_weights.py'
-    )
-    spec = importlib.util.spec_from_file_location('_mmst_st_weights', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-st_weights = _load_converter()
+from mmst.converters import st_weights
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

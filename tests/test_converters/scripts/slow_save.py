@@ -4,25 +4,20 @@ kill this process (kill -9) while the temporary file exists.
 
     python slow_save.py DST
 
-Imports only torch, and ``mmst/converters/st_weights.py`` by its path (as
-tools/model_converters/st_to_mmpretrain.py does).
+Imports torch and ``mmst.converters.st_weights`` (as
+tools/model_converters/st_to_mmpretrain.py does; ``import mmst`` imports no
+task library).
 """
 
-import importlib.util
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 def main() -> None:
-    path = REPO / 'mmst' / 'converters' / 'st_weights.py'
-    spec = importlib.util.spec_from_file_location('_st_weights', path)
-    st_weights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(st_weights)
+    from mmst.converters import st_weights
+
     save = torch.save
 
     def slow_save(obj, f, *args, **kwargs):

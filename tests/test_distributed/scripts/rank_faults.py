@@ -15,7 +15,6 @@ tests/test_distributed/test_rank_faults.py:
    it.
 """
 
-import importlib.util
 import json
 import os
 import signal
@@ -50,10 +49,8 @@ class FreezeRankHook(Hook):
 
 def main() -> None:
     config, locked, work_dir, *args = sys.argv[1:]
-    spec = importlib.util.spec_from_file_location('mmst_train', TRAIN)
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
     from mmst.engine.work_dir_lock import WorkDirLockedError
+    from tools import train
 
     rank = os.environ['RANK']
     sys.argv = [str(TRAIN), config, '--work-dir', locked, *args]

@@ -3,8 +3,9 @@
     python -m torch.distributed.run --nproc_per_node=2 scenarios.py \
         SCRIPT ARGS... --then SCRIPT ARGS... [--then ...]
 
-Each SCRIPT (a file with a ``main()`` that reads ``sys.argv``, e.g.
-tools/train.py or a test script) runs in turn in the same processes, so
+Each SCRIPT (a file of the repository with a ``main()`` that reads
+``sys.argv``, e.g. tools/train.py or a test script, imported by its module
+name: ``tools.train``) runs in turn in the same processes, so
 that they import torch and the four task libraries once instead of once
 per launch (several seconds of CPU per process on a 2-core machine).
 After each run every rank prints :data:`RUN_DONE` with the run's index
@@ -18,7 +19,7 @@ MMEngine's global instances a run created (default scopes, message hubs,
 visualizers) are removed after it, as a fresh launch would start.
 """
 
-import importlib.util
+import importlib
 import os
 import sys
 
@@ -28,6 +29,7 @@ from tests.test_distributed.common import (
     RUN_DONE,
     mmengine_instances,
     remove_new_instances,
+    repo_module,
 )
 
 
@@ -55,10 +57,8 @@ def main() -> None:
     dist.destroy_process_group = lambda *a, **k: dist.barrier()
     rank = os.environ.get('RANK', '0')
     for i, (script, *args) in enumerate(split_runs(sys.argv[1:])):
-        spec = importlib.util.spec_from_file_location(f'scenario{i}', script)
-        module = importlib.util.module_from_spec(spec)
+        module = importlib.import_module(repo_module(script))
         sys.argv = [script, *args]
-        spec.loader.exec_module(module)
         before = mmengine_instances()
         module.main()
         remove_new_instances(before)

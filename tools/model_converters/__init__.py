@@ -1,0 +1,1 @@
+"""Tools of this folder; see tools/__init__.py."""
