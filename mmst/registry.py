@@ -35,31 +35,17 @@ __all__ = [
     'TASKS',
 ]
 
-MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, scope='mmst', locations=['mmst.models']
+
+def _child(name: str, parent: Registry, location: str) -> Registry:
+    """mmst's child of an MMEngine registry, filled from ``location``."""
+    return Registry(name, parent=parent, scope='mmst', locations=[location])
+
+
+MODELS = _child('model', MMENGINE_MODELS, 'mmst.models')
+MODEL_WRAPPERS = _child(
+    'model_wrapper', MMENGINE_MODEL_WRAPPERS, 'mmst.models'
 )
-MODEL_WRAPPERS = Registry(
-    'model_wrapper',
-    parent=MMENGINE_MODEL_WRAPPERS,
-    scope='mmst',
-    locations=['mmst.models'],
-)
-HOOKS = Registry(
-    'hook',
-    parent=MMENGINE_HOOKS,
-    scope='mmst',
-    locations=['mmst.engine.checkpoint_hook'],
-)
-LOOPS = Registry(
-    'loop',
-    parent=MMENGINE_LOOPS,
-    scope='mmst',
-    locations=['mmst.engine.subnet_eval'],
-)
-TRANSFORMS = Registry(
-    'transform',
-    parent=MMENGINE_TRANSFORMS,
-    scope='mmst',
-    locations=['mmst.datasets'],
-)
+HOOKS = _child('hook', MMENGINE_HOOKS, 'mmst.engine.checkpoint_hook')
+LOOPS = _child('loop', MMENGINE_LOOPS, 'mmst.engine.subnet_eval')
+TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'mmst.datasets')
 TASKS = Registry('task', scope='mmst', locations=['mmst.models.tasks'])
