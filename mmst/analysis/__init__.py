@@ -57,24 +57,22 @@ from .menu import (
 from .rounding import accumulation_length, network_rounding_bound
 from .runner import (
     SPLITS,
+    Measure,
+    Sweep,
+    TaskMetric,
     build_evaluation,
     build_recal_loader,
     build_runner,
     check_bn_recal_images,
+    check_checkpoints,
+    default_labels,
     input_shape_of,
     load_config,
     load_weights,
     model_space,
+    open_sweep,
     progress,
     quiet_logs,
-)
-from .sweep import (
-    Measure,
-    Sweep,
-    TaskMetric,
-    check_checkpoints,
-    default_labels,
-    open_sweep,
     select_metric,
 )
 

@@ -1,18 +1,52 @@
-"""Building what the analysis tools evaluate: the config, the Runner (as
-``tools/test.py`` builds it), the checkpoint, the evaluation loader and
-evaluator, the seeded BN re-estimation loader and the sub-network space.
+"""What the analysis tools evaluate, and the member sweep over it.
 
-Shared by ``tools/analysis_tools/loafing.py``, ``logit_magnitude.py``,
-``tools/model_converters/extract_subnet.py`` and the depth menu
-(``docs/analysis.md``)."""
+The building blocks (the config, the Runner as ``tools/test.py`` builds
+it, the checkpoint, the evaluation loader and evaluator, the seeded BN
+re-estimation loader :func:`mmst.engine.build_recal_loader`, the
+sub-network space) and one member sweep (:func:`open_sweep`): a config's
+model built once, each checkpoint loaded in turn, every member of its
+space run on the same evaluation batches with its own BN statistics and
+handed to pluggable measures. Users: the loafing table, the logit
+magnitude, the depth menu, ``extract_subnet.py``; ``SubnetValLoop`` runs
+the same member evaluation on the live model
+(:func:`mmst.engine.evaluate_members`). Per checkpoint, a sweep
+
+1. re-estimates the BN statistics of every member (``None``, the main
+   network, keeps its stored ones) on ``bn_recal_images`` images of the
+   seeded loader, in one pass with shared prefixes
+   (:func:`mmst.engine.member_bn_stats`);
+2. runs every member on every evaluation batch with its statistics,
+   shared prefixes computed once (:func:`mmst.engine.run_members`), each
+   :class:`Measure` given each member's batch.
+
+A measure (``docs/analysis.md``, "Adding a measure") has ``begin(sweep,
+count)``, ``process(index, data)`` (inside the member's context: run any
+forward on a copy of ``data``) and ``results()`` (one dict per member).
+Weight-independent costs (parameters, FLOPs, latency) are computed once
+per member by the users (:mod:`mmst.analysis.cost`,
+:mod:`mmst.analysis.latency`).
+"""
 
 import copy
 import logging
+import os.path as osp
 import sys
+import tempfile
 import uuid
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from dataclasses import dataclass
+from typing import (
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
+import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger
@@ -20,16 +54,35 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmst.apis import prepare_config
-from mmst.converters.checkpoint_io import load_runner_checkpoint
-from mmst.engine import (
-    build_recal_loader,  # noqa: F401 (re-exported)
-    elastic_of,
+from mmst.converters.checkpoint_io import (
+    check_readable,
+    load_runner_checkpoint,
 )
+from mmst.engine import (
+    build_recal_loader,
+    elastic_of,
+    member_bn_stats,
+    run_members,
+)
+from mmst.engine.bn_recal import has_trainable_bn
+from mmst.models.algorithms.stimulative import unwrap_st
 from mmst.stack import load_config as stack_load_config
-from mmst.subnet import ElasticDepth, SubnetSpace
+from mmst.subnet import ElasticDepth, SubnetSpace, resolve_subnets
+from mmst.subnet.space import Subnet
 
 #: The evaluation splits a config may name.
 SPLITS = ('val', 'test')
+OnBatch = Optional[Callable[[int, int], None]]
+
+
+def _check_int(value, name: str, least: int, note: str = '') -> int:
+    """``value`` if it is an integer >= ``least``, else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(
+            f'{name}{value!r} is invalid; allowed: an integer >= {least}'
+            + note
+        )
+    return value
 
 
 def load_config(
@@ -38,21 +91,11 @@ def load_config(
     split: str = 'val',
     max_images: Optional[int] = None,
 ) -> Config:
-    """Read ``config`` (:func:`mmst.stack.load_config`, the reader of
-    ``tools/train.py`` and ``tools/test.py``), apply ``cfg_options``, keep
-    the first ``max_images`` images of the ``split`` set, and register mmst
-    and the config's task library (:func:`mmst.apis.prepare_config`).
-
-    Args:
-        config (str): Config file (an mmst ST config or an upstream one).
-        cfg_options (dict, optional): ``--cfg-options`` overrides.
-        split (str): ``'val'`` or ``'test'``: which dataloader / evaluator
-            to use.
-        max_images (int, optional): Evaluate on the first N images
-            (``dataset.indices = N``).
-
-    Returns:
-        Config: The config.
+    """Read ``config`` as ``tools/test.py`` does
+    (:func:`mmst.stack.load_config`), apply ``cfg_options``, keep the
+    first ``max_images`` images (``dataset.indices``) of the ``split``
+    (``'val'`` or ``'test'``) set and register mmst and the config's task
+    library (:func:`mmst.apis.prepare_config`).
 
     Raises:
         ValueError: Unknown ``split``, the config has no such dataloader /
@@ -74,16 +117,7 @@ def load_config(
             f'use --split {"test" if split == "val" else "val"}'
         )
     if max_images is not None:
-        if (
-            isinstance(max_images, bool)
-            or not isinstance(max_images, int)
-            or max_images < 1
-        ):
-            raise ValueError(
-                f'max images={max_images!r} is invalid; allowed: an '
-                'integer >= 1'
-            )
-        loader.dataset.indices = max_images
+        loader.dataset.indices = _check_int(max_images, 'max images=', 1)
     prepare_config(cfg)
     return cfg
 
@@ -101,22 +135,11 @@ def quiet_logs(level: int = logging.WARNING) -> Iterator[None]:
 
 
 def build_runner(cfg: Config, work_dir: str) -> Runner:
-    """The config's Runner (as ``tools/test.py`` builds it) with its logs
-    in ``work_dir``; nothing is loaded or run, the model is in eval mode.
-
-    Args:
-        cfg (Config): The config (copied, not modified).
-        work_dir (str): The Runner's work folder (e.g. a temporary one).
-
-    Returns:
-        Runner: The runner.
-    """
+    """The Runner of (a copy of) ``cfg`` as ``tools/test.py`` builds it,
+    its logs in ``work_dir``; nothing loaded or run, model in eval mode."""
     cfg = copy.deepcopy(cfg)
-    cfg.work_dir = work_dir
-    cfg.load_from = None
-    cfg.resume = False
-    cfg.log_level = 'WARNING'
-    cfg.launcher = 'none'
+    cfg.work_dir, cfg.load_from, cfg.resume = work_dir, None, False
+    cfg.log_level, cfg.launcher = 'WARNING', 'none'
     # A unique name: the logger and visualizer are per-name singletons, and
     # an earlier runner's (in a removed temporary folder) must not be reused.
     cfg.experiment_name = f'mmst_analysis_{uuid.uuid4().hex[:8]}'
@@ -125,38 +148,24 @@ def build_runner(cfg: Config, work_dir: str) -> Runner:
         # upstream configs name it ('visualizer'), which would hand every
         # later runner of this process the first one's (removed) folder
         visualizer['name'] = cfg.experiment_name
-    runner = (
-        Runner.from_cfg(cfg)
-        if 'runner_type' not in cfg
-        else RUNNERS.build(cfg)
-    )
+    build = Runner.from_cfg if 'runner_type' not in cfg else RUNNERS.build
+    runner = build(cfg)
     runner.model.eval()
     return runner
 
 
 def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
-    """Load ``checkpoint`` into the runner's model, strictly unless told
-    otherwise (:func:`mmst.converters.checkpoint_io.load_runner_checkpoint`:
-    the runner's hooks see the checkpoint first, as in MMEngine's
-    ``Runner.load_checkpoint``); the model is left in eval mode.
-
-    Args:
-        runner (Runner): A runner from :func:`build_runner`.
-        checkpoint (str): The checkpoint file.
-        strict (bool): Refuse a missing, unexpected or mis-shaped key.
-            Defaults to True; False (``--non-strict``) loads the keys that
-            fit and logs the others.
-
-    Returns:
-        dict: The loaded checkpoint (``meta``, ``state_dict`` ...).
+    """Load ``checkpoint`` into the runner's model (left in eval mode) with
+    :func:`mmst.converters.checkpoint_io.load_runner_checkpoint` (the
+    runner's hooks see it first, as in ``Runner.load_checkpoint``).
+    ``strict=False`` (``--non-strict``) loads the keys that fit and logs
+    the others. Returns the checkpoint dict (``meta``, ``state_dict`` ...).
 
     Raises:
-        CheckpointNotFoundError: ``checkpoint`` does not exist (a
-            ``FileNotFoundError``).
-        CheckpointError: ``checkpoint`` is not a readable checkpoint (one
-            line), or ``strict`` and it does not fit the model
-            (:class:`~mmst.converters.CheckpointMismatchError`: the first
-            keys of each kind, the checkpoint, the config); a
+        CheckpointNotFoundError: No such file (a ``FileNotFoundError``).
+        CheckpointError: Not a readable checkpoint, or ``strict`` and it
+            does not fit the model (:class:`~mmst.converters.
+            CheckpointMismatchError` names the first keys of each kind); a
             ``ValueError``.
     """
     ckpt = load_runner_checkpoint(runner, checkpoint, strict=strict)
@@ -167,9 +176,9 @@ def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
 def model_space(
     model: nn.Module, preset: Optional[str] = None
 ) -> Tuple[ElasticDepth, SubnetSpace]:
-    """The elastic backbone and sub-network space of ``model``: the ST
-    model's space, or the default space of a plain model's backbone;
-    ``preset`` (``'default'``, ``'space1'`` ...) overrides the depths.
+    """The elastic backbone and sub-network space of ``model`` (an ST
+    model's, or a plain backbone's default); ``preset`` (``'default'``,
+    ``'space1'`` ...) overrides the depths.
 
     Raises:
         TypeError: The backbone's residual stages cannot be found (declare
@@ -183,19 +192,13 @@ def model_space(
 
 
 def build_evaluation(runner: Runner, cfg: Config, split: str = 'val'):
-    """The ``split`` dataloader and evaluator of the config (the
-    evaluator's ``dataset_meta`` set from the dataset).
-
-    Returns:
-        tuple: ``(DataLoader, Evaluator)``.
-    """
+    """``(DataLoader, Evaluator)`` of the config's ``split``."""
     loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
     return loader, build_evaluator(runner, cfg, split, loader.dataset)
 
 
 def build_evaluator(runner: Runner, cfg: Config, split: str, dataset):
-    """A new evaluator of the config's ``split``, its ``dataset_meta`` set
-    from ``dataset``."""
+    """A new evaluator of ``split``, its ``dataset_meta`` from ``dataset``."""
     evaluator = runner.build_evaluator(cfg.get(f'{split}_evaluator'))
     metainfo = getattr(dataset, 'metainfo', None)
     if metainfo is not None:
@@ -205,24 +208,15 @@ def build_evaluator(runner: Runner, cfg: Config, split: str, dataset):
 
 def input_shape_of(model: nn.Module, dataloader) -> Tuple[int, ...]:
     """(C, H, W) of the first preprocessed input of ``dataloader``."""
-    data = next(iter(dataloader))
-    data = model.data_preprocessor(data, False)
+    data = model.data_preprocessor(next(iter(dataloader)), False)
     return tuple(data['inputs'].shape[1:])
 
 
 def check_bn_recal_images(value) -> int:
     """``value`` if it is a valid ``--bn-recal-images`` (an integer >= 0;
-    0: keep the stored BN statistics).
-
-    Raises:
-        ValueError: Not an integer >= 0 (the message names the value).
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f'--bn-recal-images {value!r} is invalid; allowed: an integer '
-            '>= 0 (0: the stored BN statistics)'
-        )
-    return value
+    0: keep the stored BN statistics), else a ValueError naming it."""
+    note = ' (0: the stored BN statistics)'
+    return _check_int(value, '--bn-recal-images ', 0, note)
 
 
 def progress(total: int, desc: str, disable: bool = False):
@@ -236,3 +230,247 @@ def progress(total: int, desc: str, disable: bool = False):
         dynamic_ncols=True,
         disable=disable,
     )
+
+
+def default_labels(checkpoints: Sequence[str]) -> List[str]:
+    """``<folder>/<file stem>`` of each checkpoint (numbered when two
+    coincide)."""
+    labels = []
+    for path in checkpoints:
+        parent = osp.basename(osp.dirname(osp.abspath(path)))
+        stem = osp.splitext(osp.basename(path))[0]
+        labels.append(f'{parent}/{stem}' if parent else stem)
+    if len(set(labels)) < len(labels):
+        labels = [f'{i + 1}:{label}' for i, label in enumerate(labels)]
+    return labels
+
+
+def check_checkpoints(
+    checkpoints: Sequence[str], labels: Optional[Sequence[str]] = None
+) -> Tuple[List[str], List[str]]:
+    """``(checkpoints, labels)`` as lists: each checkpoint readable
+    (checked before anything is built), one distinct label each.
+
+    Raises:
+        ValueError: No checkpoint, or not one distinct label each.
+        CheckpointError: A checkpoint is unreadable (a missing file is also
+            a ``FileNotFoundError``).
+    """
+    if isinstance(checkpoints, str):
+        checkpoints = [checkpoints]
+    checkpoints = [str(c) for c in checkpoints]
+    if not checkpoints:
+        raise ValueError('checkpoints=[] is invalid; allowed: one or more')
+    for path in checkpoints:
+        check_readable(path)
+    if labels is None:
+        return checkpoints, default_labels(checkpoints)
+    if len(labels) != len(checkpoints) or len(set(labels)) < len(labels):
+        raise ValueError(
+            f'--labels {list(labels)} is invalid; allowed: one distinct '
+            f'label per checkpoint ({len(checkpoints)} given)'
+        )
+    return checkpoints, list(labels)
+
+
+def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:
+    """``key``, or the evaluator's first metric when None.
+
+    Raises:
+        ValueError: No metrics, or ``key`` is not among them.
+    """
+    if not metrics:
+        raise ValueError('the evaluator returned no metrics')
+    if key is None:
+        return next(iter(metrics))
+    if key not in metrics:
+        raise ValueError(
+            f"--metric {key!r} is not among the evaluator's metrics; "
+            f'allowed: {" | ".join(metrics)}'
+        )
+    return key
+
+
+class Measure:
+    """What a sweep measures of each member on the evaluation batches:
+    ``begin(sweep, count)`` before a pass over ``count`` members,
+    ``process(index, data)`` per batch and member inside the member's
+    context (its depth and BN statistics, eval mode, no autograd),
+    ``results()`` after it: one dict per member, in order."""
+
+    def begin(self, sweep: 'Sweep', count: int) -> None:
+        self.sweep = sweep
+
+    def process(self, index: int, data: dict) -> None:
+        raise NotImplementedError
+
+    def results(self) -> List[dict]:
+        raise NotImplementedError
+
+
+class TaskMetric(Measure):
+    """The config's evaluator on ``model.val_step`` of a copy of each batch
+    (as MMEngine's ``ValLoop``); results: its metrics as floats."""
+
+    def begin(self, sweep: 'Sweep', count: int) -> None:
+        super().begin(sweep, count)
+        self.evaluators = [sweep.new_evaluator() for _ in range(count)]
+
+    def process(self, index: int, data: dict) -> None:
+        batch = copy.deepcopy(data)
+        outputs = self.sweep.model.val_step(batch)
+        self.evaluators[index].process(data_samples=outputs, data_batch=batch)
+
+    def results(self) -> List[dict]:
+        size = len(self.sweep.loader.dataset)
+        return [
+            {k: float(v) for k, v in e.evaluate(size).items()}
+            for e in self.evaluators
+        ]
+
+
+@dataclass
+class Sweep:
+    """A config's model, built once, with what every member is measured on.
+
+    Attributes:
+        cfg (Config): The config (images limited, task library registered).
+        runner (Runner): Its runner (as ``tools/test.py`` builds it).
+        elastic (ElasticDepth), space (SubnetSpace): The elastic backbone
+            and the members' space.
+        split (str): ``'val'`` or ``'test'``.
+        loader (Iterable): The evaluation batches (a dataloader, or cached
+            batches with a ``dataset``).
+        recal (Iterable, optional): The re-estimation batches (the seeded
+            :func:`build_recal_loader`, or cached); None: none re-estimated.
+        recal_images (int): Images per re-estimation; 0: stored statistics
+            (asked, or no BN layer trains).
+        has_bn (bool): Whether training updates any BN statistics.
+    """
+
+    cfg: Config
+    runner: Runner
+    elastic: ElasticDepth
+    space: SubnetSpace
+    split: str
+    loader: Iterable
+    recal: Optional[Iterable]
+    recal_images: int
+    has_bn: bool
+
+    @property
+    def model(self) -> nn.Module:
+        return self.runner.model
+
+    @property
+    def arch(self) -> nn.Module:
+        """The upstream architecture (inside an ST model)."""
+        return unwrap_st(self.runner.model)
+
+    def members(self, specs: Sequence, what: str = '--subnets') -> list:
+        """The members ``specs`` name (:func:`mmst.subnet.resolve_subnets`)."""
+        return resolve_subnets(specs, self.space, what)
+
+    def new_evaluator(self):
+        """A new evaluator of the split (its ``dataset_meta`` set)."""
+        dataset = self.loader.dataset
+        return build_evaluator(self.runner, self.cfg, self.split, dataset)
+
+    def load(self, checkpoint: str, strict: bool = True) -> dict:
+        """Load ``checkpoint`` (:func:`load_weights`)."""
+        return load_weights(self.runner, checkpoint, strict)
+
+    def bn_stats(
+        self, members: Sequence[Optional[Subnet]], on_batch: OnBatch = None
+    ) -> Tuple[List[Optional[dict]], int]:
+        """Per member its re-estimated BN statistics (None for the main
+        network, ``None`` in ``members``, and for all when
+        ``recal_images`` is 0) and the images used."""
+        stats: List[Optional[dict]] = [None] * len(members)
+        subs = [i for i, m in enumerate(members) if m is not None]
+        if not self.recal_images or not subs:
+            return stats, 0
+        found, used = member_bn_stats(
+            self.arch,
+            self.recal,
+            self.recal_images,
+            [members[i] for i in subs],
+            self.elastic,
+            on_batch,
+        )
+        for i, member in zip(subs, found):
+            stats[i] = member
+        return stats, used
+
+    @torch.no_grad()
+    def run(
+        self,
+        members: Sequence[Optional[Subnet]],
+        measures: Sequence[Measure],
+        on_recal_batch: OnBatch = None,
+        on_batch: OnBatch = None,
+    ) -> Tuple[List[Dict[str, dict]], int]:
+        """Measure ``members`` (None: the main network, stored BN
+        statistics) of the loaded weights. Returns per member
+        ``{type(measure).__name__: its result}`` and the re-estimation
+        images used (0: none)."""
+        stats, used = self.bn_stats(members, on_recal_batch)
+        for measure in measures:
+            measure.begin(self, len(members))
+
+        def step(index: int, data: dict) -> None:
+            for measure in measures:
+                measure.process(index, data)
+
+        model, elastic, loader = self.model, self.elastic, self.loader
+        run_members(model, elastic, members, loader, step, stats, on_batch)
+        found = [m.results() for m in measures]
+        return [
+            {type(m).__name__: r[i] for m, r in zip(measures, found)}
+            for i in range(len(members))
+        ], used
+
+
+@contextmanager
+def open_sweep(
+    config: str,
+    split: str = 'val',
+    max_images: Optional[int] = None,
+    cfg_options: Optional[dict] = None,
+    space: Optional[str] = None,
+    bn_recal_images: int = 2000,
+    seed: int = 0,
+    recal_loader: bool = True,
+) -> Iterator[Sweep]:
+    """The :class:`Sweep` of ``config`` (its runner's logs in a temporary
+    folder, removed on exit). ``space``: a preset overriding the model's;
+    ``bn_recal_images``: images per re-estimation (0: stored statistics;
+    0 too when no BN layer trains); ``seed``: of the re-estimation images
+    and augmentations; ``recal_loader=False``: the caller sets ``recal``
+    (e.g. cached batches). The others as :func:`load_config`.
+
+    Raises:
+        ValueError: An invalid argument (the message names it).
+    """
+    check_bn_recal_images(bn_recal_images)
+    cfg = load_config(config, cfg_options, split, max_images)
+    with tempfile.TemporaryDirectory(prefix='mmst_sweep_') as tmp:
+        runner = build_runner(cfg, tmp)
+        elastic, space_ = model_space(runner.model, space)
+        has_bn = has_trainable_bn(unwrap_st(runner.model))
+        recal_images = bn_recal_images if has_bn else 0
+        loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
+        recal = None
+        if recal_images and recal_loader:
+            recal = build_recal_loader(cfg, seed)
+        yield Sweep(
+            cfg,
+            runner,
+            elastic,
+            space_,
+            split,
+            loader,
+            recal,
+            recal_images,
+            has_bn,
+        )

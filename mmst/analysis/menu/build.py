@@ -13,8 +13,7 @@ from mmst.subnet import format_subnet
 
 from ..cost import count_params
 from ..latency import machine_info
-from ..runner import build_recal_loader, quiet_logs
-from ..sweep import Sweep, open_sweep
+from ..runner import Sweep, build_recal_loader, open_sweep, quiet_logs
 from .batches import cache_loader, first_batch
 from .frontier import frontier
 from .measure import Units, flops_counter, latency_units, metric_units

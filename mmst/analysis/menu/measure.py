@@ -14,8 +14,7 @@ from mmst.engine import run_members
 
 from .. import latency as lat
 from ..cost import TensorOutputs, count_flops
-from ..runner import progress, quiet_logs
-from ..sweep import Sweep, TaskMetric, select_metric
+from ..runner import Sweep, TaskMetric, progress, quiet_logs, select_metric
 from .store import save
 
 

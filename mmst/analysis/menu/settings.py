@@ -9,8 +9,7 @@ import torch
 from mmst.subnet import parse_subnet_specs
 
 from ..latency import onnxruntime_available, resolve_device
-from ..runner import check_bn_recal_images
-from ..sweep import check_checkpoints
+from ..runner import check_bn_recal_images, check_checkpoints
 from .batches import DEFAULT_CACHE_MB
 from .frontier import check_runtime
 
