@@ -1,6 +1,6 @@
-"""The units of a menu: the metric of members of one checkpoint (one
-:mod:`mmst.analysis.sweep` pass), the latency of one member, and how its
-FLOPs are counted."""
+"""The units of a menu: the metric of members of one checkpoint (one pass
+of :func:`mmst.analysis.open_sweep`'s sweep), the latency of one member,
+and how its FLOPs are counted."""
 
 import functools
 import logging
