@@ -53,27 +53,21 @@ def sweep_networks(
     share.
 
     Args:
-        config (str): Config file (mmst ST config or upstream).
-        checkpoints (Sequence[str]): Checkpoints of models it builds.
+        config, checkpoints: The config file and its checkpoints.
         labels (Sequence[str], optional): One distinct series name per
             checkpoint (default: ``<folder>/<file stem>``).
         subnets (str | Sequence): Sub-network specs
             (:func:`mmst.subnet.parse_subnet_specs`); default: the space.
-        space (str, optional): Space preset (``'default'``, ``'space1'``
-            ...); default: the ST model's space, or every depth of each
-            stage of a plain model.
-        bn_recal_images (int): Training images for each sub-network's BN
-            statistics (0: the stored ones: shows BN mismatch, not
-            loafing).
+        space, bn_recal_images, seed: As :func:`mmst.analysis.open_sweep`
+            (``bn_recal_images=0``: stored statistics, which shows BN
+            mismatch, not loafing).
         split, max_images, cfg_options: As :func:`mmst.analysis.load_config`.
-        seed (int): Seed of the re-estimation images and augmentations.
-        show_progress (bool): A progress bar on stderr.
+        show_progress (bool): A progress bar (named ``desc``) on stderr.
         strict (bool): As :func:`mmst.analysis.load_weights`.
         row (callable, optional): ``row(sweep, subnet, depths)``: more
             entries of a network's row (None: the main network).
         check (callable, optional): ``check(sweep.arch)`` before anything
             is loaded.
-        desc (str): The progress bar's name.
 
     Returns:
         tuple: The networks (``name``, ``subnet`` (blocks per stage),
