@@ -44,26 +44,24 @@ from .menu import (
     pareto_front,
     write_outputs,
 )
-from .runner import (
+from .sweep import (
     SPLITS,
+    Measure,
+    Sweep,
+    TaskMetric,
     build_evaluation,
     build_recal_loader,
     build_runner,
     check_bn_recal_images,
+    check_checkpoints,
+    default_labels,
     input_shape_of,
     load_config,
     load_weights,
     model_space,
+    open_sweep,
     progress,
     quiet_logs,
-)
-from .sweep import (
-    Measure,
-    Sweep,
-    TaskMetric,
-    check_checkpoints,
-    default_labels,
-    open_sweep,
     select_metric,
 )
 

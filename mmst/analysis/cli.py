@@ -1,9 +1,8 @@
-"""The evaluation options shared by the analysis tools
-(``tools/analysis_tools/loafing.py``, ``logit_magnitude.py``,
-``depth_menu.py``, ``tools/model_converters/extract_subnet.py``), defined
+"""The evaluation options of the analysis tools (``loafing.py``,
+``logit_magnitude.py``, ``depth_menu.py``, ``extract_subnet.py``), defined
 once: :func:`add_eval_args` adds them to a parser, :func:`eval_kwargs`
-turns the parsed arguments into the keyword arguments of
-:func:`mmst.analysis.run_loafing` and the others."""
+turns them into the keyword arguments of :func:`mmst.analysis.run_loafing`
+and the others."""
 
 import argparse
 import sys
@@ -14,7 +13,7 @@ from mmengine.config import DictAction
 from mmst.converters.checkpoint_io import add_non_strict_argument
 from mmst.subnet.space import PRESETS
 
-from .runner import SPLITS
+from .sweep import SPLITS
 
 
 class _DeprecatedAlias(argparse.Action):
@@ -39,69 +38,47 @@ def add_eval_args(
     no_bn_recal: bool = True,
     recal_help: str = "each sub-network's",
 ) -> None:
-    """Add the analysis tools' evaluation options to ``p``: ``config``,
-    the checkpoint(s), ``--subnets`` and ``--space`` (when ``subnets``),
-    ``--bn-recal-images`` (and ``--no-bn-recal``), ``--split``,
-    ``--max-images`` (old spelling ``--max-val-images``: a deprecation
-    warning), ``--seed``, ``--non-strict`` and ``--cfg-options``.
-
-    Args:
-        p (ArgumentParser): The tool's parser.
-        checkpoints (str): ``'many'``: ``checkpoints`` (one or more);
-            ``'one'``: ``checkpoint``.
-        subnets (bool): Add ``--subnets`` / ``--space``.
-        split (bool): Add ``--split`` and ``--max-images``.
-        no_bn_recal (bool): Add ``--no-bn-recal``.
-        recal_help (str): Whose BN statistics ``--bn-recal-images``
-            re-estimates, for its help.
-    """
-    p.add_argument('config', help='config file (mmst or upstream)')
+    """Add to ``p``: ``config``, the checkpoints (``checkpoints='many'``:
+    one or more, with ``--labels``; ``'one'``: ``checkpoint``),
+    ``--subnets`` and ``--space`` (if ``subnets``), ``--bn-recal-images``
+    (its help naming ``recal_help``'s statistics) and ``--no-bn-recal``
+    (if ``no_bn_recal``), ``--split`` and ``--max-images`` (if ``split``;
+    old spelling ``--max-val-images``: a deprecation warning), ``--seed``,
+    ``--non-strict`` and ``--cfg-options``."""
+    add = p.add_argument
+    add('config', help='config file (mmst or upstream)')
     if checkpoints == 'one':
-        p.add_argument('checkpoint', help='its checkpoint')
+        add('checkpoint', help='its checkpoint')
     else:
-        p.add_argument(
-            'checkpoints',
-            nargs='+',
-            metavar='CHECKPOINT',
-            help='checkpoints of models built by CONFIG (e.g. CT and ST++)',
-        )
-        p.add_argument(
-            '--labels', nargs='+', help='series names, one per checkpoint'
-        )
+        text = 'checkpoints of models built by CONFIG (e.g. CT and ST++)'
+        add('checkpoints', nargs='+', metavar='CHECKPOINT', help=text)
+        add('--labels', nargs='+', help='series names, one per checkpoint')
     if subnets:
-        p.add_argument(
-            '--subnets',
-            nargs='+',
-            default=['all'],
-            help='all | smallest | largest | full, or blocks kept per stage '
-            '("1,1,1" "2,2,2" ...); default: all members of the space',
+        text = (
+            'all | smallest | largest | full, or blocks kept per stage '
+            '("1,1,1" "2,2,2" ...); default: all members of the space'
         )
-        p.add_argument(
-            '--space',
-            choices=PRESETS,
-            help="sub-network space that 'all' means (default: the ST "
-            "model's space, or every depth of each stage of a plain model)",
+        add('--subnets', nargs='+', default=['all'], help=text)
+        text = (
+            "sub-network space that 'all' means (default: the ST "
+            "model's space, or every depth of each stage of a plain model)"
         )
-    p.add_argument(
-        '--bn-recal-images',
-        type=int,
-        default=2000,
-        help=f'training images to re-estimate {recal_help} BN statistics '
-        'on (0: the stored statistics)',
+        add('--space', choices=PRESETS, help=text)
+    text = (
+        f'training images to re-estimate {recal_help} BN statistics '
+        'on (0: the stored statistics)'
     )
+    add('--bn-recal-images', type=int, default=2000, help=text)
     if no_bn_recal:
-        p.add_argument(
-            '--no-bn-recal',
-            action='store_true',
-            help="evaluate sub-networks with the stored (main network's) "
-            'BN statistics: shows BN mismatch, not loafing',
+        text = (
+            "evaluate sub-networks with the stored (main network's) "
+            'BN statistics: shows BN mismatch, not loafing'
         )
+        add('--no-bn-recal', action='store_true', help=text)
     if split:
-        p.add_argument('--split', choices=SPLITS, default='val')
-        p.add_argument(
-            '--max-images', type=int, help='evaluate on the first N images'
-        )
-        p.add_argument(
+        add('--split', choices=SPLITS, default='val')
+        add('--max-images', type=int, help='evaluate on the first N images')
+        add(
             '--max-val-images',
             dest='max_images',
             type=int,
@@ -109,19 +86,11 @@ def add_eval_args(
             new='--max-images',
             help='deprecated spelling of --max-images',
         )
-    p.add_argument(
-        '--seed',
-        type=int,
-        default=0,
-        help='seed of the BN re-estimation images and augmentations',
-    )
+    text = 'seed of the BN re-estimation images and augmentations'
+    add('--seed', type=int, default=0, help=text)
     add_non_strict_argument(p)
-    p.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value',
-    )
+    text = 'override config settings, key=value'
+    add('--cfg-options', nargs='+', action=DictAction, help=text)
 
 
 def check_eval_args(
@@ -131,13 +100,12 @@ def check_eval_args(
 ) -> argparse.Namespace:
     """Refuse what argparse cannot: more than ``max_checkpoints``
     checkpoints, ``--bn-recal-images < 0`` (``p.error``: exit status 2)."""
-    if max_checkpoints and len(getattr(args, 'checkpoints', ())) > (
-        max_checkpoints
-    ):
+    given = len(getattr(args, 'checkpoints', ()))
+    if max_checkpoints and given > max_checkpoints:
+        at_most = f'at most {max_checkpoints}'
         p.error(
-            'give one or two checkpoints'
-            if max_checkpoints == 2
-            else f'give at most {max_checkpoints} checkpoints'
+            f'give {"one or two" if max_checkpoints == 2 else at_most} '
+            'checkpoints'
         )
     if args.bn_recal_images < 0:
         p.error(
@@ -148,17 +116,15 @@ def check_eval_args(
 
 
 def eval_kwargs(args: argparse.Namespace, keys: Sequence[str] = ()) -> dict:
-    """The keyword arguments of the analysis functions
-    (:func:`mmst.analysis.run_loafing`, ``run_logit_magnitude``,
-    ``build_menu``, ``export_subnet``) from arguments of
-    :func:`add_eval_args`: ``bn_recal_images`` (0 with ``--no-bn-recal``),
-    ``seed``, ``cfg_options``, ``strict`` and, where the parser has them,
-    ``labels``, ``subnets``, ``space``, ``split``, ``max_images``; plus
-    the attributes named in ``keys`` as they are."""
+    """The keyword arguments of :func:`mmst.analysis.run_loafing`,
+    ``run_logit_magnitude``, ``build_menu`` and ``export_subnet`` from
+    those of :func:`add_eval_args`: ``bn_recal_images`` (0 with
+    ``--no-bn-recal``), ``seed``, ``cfg_options``, ``strict`` and, where
+    the parser has them, ``labels``, ``subnets``, ``space``, ``split``,
+    ``max_images``; plus the attributes named in ``keys``."""
+    no_recal = getattr(args, 'no_bn_recal', False)
     kwargs = dict(
-        bn_recal_images=0
-        if getattr(args, 'no_bn_recal', False)
-        else args.bn_recal_images,
+        bn_recal_images=0 if no_recal else args.bn_recal_images,
         seed=args.seed,
         cfg_options=args.cfg_options,
         strict=not args.non_strict,

@@ -2,6 +2,7 @@
 
 import inspect
 import logging
+from contextlib import nullcontext
 from typing import List, Optional, Sequence
 
 import torch
@@ -11,7 +12,7 @@ from mmengine.logging import print_log
 from mmst.subnet import ElasticDepth
 from mmst.subnet.space import Subnet
 
-from .runner import quiet_logs
+from .sweep import quiet_logs
 
 #: How :func:`count_flops` counts.
 FLOPS_CONVENTION = (
@@ -49,35 +50,27 @@ def count_params(
 
 
 class TensorOutputs(nn.Module):
-    """One input in, tensors out: ``model(inputs, None, 'tensor')`` (raw
-    head outputs, no post-processing; mm models whose forward needs
-    ``data_samples``, pose estimators, trace with one input too), or with
-    ``features=True`` ``model.extract_feat(inputs)`` (a detector's
-    backbone + neck). The one wrapper of FLOPs counting
-    (:func:`count_flops`), ONNX export
-    (:func:`mmst.deploy.export_onnx`) and the depth menu.
-
-    Args:
-        model (nn.Module): A plain (non-ST) mm model.
-        flatten (bool): Return the outputs flattened into a tuple of
-            tensors (:func:`flatten_outputs`: the ONNX graph's outputs, in
-            order). Defaults to True; False returns them as the model does.
-        features (bool): Run ``extract_feat`` instead. Defaults to False.
+    """One input in, tensors out, for FLOPs counting, ONNX export
+    (:func:`mmst.deploy.export_onnx`) and the depth menu: the raw head
+    outputs ``model(inputs, None, 'tensor')`` of a plain (non-ST) mm model
+    (so models whose forward needs ``data_samples`` trace with one input),
+    or ``model.extract_feat(inputs)`` with ``features=True`` (a detector's
+    backbone + neck); with ``flatten`` (default) as a tuple of tensors
+    (:func:`flatten_outputs`: the ONNX graph's outputs, in order).
     """
 
     def __init__(
         self, model: nn.Module, flatten: bool = True, features: bool = False
     ) -> None:
         super().__init__()
-        self.model = model
-        self.flatten = flatten
-        self.features = features
+        self.model, self.flatten, self.features = model, flatten, features
 
     def forward(self, inputs: torch.Tensor):
+        model = self.model
         if self.features:
-            outputs = self.model.extract_feat(inputs)
+            outputs = model.extract_feat(inputs)
         else:
-            outputs = self.model(inputs, None, 'tensor')
+            outputs = model(inputs, None, 'tensor')
         return tuple(flatten_outputs(outputs)) if self.flatten else outputs
 
 
@@ -122,31 +115,20 @@ def count_flops(
     inputs = torch.zeros((1, *input_shape), device=device)
     was_training = arch.training
     arch.eval()
-
     traced = arch
     if 'mode' in inspect.signature(arch.forward).parameters:
         traced = TensorOutputs(arch, flatten=False)
 
-    def total() -> int:
-        analyzer = FlopAnalyzer(traced, (inputs,))
-        flops = analyzer.unsupported_ops_warnings(
-            False
-        ).uncalled_modules_warnings(False)
-        return int(flops.total())
-
+    active = nullcontext() if elastic is None else elastic.activate(subnet)
     try:
-        with quiet_logs(logging.ERROR):
-            if elastic is not None:
-                with elastic.activate(subnet):
-                    return total()
-            return total()
+        with quiet_logs(logging.ERROR), active:
+            analyzer = FlopAnalyzer(traced, (inputs,))
+            analyzer.unsupported_ops_warnings(False)
+            return int(analyzer.uncalled_modules_warnings(False).total())
     except Exception as e:  # tracing is best effort
-        print_log(
-            f'cannot count FLOPs of {type(arch).__name__} '
-            f'({type(e).__name__}: {e})',
-            'current',
-            logging.WARNING,
-        )
+        error = f'{type(e).__name__}: {e}'
+        message = f'cannot count FLOPs of {type(arch).__name__} ({error})'
+        print_log(message, 'current', logging.WARNING)
         return None
     finally:
         arch.train(was_training)

@@ -1,14 +1,10 @@
-"""Latency of a model's forward on the user's device: eager PyTorch (and
-ONNX Runtime when it is installed), median and interquartile range of
-repeated timed runs after warm-up runs.
-
-What is timed: one ``model(inputs, data_samples, mode='tensor')`` call on
-an already preprocessed batch (no data loading, no preprocessing, no
-post-processing such as NMS or decoding): for a classifier the backbone,
-neck and head up to the logits; for a detector, segmentor or pose
-estimator whatever its ``tensor`` mode runs (backbone, neck and the heads'
-raw outputs). On CUDA the device is synchronised before the clock is read
-at the start and at the end of every run.
+"""Latency of a model's forward on the user's device, eager PyTorch (and
+ONNX Runtime when installed): median and interquartile range of timed runs
+after warm-up runs. Timed: one ``model(inputs, data_samples,
+mode='tensor')`` call on a preprocessed batch (no data loading,
+preprocessing or post-processing such as NMS or decoding: up to the logits
+or the heads' raw outputs). On CUDA the device is synchronised before each
+clock reading.
 """
 
 import os
@@ -38,21 +34,19 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(
             f'--device {name!r} is invalid; allowed: cpu | cuda | cuda:N'
         )
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f'--device {name!r} needs a CUDA device, but '
-                f'torch.cuda.is_available() is False (torch '
-                f'{torch.__version__}, CUDA build: {torch.version.cuda}); '
-                'allowed here: cpu'
-            )
-        index = device.index or 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(
-                f'--device {name!r} is invalid: {torch.cuda.device_count()} '
-                f'CUDA device(s); allowed: cuda:0..'
-                f'cuda:{torch.cuda.device_count() - 1}'
-            )
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(
+            f'--device {name!r} needs a CUDA device, but '
+            f'torch.cuda.is_available() is False (torch '
+            f'{torch.__version__}, CUDA build: {torch.version.cuda}); '
+            'allowed here: cpu'
+        )
+    count = torch.cuda.device_count() if device.type == 'cuda' else 0
+    if count and (device.index or 0) >= count:
+        raise ValueError(
+            f'--device {name!r} is invalid: {count} CUDA device(s); '
+            f'allowed: cuda:0..cuda:{count - 1}'
+        )
     return device
 
 
@@ -82,12 +76,11 @@ def machine_info(device: torch.device) -> Dict[str, object]:
     if device.type == 'cuda':
         info['gpu'] = torch.cuda.get_device_name(device)
         info['cuda'] = torch.version.cuda
-    try:
+    info['onnxruntime'] = None
+    if onnxruntime_available():
         import onnxruntime
 
         info['onnxruntime'] = onnxruntime.__version__
-    except ImportError:
-        info['onnxruntime'] = None
     return info
 
 
@@ -97,10 +90,9 @@ def summarize(times_ms: Sequence[float]) -> Dict[str, float]:
     times = sorted(float(t) for t in times_ms)
     if not times:
         raise ValueError('no timings to summarize')
+    q1 = q3 = times[0]
     if len(times) > 1:
         q1, _, q3 = statistics.quantiles(times, n=4, method='inclusive')
-    else:
-        q1 = q3 = times[0]
     return dict(
         median_ms=statistics.median(times),
         q1_ms=q1,
@@ -117,9 +109,8 @@ def time_runs(
     repeats: int,
     device: Optional[torch.device] = None,
 ) -> List[float]:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed;
-    return the ``repeats`` wall-clock times in milliseconds (on CUDA the
-    device is synchronised before each clock reading).
+    """The wall-clock times (ms) of ``repeats`` calls of ``fn`` after
+    ``warmup`` untimed ones (on CUDA synchronised before each reading).
 
     Raises:
         ValueError: ``warmup < 0`` or ``repeats < 1``.
@@ -150,9 +141,8 @@ def time_runs(
 def tile_batch(
     inputs: torch.Tensor, data_samples: Optional[list], batch_size: int
 ) -> Tuple[torch.Tensor, Optional[list]]:
-    """A batch of ``batch_size`` made of ``inputs`` (N, ...) repeated
-    cyclically along the batch dimension (and the same for
-    ``data_samples``).
+    """A batch of ``batch_size``: ``inputs`` (N, ...) and ``data_samples``
+    repeated cyclically.
 
     Raises:
         ValueError: ``batch_size < 1``.
@@ -164,10 +154,9 @@ def tile_batch(
     n = inputs.shape[0]
     index = torch.arange(batch_size, device=inputs.device) % n
     tiled = inputs.index_select(0, index).contiguous()
-    samples = None
-    if data_samples is not None:
-        samples = [data_samples[i % n] for i in range(batch_size)]
-    return tiled, samples
+    if data_samples is None:
+        return tiled, None
+    return tiled, [data_samples[i % n] for i in range(batch_size)]
 
 
 @torch.no_grad()
@@ -178,19 +167,14 @@ def eager_latency(
     warmup: int = 5,
     repeats: int = 30,
 ) -> Dict[str, float]:
-    """Latency of ``model(inputs, data_samples, mode='tensor')`` in eval
-    mode without autograd, on the device ``inputs`` is on (the model must
-    be there too); see :func:`summarize` for the keys (milliseconds).
-    Activate a sub-network around the call to time it."""
+    """:func:`summarize` of ``model(inputs, data_samples, mode='tensor')``
+    in eval mode without autograd on ``inputs``' device (the model's too);
+    activate a sub-network around the call to time it."""
     was_training = model.training
     model.eval()
     try:
-        times = time_runs(
-            lambda: model(inputs, data_samples, mode='tensor'),
-            warmup,
-            repeats,
-            inputs.device,
-        )
+        run = lambda: model(inputs, data_samples, mode='tensor')  # noqa: E731
+        times = time_runs(run, warmup, repeats, inputs.device)
     finally:
         model.train(was_training)
     return summarize(times)
@@ -213,15 +197,9 @@ def onnxruntime_latency(
     repeats: int = 30,
     threads: Optional[int] = None,
 ) -> Dict[str, float]:
-    """Latency of one ONNX Runtime ``run`` of ``onnx_file`` (CPU execution
-    provider) on ``inputs`` (fed as the model's first input); keys as
-    :func:`summarize`.
-
-    Args:
-        onnx_file (str): An ONNX model whose first input takes ``inputs``.
-        inputs (Tensor): The batch (moved to the CPU as float32 numpy).
-        threads (int, optional): ``intra_op_num_threads`` (None: ORT's
-            default).
+    """:func:`summarize` of one ONNX Runtime ``run`` (CPU provider,
+    ``threads``: ``intra_op_num_threads``, None: ORT's default) of
+    ``onnx_file`` on ``inputs`` (float32 on the CPU, its first input).
 
     Raises:
         ImportError: onnxruntime is not installed.

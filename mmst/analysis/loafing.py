@@ -1,16 +1,10 @@
-"""The loafing table: accuracy (or the task metric) of the main network
-and of its sub-networks, each sub-network with its own re-estimated BN
-statistics, with parameters and FLOPs (``docs/analysis.md``).
-
-The main network is evaluated with its stored BN statistics (the number
-``tools/test.py`` gives); every sub-network, the full-depth member of the
-space included, with BN statistics re-estimated for it on
-``bn_recal_images`` training images (the same images, with the same
-augmentations, for every sub-network: :func:`mmst.analysis.build_recal_loader`
-seeded with ``seed``, the loader ``SubnetValLoop`` uses too).
-:func:`mmst.deploy.export_subnet` re-estimates exactly the same
-statistics, so the exported sub-network reproduces the number in the
-table.
+"""The loafing table: the task metric of the main network (its stored BN
+statistics: the number ``tools/test.py`` gives) and of its sub-networks,
+each with BN statistics re-estimated for it on ``bn_recal_images``
+training images (the same images and augmentations for all: the seeded
+:func:`mmst.analysis.build_recal_loader` that ``SubnetValLoop`` and
+:func:`mmst.deploy.export_subnet` use too, so an exported sub-network
+reproduces its number), with parameters and FLOPs (``docs/analysis.md``).
 """
 
 import functools
@@ -21,12 +15,14 @@ from mmst.subnet import format_subnet, parse_subnet_specs
 
 from . import report
 from .cost import FLOPS_CONVENTION, count_flops, count_params
-from .runner import check_bn_recal_images, input_shape_of, progress
 from .sweep import (
     Measure,
     TaskMetric,
+    check_bn_recal_images,
     check_checkpoints,
+    input_shape_of,
     open_sweep,
+    progress,
     select_metric,
 )
 
@@ -51,39 +47,27 @@ def sweep_networks(
     check: Optional[Callable] = None,
     desc: str = 'loafing',
 ) -> Tuple[List[dict], dict]:
-    """The main network and the sub-networks of one config, measured by a
-    new ``measure()`` for each checkpoint (a :mod:`mmst.analysis.sweep`):
+    """The main network and the sub-networks of one config measured by a
+    new ``measure()`` per checkpoint (one :func:`mmst.analysis.open_sweep`):
     what :func:`run_loafing` and :func:`mmst.analysis.run_logit_magnitude`
     share.
 
     Args:
-        config (str): Config file (mmst ST config or upstream).
-        checkpoints (Sequence[str]): Checkpoints of models built by
-            ``config`` (e.g. a CT and an ST++ one).
+        config, checkpoints: The config file and its checkpoints.
         labels (Sequence[str], optional): One distinct series name per
             checkpoint (default: ``<folder>/<file stem>``).
         subnets (str | Sequence): Sub-network specs
-            (:func:`mmst.subnet.parse_subnet_specs`). Defaults to all
-            members of the space.
-        space (str, optional): Space preset (``'default'``, ``'space1'``
-            ...); default: the ST model's space, or every depth of each
-            stage of a plain model.
-        bn_recal_images (int): Training images for each sub-network's BN
-            statistics (0: the stored statistics, which shows BN mismatch,
-            not loafing). Defaults to 2000.
-        split (str): ``'val'`` or ``'test'``.
-        max_images (int, optional): Evaluate on the first N images.
-        seed (int): Seed of the re-estimation images and augmentations.
-        cfg_options (dict, optional): Config overrides.
-        show_progress (bool): A progress bar on stderr.
-        strict (bool): Refuse a checkpoint with a missing, unexpected or
-            mis-shaped key (:func:`mmst.analysis.load_weights`). Defaults
-            to True; False loads the keys that fit and logs the others.
+            (:func:`mmst.subnet.parse_subnet_specs`); default: the space.
+        space, bn_recal_images, seed: As :func:`mmst.analysis.open_sweep`
+            (``bn_recal_images=0``: stored statistics, which shows BN
+            mismatch, not loafing).
+        split, max_images, cfg_options: As :func:`mmst.analysis.load_config`.
+        show_progress (bool): A progress bar (named ``desc``) on stderr.
+        strict (bool): As :func:`mmst.analysis.load_weights`.
         row (callable, optional): ``row(sweep, subnet, depths)``: more
             entries of a network's row (None: the main network).
         check (callable, optional): ``check(sweep.arch)`` before anything
             is loaded.
-        desc (str): The progress bar's name.
 
     Returns:
         tuple: The networks (``name``, ``subnet`` (blocks per stage),
@@ -95,9 +79,7 @@ def sweep_networks(
     Raises:
         ValueError: An invalid argument (the message names it).
         CheckpointError: A checkpoint is unreadable (checked before
-            anything is evaluated) or, when ``strict``, does not fit the
-            model (a ``ValueError``; a missing file is also a
-            ``FileNotFoundError``).
+            anything is evaluated) or, when ``strict``, does not fit.
     """
     checkpoints, labels = check_checkpoints(checkpoints, labels)
     check_bn_recal_images(bn_recal_images)
@@ -122,12 +104,10 @@ def sweep_networks(
                 bar.update(1)
         finally:
             bar.close()
+    paths = [osp.abspath(path) for path in checkpoints]
     return networks, dict(
         labels=labels,
-        checkpoints=[
-            dict(label=label, path=osp.abspath(path))
-            for label, path in zip(labels, checkpoints)
-        ],
+        checkpoints=[dict(label=lb, path=p) for lb, p in zip(labels, paths)],
         used=used,
         eval_images=len(sweep.loader.dataset),
         recal_images=sweep.recal_images,
@@ -140,12 +120,11 @@ def _network(sweep, sub, row: Optional[Callable], key: str) -> dict:
     """The row of the main network (``sub`` None) or a sub-network."""
     depths = sweep.elastic.stage_depths
     depths = depths if sub is None else [len(k) for k in sub]
+    recal = sub is not None and sweep.recal_images
     return dict(
         name='main' if sub is None else format_subnet(sub),
         subnet=depths,
-        bn_stats='re-estimated'
-        if sub is not None and sweep.recal_images
-        else 'stored',
+        bn_stats='re-estimated' if recal else 'stored',
         **(row(sweep, sub, depths) if row else {}),
         **{key: {}},
     )
@@ -161,9 +140,9 @@ def run_loafing(
     """Evaluate the main network and the sub-networks of one config with
     one or more checkpoints (:func:`sweep_networks` with the task metric).
 
-    ``metric``: the metric key to tabulate (default: the first the
-    evaluator returns); ``options``: as :func:`sweep_networks`
-    (``labels``, ``subnets``, ``space``, ``bn_recal_images``, ``split``,
+    ``metric``: the metric key to tabulate (default: the evaluator's
+    first); ``options``: as :func:`sweep_networks` (``labels``,
+    ``subnets``, ``space``, ``bn_recal_images``, ``split``,
     ``max_images``, ``seed``, ``cfg_options``, ``show_progress``,
     ``strict``).
 
@@ -199,9 +178,8 @@ def run_loafing(
     for net in networks:
         if used and net['bn_stats'] == 're-estimated':
             net['recal_images_used'] = used[-1]
-        net['results'] = {
-            label: net['metrics'][label][metric] for label in labels
-        }
+        net['results'] = {lb: net['metrics'][lb][metric] for lb in labels}
+    space = facts['space']
     return dict(
         config=osp.abspath(config),
         split=options.get('split', 'val'),
@@ -214,8 +192,7 @@ def run_loafing(
         input_shape=shape,
         flops_convention=FLOPS_CONVENTION,
         space=dict(
-            stage_depths=facts['space'].stage_depths,
-            depth_choices=facts['space'].depth_choices,
+            stage_depths=space.stage_depths, depth_choices=space.depth_choices
         ),
         checkpoints=facts['checkpoints'],
         networks=networks,
@@ -226,23 +203,25 @@ def write_csv(result: dict, path: str) -> None:
     """One row per network: blocks, FLOPs, parameters, BN statistics and
     the metric per checkpoint."""
     labels = report.labels_of(result)
-    report.write_csv(
-        path,
-        ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
-        + [f'{label} {result["metric"]}' for label in labels],
-        (
-            [
-                net['name'],
-                ' '.join(map(str, net['subnet'])),
-                net['blocks'],
-                net['flops'] if net['flops'] is not None else '',
-                net['params'],
-                net['bn_stats'],
-            ]
-            + [net['results'][label] for label in labels]
-            for net in result['networks']
-        ),
+    header = ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
+    header += [f'{label} {result["metric"]}' for label in labels]
+    rows = (
+        [net['name'], ' '.join(map(str, net['subnet'])), net['blocks']]
+        + ['' if net['flops'] is None else net['flops'], net['params']]
+        + [net['bn_stats']]
+        + [net['results'][label] for label in labels]
+        for net in result['networks']
     )
+    report.write_csv(path, header, rows)
+
+
+def _bn_note(result: dict, untrained: str, recal: str, stored: str) -> str:
+    """``untrained`` when no BN layer trains, else ``recal`` (its
+    ``{}`` the re-estimation images) or ``stored``."""
+    images = result['bn_recal_images']
+    if not result.get('has_bn', True):
+        return untrained
+    return recal.format(images) if images else stored
 
 
 def markdown_table(result: dict) -> str:
@@ -250,31 +229,23 @@ def markdown_table(result: dict) -> str:
     and the BN statistics."""
     labels = report.labels_of(result)
     unit, scale = report.flops_unit(result['networks'])
-    recal = result['bn_recal_images']
     caption = (
         f'{result["metric"]} on the {result["split"]} set '
         f'({result["eval_images"]} images) of '
-        f'`{osp.basename(result["config"])}`'
-        + (
-            '; no BN layer is trained (nothing to re-estimate).'
-            if not result.get('has_bn', True)
-            else '; main network with its stored BN statistics, '
-            'sub-networks with '
-            + (
-                f'BN statistics re-estimated on {recal} training images each.'
-                if recal
-                else "the stored (main network's) BN statistics."
-            )
-        )
+        f'`{osp.basename(result["config"])}`; '
+    ) + _bn_note(
+        result,
+        'no BN layer is trained (nothing to re-estimate).',
+        'main network with its stored BN statistics, sub-networks with BN '
+        'statistics re-estimated on {} training images each.',
+        'main network with its stored BN statistics, sub-networks with '
+        "the stored (main network's) BN statistics.",
     )
     rows = [
-        [
-            'main' if net['name'] == 'main' else 'sub-network',
-            str(net['subnet']),
-            str(net['blocks']),
-            report.fmt(None if net['flops'] is None else net['flops'] / scale),
-            f'{net["params"] / 1e6:.3f}',
-        ]
+        ['main' if net['name'] == 'main' else 'sub-network']
+        + [str(net['subnet']), str(net['blocks'])]
+        + [report.fmt(None if net['flops'] is None else net['flops'] / scale)]
+        + [f'{net["params"] / 1e6:.3f}']
         + [report.fmt(net['results'][label]) for label in labels]
         for net in result['networks']
     ]
@@ -296,27 +267,17 @@ def plot(result: dict, path: str, title: Optional[str] = None) -> None:
     if has_flops:
         panels.append((axes[0], lambda n, offset: n['flops'] / scale))
     for i, label in enumerate(labels):
-        color = report.COLORS[i % len(report.COLORS)]
-        marker = report.MARKERS[i % len(report.MARKERS)]
+        color, marker = report.style(i)
+        c, edge = dict(color=color), dict(edgecolors='black')
         offset = (i - (len(labels) - 1) / 2) * width
         for ax, x in panels:
-            ax.scatter(
-                [x(n, offset) for n in subnets],
-                [n['results'][label] for n in subnets],
-                color=color,
-                marker=marker,
-                alpha=0.75,
-                label=f'{label} sub-networks',
-            )
-            ax.scatter(
-                [x(main, offset)],
-                [main['results'][label]],
-                color=color,
-                marker='*',
-                s=220,
-                edgecolors='black',
-                label=f'{label} main network',
-            )
+            xs = [x(n, offset) for n in subnets]
+            ys = [n['results'][label] for n in subnets]
+            sub = f'{label} sub-networks'
+            ax.scatter(xs, ys, marker=marker, alpha=0.75, label=sub, **c)
+            xs, ys = [x(main, offset)], [main['results'][label]]
+            name = f'{label} main network'
+            ax.scatter(xs, ys, marker='*', s=220, label=name, **c, **edge)
     if has_flops:
         axes[0].set_xlabel(unit)
     axes[-1].set_xlabel('residual blocks kept')
@@ -324,30 +285,17 @@ def plot(result: dict, path: str, title: Optional[str] = None) -> None:
         ax.set_ylabel(result['metric'])
         ax.grid(alpha=0.3)
     handles, names = axes[-1].get_legend_handles_labels()
-    fig.legend(
-        handles,
-        names,
-        loc='lower center',
-        ncol=min(4, len(names)),
-        fontsize=8,
-        frameon=False,
+    ncol = min(4, len(names))
+    legend = dict(loc='lower center', fontsize=8, frameon=False)
+    fig.legend(handles, names, ncol=ncol, **legend)
+    note = _bn_note(
+        result,
+        'no trained BN layer',
+        'sub-networks with BN re-estimated on {} images',
+        "sub-networks with the main network's BN statistics",
     )
-    recal = result['bn_recal_images']
-    fig.suptitle(
-        title
-        or f'{osp.basename(result["config"])}: '
-        + (
-            'no trained BN layer'
-            if not result.get('has_bn', True)
-            else 'sub-networks with '
-            + (
-                f'BN re-estimated on {recal} images'
-                if recal
-                else "the main network's BN statistics"
-            )
-        ),
-        fontsize=10,
-    )
+    suptitle = title or f'{osp.basename(result["config"])}: {note}'
+    fig.suptitle(suptitle, fontsize=10)
     report.save_figure(fig, path, dpi=110, rect=(0, 0.07, 1, 1))
 
 

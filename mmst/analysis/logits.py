@@ -1,11 +1,8 @@
-"""Average L2 norm of the logits of the main network and its sub-networks
-(ST++ paper, Fig. 4), for classifiers (``docs/analysis.md``).
-
-For every network, the raw logits (the head's output before any softmax or
-ST++ logit normalisation) of each image of the val (or test) set, their L2
-norm averaged over the images; the top-1 accuracy of the same pass is
-recorded too. Sub-networks run with BN statistics re-estimated for them as
-in the loafing table (``bn_recal_images=0``: the stored statistics).
+"""Average L2 norm of the raw logits (the head's output before any softmax
+or ST++ logit normalisation) of the main network and its sub-networks over
+the val (or test) set, with the top-1 accuracy of the same pass (ST++
+paper, Fig. 4; ``docs/analysis.md``); classifiers only. Sub-networks run
+with BN statistics re-estimated as in the loafing table.
 """
 
 import copy
@@ -20,6 +17,8 @@ from mmst.models.tasks import infer_task
 from . import report
 from .loafing import sweep_networks
 from .sweep import Measure
+
+_STATS = ('mean_l2', 'std_l2', 'top1', 'images')
 
 
 def check_classifier(arch: nn.Module) -> None:
@@ -72,14 +71,8 @@ class LogitMagnitude(Measure):
         for total, total_sq, correct, count in self.sums:
             mean = total / max(count, 1)
             var = max(total_sq / max(count, 1) - mean**2, 0.0)
-            out.append(
-                dict(
-                    mean_l2=mean,
-                    std_l2=var**0.5,
-                    top1=100.0 * correct / max(count, 1),
-                    images=count,
-                )
-            )
+            top1 = 100.0 * correct / max(count, 1)
+            out.append(dict(zip(_STATS, (mean, var**0.5, top1, count))))
         return out
 
 
@@ -88,9 +81,7 @@ def run_logit_magnitude(
 ) -> dict:
     """Logit statistics of the main network and the sub-networks
     (:func:`mmst.analysis.loafing.sweep_networks` with
-    :class:`LogitMagnitude`; ``options`` as there: ``labels``,
-    ``subnets``, ``space``, ``bn_recal_images``, ``split``, ``max_images``,
-    ``seed``, ``cfg_options``, ``show_progress``, ``strict``).
+    :class:`LogitMagnitude`, ``options`` as there).
 
     Returns:
         dict: ``config``, ``split``, ``eval_images``, ``bn_recal_images``,
@@ -102,14 +93,9 @@ def run_logit_magnitude(
         ValueError: Not a classifier, or an invalid argument.
         CheckpointError: As in :func:`mmst.analysis.run_loafing`.
     """
+    kw = dict(options, check=check_classifier, desc='logit_magnitude')
     networks, facts = sweep_networks(
-        LogitMagnitude,
-        'stats',
-        config,
-        checkpoints,
-        **options,
-        check=check_classifier,
-        desc='logit_magnitude',
+        LogitMagnitude, 'stats', config, checkpoints, **kw
     )
     return dict(
         config=osp.abspath(config),
@@ -157,16 +143,10 @@ def plot_logit_magnitude(result: dict, path: str) -> None:
         xs = [
             j + (i - (len(labels) - 1) / 2) * width for j in range(len(nets))
         ]
-        bars = ax.bar(
-            xs,
-            [n['stats'][label]['mean_l2'] for n in nets],
-            width,
-            yerr=[n['stats'][label]['std_l2'] for n in nets],
-            capsize=2,
-            label=label,
-            color=report.COLORS[i % len(report.COLORS)],
-            alpha=0.8,
-        )
+        ys = [n['stats'][label]['mean_l2'] for n in nets]
+        err = [n['stats'][label]['std_l2'] for n in nets]
+        kw = dict(yerr=err, capsize=2, label=label, alpha=0.8)
+        bars = ax.bar(xs, ys, width, color=report.style(i)[0], **kw)
         bars[0].set_hatch('//')  # the main network
     ax.set_xticks(range(len(nets)))
     ax.set_xticklabels(

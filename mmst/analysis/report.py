@@ -14,6 +14,11 @@ COLORS = ('tab:blue', 'tab:red', 'tab:green', 'tab:purple', 'tab:orange')
 MARKERS = ('o', 's', '^', 'D', 'v')
 
 
+def style(index: int) -> Tuple[str, str]:
+    """The colour and marker of series ``index``."""
+    return COLORS[index % len(COLORS)], MARKERS[index % len(MARKERS)]
+
+
 def labels_of(result: dict) -> List[str]:
     """The checkpoint labels of a report (its series), in order."""
     return [c['label'] for c in result['checkpoints']]
@@ -85,10 +90,10 @@ def write_outputs(
     indent: int = 2,
     plot_path: Optional[str] = None,
 ) -> Dict[str, str]:
-    """Write ``out_dir/<stem>.json`` (``result``, atomically), then where
-    given ``<stem>.csv`` (``csv(result, path)``), ``<stem>.md`` (the text
-    ``md(result)``) and ``<stem>.png`` (``png(result, path)``, at
-    ``plot_path`` when given). Returns the paths by kind."""
+    """Write ``out_dir/<stem>.json`` (``result``, atomically) and, where
+    given, ``<stem>.csv`` (``csv(result, path)``), ``<stem>.md``
+    (``md(result)``) and ``<stem>.png`` (``png(result, path)``, at
+    ``plot_path`` if given). Returns the paths by kind."""
     os.makedirs(out_dir, exist_ok=True)
     kinds = dict(json=True, csv=csv, md=md, png=png)
     paths = {k: osp.join(out_dir, f'{stem}.{k}') for k in kinds if kinds[k]}

@@ -1,70 +1,227 @@
-"""One member sweep: a config's model built once, each checkpoint loaded
-in turn, every member of its sub-network space run on the same evaluation
-batches with its own re-estimated BN statistics, and handed to pluggable
-measures.
+"""What the analysis tools evaluate, and the member sweep over it.
 
-The loafing table (:func:`mmst.analysis.run_loafing`), the logit magnitude
-(:func:`mmst.analysis.run_logit_magnitude`) and the depth menu
-(:func:`mmst.analysis.build_menu`) are users of it; ``SubnetValLoop`` runs
+The building blocks (the config, the Runner as ``tools/test.py`` builds
+it, the checkpoint, the evaluation loader and evaluator, the seeded BN
+re-estimation loader :func:`mmst.engine.build_recal_loader`, the
+sub-network space) and one member sweep (:func:`open_sweep`): a config's
+model built once, each checkpoint loaded in turn, every member of its
+space run on the same evaluation batches with its own BN statistics and
+handed to pluggable measures. Users: the loafing table, the logit
+magnitude, the depth menu, ``extract_subnet.py``; ``SubnetValLoop`` runs
 the same member evaluation on the live model
-(:func:`mmst.engine.evaluate_members`). What a sweep does per checkpoint:
+(:func:`mmst.engine.evaluate_members`). Per checkpoint, a sweep
 
-1. BN statistics of every member (``None``, the main network, keeps its
-   stored ones) re-estimated on ``bn_recal_images`` images of the seeded
-   re-estimation loader, in one pass with shared prefixes
+1. re-estimates the BN statistics of every member (``None``, the main
+   network, keeps its stored ones) on ``bn_recal_images`` images of the
+   seeded loader, in one pass with shared prefixes
    (:func:`mmst.engine.member_bn_stats`);
-2. one pass over the evaluation batches, every member on every batch with
-   its statistics, shared prefixes computed once
-   (:func:`mmst.engine.run_members`), each :class:`Measure` given each
-   member's batch.
+2. runs every member on every evaluation batch with its statistics,
+   shared prefixes computed once (:func:`mmst.engine.run_members`), each
+   :class:`Measure` given each member's batch.
 
-A measure (``docs/analysis.md``, "Adding a measure") has ``begin(sweep,
+A measure (``docs/architecture.md``, "Adding a measure") has ``begin(sweep,
 count)``, ``process(index, data)`` (inside the member's context: run any
 forward on a copy of ``data``) and ``results()`` (one dict per member).
-Costs that do not depend on the weights (parameters, FLOPs, latency) are
-computed once per member by the users (:mod:`mmst.analysis.cost`,
+Weight-independent costs (parameters, FLOPs, latency) are computed once
+per member by the users (:mod:`mmst.analysis.cost`,
 :mod:`mmst.analysis.latency`).
 """
 
 import copy
+import logging
 import os.path as osp
+import sys
 import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import (
-    Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Optional,
-    Sequence,
-    Tuple,
-)
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmst.converters.checkpoint_io import check_readable
-from mmst.engine import member_bn_stats, run_members
+from mmst.apis import prepare_config
+from mmst.converters.checkpoint_io import (
+    check_readable,
+    load_runner_checkpoint,
+)
+from mmst.engine import (
+    build_recal_loader,
+    elastic_of,
+    member_bn_stats,
+    run_members,
+)
 from mmst.engine.bn_recal import has_trainable_bn
 from mmst.models.algorithms.stimulative import unwrap_st
+from mmst.stack import load_config as stack_load_config
 from mmst.subnet import ElasticDepth, SubnetSpace, resolve_subnets
 from mmst.subnet.space import Subnet
 
-from .runner import (
-    build_evaluator,
-    build_recal_loader,
-    build_runner,
-    check_bn_recal_images,
-    load_config,
-    load_weights,
-    model_space,
-)
-
+#: The evaluation splits a config may name.
+SPLITS = ('val', 'test')
 OnBatch = Optional[Callable[[int, int], None]]
+
+
+def _check_int(value, name: str, least: int, note: str = '') -> int:
+    """``value`` if it is an integer >= ``least``, else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(
+            f'{name}{value!r} is invalid; allowed: an integer >= {least}'
+            + note
+        )
+    return value
+
+
+def load_config(
+    config: str,
+    cfg_options: Optional[dict] = None,
+    split: str = 'val',
+    max_images: Optional[int] = None,
+) -> Config:
+    """Read ``config`` as ``tools/test.py`` does
+    (:func:`mmst.stack.load_config`), apply ``cfg_options``, keep the
+    first ``max_images`` images (``dataset.indices``) of the ``split``
+    (``'val'`` or ``'test'``) set and register mmst and the config's task
+    library (:func:`mmst.apis.prepare_config`).
+
+    Raises:
+        ValueError: Unknown ``split``, the config has no such dataloader /
+            evaluator, or ``max_images < 1``.
+        StackError: A task library the config's base configs need is not
+            installed.
+    """
+    if split not in SPLITS:
+        raise ValueError(
+            f'split={split!r} is invalid; allowed: ' + ' | '.join(SPLITS)
+        )
+    cfg = stack_load_config(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    loader = cfg.get(f'{split}_dataloader')
+    if not loader or not cfg.get(f'{split}_evaluator'):
+        raise ValueError(
+            f'{config} has no {split}_dataloader / {split}_evaluator; '
+            f'use --split {"test" if split == "val" else "val"}'
+        )
+    if max_images is not None:
+        loader.dataset.indices = _check_int(max_images, 'max images=', 1)
+    prepare_config(cfg)
+    return cfg
+
+
+@contextmanager
+def quiet_logs(level: int = logging.WARNING) -> Iterator[None]:
+    """Raise the current MMLogger's level for the duration."""
+    logger = MMLogger.get_current_instance()
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+def build_runner(cfg: Config, work_dir: str) -> Runner:
+    """The Runner of (a copy of) ``cfg`` as ``tools/test.py`` builds it,
+    its logs in ``work_dir``; nothing loaded or run, model in eval mode."""
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir, cfg.load_from, cfg.resume = work_dir, None, False
+    cfg.log_level, cfg.launcher = 'WARNING', 'none'
+    # A unique name: the logger and visualizer are per-name singletons, and
+    # an earlier runner's (in a removed temporary folder) must not be reused.
+    cfg.experiment_name = f'mmst_analysis_{uuid.uuid4().hex[:8]}'
+    visualizer = cfg.get('visualizer')
+    if isinstance(visualizer, dict):
+        # upstream configs name it ('visualizer'), which would hand every
+        # later runner of this process the first one's (removed) folder
+        visualizer['name'] = cfg.experiment_name
+    build = Runner.from_cfg if 'runner_type' not in cfg else RUNNERS.build
+    runner = build(cfg)
+    runner.model.eval()
+    return runner
+
+
+def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
+    """Load ``checkpoint`` into the runner's model (left in eval mode) with
+    :func:`mmst.converters.checkpoint_io.load_runner_checkpoint` (the
+    runner's hooks see it first, as in ``Runner.load_checkpoint``).
+    ``strict=False`` (``--non-strict``) loads the keys that fit and logs
+    the others. Returns the checkpoint dict (``meta``, ``state_dict`` ...).
+
+    Raises:
+        CheckpointNotFoundError: No such file (a ``FileNotFoundError``).
+        CheckpointError: Not a readable checkpoint, or ``strict`` and it
+            does not fit the model (:class:`~mmst.converters.
+            CheckpointMismatchError` names the first keys of each kind); a
+            ``ValueError``.
+    """
+    ckpt = load_runner_checkpoint(runner, checkpoint, strict=strict)
+    runner.model.eval()
+    return ckpt
+
+
+def model_space(
+    model: nn.Module, preset: Optional[str] = None
+) -> Tuple[ElasticDepth, SubnetSpace]:
+    """The elastic backbone and sub-network space of ``model`` (an ST
+    model's, or a plain backbone's default); ``preset`` (``'default'``,
+    ``'space1'`` ...) overrides the depths.
+
+    Raises:
+        TypeError: The backbone's residual stages cannot be found (declare
+            ``elastic_stages``).
+        ValueError: ``preset`` is not a preset of this backbone.
+    """
+    elastic, space = elastic_of(model)
+    if preset is not None:
+        space = SubnetSpace(elastic.stage_depths, preset)
+    return elastic, space
+
+
+def build_evaluation(runner: Runner, cfg: Config, split: str = 'val'):
+    """``(DataLoader, Evaluator)`` of the config's ``split``."""
+    loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
+    return loader, build_evaluator(runner, cfg, split, loader.dataset)
+
+
+def build_evaluator(runner: Runner, cfg: Config, split: str, dataset):
+    """A new evaluator of ``split``, its ``dataset_meta`` from ``dataset``."""
+    evaluator = runner.build_evaluator(cfg.get(f'{split}_evaluator'))
+    metainfo = getattr(dataset, 'metainfo', None)
+    if metainfo is not None:
+        evaluator.dataset_meta = metainfo
+    return evaluator
+
+
+def input_shape_of(model: nn.Module, dataloader) -> Tuple[int, ...]:
+    """(C, H, W) of the first preprocessed input of ``dataloader``."""
+    data = model.data_preprocessor(next(iter(dataloader)), False)
+    return tuple(data['inputs'].shape[1:])
+
+
+def check_bn_recal_images(value) -> int:
+    """``value`` if it is a valid ``--bn-recal-images`` (an integer >= 0;
+    0: keep the stored BN statistics), else a ValueError naming it."""
+    note = ' (0: the stored BN statistics)'
+    return _check_int(value, '--bn-recal-images ', 0, note)
+
+
+def progress(total: int, desc: str, disable: bool = False):
+    """A tqdm progress bar on stderr."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=disable,
+    )
 
 
 def default_labels(checkpoints: Sequence[str]) -> List[str]:
@@ -83,15 +240,11 @@ def default_labels(checkpoints: Sequence[str]) -> List[str]:
 def check_checkpoints(
     checkpoints: Sequence[str], labels: Optional[Sequence[str]] = None
 ) -> Tuple[List[str], List[str]]:
-    """The checkpoints (each readable, checked before anything is built)
-    and one distinct label each.
-
-    Returns:
-        tuple: ``(checkpoints, labels)`` as lists.
+    """``(checkpoints, labels)`` as lists: each checkpoint readable
+    (checked before anything is built), one distinct label each.
 
     Raises:
-        ValueError: No checkpoint, or ``labels`` not one distinct label per
-            checkpoint.
+        ValueError: No checkpoint, or not one distinct label each.
         CheckpointError: A checkpoint is unreadable (a missing file is also
             a ``FileNotFoundError``).
     """
@@ -131,13 +284,11 @@ def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:
 
 
 class Measure:
-    """What a sweep measures of each member on the evaluation batches.
-
-    ``begin(sweep, count)`` before a pass over ``count`` members;
-    ``process(index, data)`` for each batch and member, inside the member's
-    context (its depth and BN statistics in place, eval mode, no autograd);
-    ``results()`` after the pass: one dict per member, in order.
-    """
+    """What a sweep measures of each member on the evaluation batches:
+    ``begin(sweep, count)`` before a pass over ``count`` members,
+    ``process(index, data)`` per batch and member inside the member's
+    context (its depth and BN statistics, eval mode, no autograd),
+    ``results()`` after it: one dict per member, in order."""
 
     def begin(self, sweep: 'Sweep', count: int) -> None:
         self.sweep = sweep
@@ -150,9 +301,8 @@ class Measure:
 
 
 class TaskMetric(Measure):
-    """The task metric of the config's evaluator (``model.val_step`` on a
-    copy of each batch, as MMEngine's ``ValLoop`` runs it); results: the
-    evaluator's metrics as floats."""
+    """The config's evaluator on ``model.val_step`` of a copy of each batch
+    (as MMEngine's ``ValLoop``); results: its metrics as floats."""
 
     def begin(self, sweep: 'Sweep', count: int) -> None:
         super().begin(sweep, count)
@@ -176,17 +326,15 @@ class Sweep:
     """A config's model, built once, with what every member is measured on.
 
     Attributes:
-        cfg (Config): The config (``split`` images limited, task library
-            registered).
+        cfg (Config): The config (images limited, task library registered).
         runner (Runner): Its runner (as ``tools/test.py`` builds it).
-        elastic (ElasticDepth): The elastic backbone.
-        space (SubnetSpace): The members' space.
+        elastic (ElasticDepth), space (SubnetSpace): The elastic backbone
+            and the members' space.
         split (str): ``'val'`` or ``'test'``.
         loader (Iterable): The evaluation batches (a dataloader, or cached
             batches with a ``dataset``).
         recal (Iterable, optional): The re-estimation batches (the seeded
-            loader of :func:`mmst.analysis.build_recal_loader`, or cached
-            batches); None when nothing is re-estimated.
+            :func:`build_recal_loader`, or cached); None: none re-estimated.
         recal_images (int): Images per re-estimation; 0: stored statistics
             (asked, or no BN layer trains).
         has_bn (bool): Whether training updates any BN statistics.
@@ -212,25 +360,23 @@ class Sweep:
         return unwrap_st(self.runner.model)
 
     def members(self, specs: Sequence, what: str = '--subnets') -> list:
-        """The members ``specs`` name in the space
-        (:func:`mmst.subnet.resolve_subnets`)."""
+        """The members ``specs`` name (:func:`mmst.subnet.resolve_subnets`)."""
         return resolve_subnets(specs, self.space, what)
 
     def new_evaluator(self):
         """A new evaluator of the split (its ``dataset_meta`` set)."""
-        return build_evaluator(
-            self.runner, self.cfg, self.split, self.loader.dataset
-        )
+        dataset = self.loader.dataset
+        return build_evaluator(self.runner, self.cfg, self.split, dataset)
 
     def load(self, checkpoint: str, strict: bool = True) -> dict:
-        """Load ``checkpoint`` (:func:`mmst.analysis.load_weights`)."""
+        """Load ``checkpoint`` (:func:`load_weights`)."""
         return load_weights(self.runner, checkpoint, strict)
 
     def bn_stats(
         self, members: Sequence[Optional[Subnet]], on_batch: OnBatch = None
     ) -> Tuple[List[Optional[dict]], int]:
         """Per member its re-estimated BN statistics (None for the main
-        network, ``None`` in ``members``, and for every member when
+        network, ``None`` in ``members``, and for all when
         ``recal_images`` is 0) and the images used."""
         stats: List[Optional[dict]] = [None] * len(members)
         subs = [i for i, m in enumerate(members) if m is not None]
@@ -257,12 +403,9 @@ class Sweep:
         on_batch: OnBatch = None,
     ) -> Tuple[List[Dict[str, dict]], int]:
         """Measure ``members`` (None: the main network, stored BN
-        statistics) of the loaded weights.
-
-        Returns:
-            tuple: per member ``{type(measure).__name__: its result}``, and
-            the re-estimation images used (0: none).
-        """
+        statistics) of the loaded weights. Returns per member
+        ``{type(measure).__name__: its result}`` and the re-estimation
+        images used (0: none)."""
         stats, used = self.bn_stats(members, on_recal_batch)
         for measure in measures:
             measure.begin(self, len(members))
@@ -271,15 +414,8 @@ class Sweep:
             for measure in measures:
                 measure.process(index, data)
 
-        run_members(
-            self.model,
-            self.elastic,
-            members,
-            self.loader,
-            step,
-            stats,
-            on_batch,
-        )
+        model, elastic, loader = self.model, self.elastic, self.loader
+        run_members(model, elastic, members, loader, step, stats, on_batch)
         found = [m.results() for m in measures]
         return [
             {type(m).__name__: r[i] for m, r in zip(measures, found)}
@@ -298,20 +434,12 @@ def open_sweep(
     seed: int = 0,
     recal_loader: bool = True,
 ) -> Iterator[Sweep]:
-    """Build the :class:`Sweep` of ``config`` (its runner's logs in a
-    temporary folder, removed on exit).
-
-    Args:
-        config (str): Config file (an mmst ST config or an upstream one).
-        split (str): ``'val'`` or ``'test'``.
-        max_images (int, optional): Evaluate on the first N images.
-        cfg_options (dict, optional): Config overrides.
-        space (str, optional): Space preset overriding the model's space.
-        bn_recal_images (int): Images per re-estimation (0: stored
-            statistics; set to 0 when no BN layer trains).
-        seed (int): Seed of the re-estimation images and augmentations.
-        recal_loader (bool): Build the re-estimation loader (False: the
-            caller sets ``recal`` itself, e.g. cached batches).
+    """The :class:`Sweep` of ``config`` (its runner's logs in a temporary
+    folder, removed on exit). ``space``: a preset overriding the model's;
+    ``bn_recal_images``: images per re-estimation (0: stored statistics;
+    0 too when no BN layer trains); ``seed``: of the re-estimation images
+    and augmentations; ``recal_loader=False``: the caller sets ``recal``
+    (e.g. cached batches). The others as :func:`load_config`.
 
     Raises:
         ValueError: An invalid argument (the message names it).
@@ -328,13 +456,13 @@ def open_sweep(
         if recal_images and recal_loader:
             recal = build_recal_loader(cfg, seed)
         yield Sweep(
-            cfg=cfg,
-            runner=runner,
-            elastic=elastic,
-            space=space_,
-            split=split,
-            loader=loader,
-            recal=recal,
-            recal_images=recal_images,
-            has_bn=has_bn,
+            cfg,
+            runner,
+            elastic,
+            space_,
+            split,
+            loader,
+            recal,
+            recal_images,
+            has_bn,
         )

@@ -34,7 +34,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from mmst.analysis.cost import count_flops, count_params
-from mmst.analysis.runner import (
+from mmst.analysis.sweep import (
     build_recal_loader,
     build_runner,
     check_bn_recal_images,

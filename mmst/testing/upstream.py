@@ -1065,7 +1065,7 @@ def check_config(
     from mmengine.optim import OptimWrapper
     from mmengine.registry import DefaultScope
 
-    from mmst.analysis.runner import quiet_logs
+    from mmst.analysis.sweep import quiet_logs
     from mmst.apis import plain_config
     from mmst.apis.launch import register_scope_modules
     from mmst.registry import MODELS

@@ -99,9 +99,7 @@ def test_validation_loop_reports_every_subnet(trained):
 def test_loafing_and_menu_agree_with_validation(trained):
     from mmst.analysis.menu import build_menu
 
-    loafing = _module(
-        REPO / 'tools' / 'analysis_tools' / 'loafing.py', 'loafing_tool'
-    )
+    loafing = _module(REPO / 'tools' / 'analysis_tools' / 'loafing.py')
     result = loafing.main(
         [trained['config'], trained['ckpt'], '--subnets', *SUBNETS]
         + ['--no-progress']  # the default 2000 re-estimation images

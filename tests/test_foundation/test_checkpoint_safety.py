@@ -21,7 +21,7 @@ legacy format once) and must be refused with ``pickle.UnpicklingError``
 naming what was refused, and leave no trace, through every loader mmst
 uses: ``torch.load`` with ``weights_only=True`` and with torch's default
 (what MMEngine 0.10.7 calls), MMEngine's ``_load_checkpoint`` (Runner
-resume / ``load_from``, ``mmst.analysis.runner``) and ``load_checkpoint``
+resume / ``load_from``, ``mmst.analysis.sweep``) and ``load_checkpoint``
 (``mmst.deploy.export``), and the converter's ``read_checkpoint``
 (``tools/model_converters/st_to_mmpretrain.py``).
 """

@@ -3,11 +3,11 @@ the user's device, the Pareto frontier of metric vs cost, and the choice
 of one member under a budget (``docs/depth_menu.md``).
 
 - :mod:`.settings`: :class:`MenuSettings`, every setting checked once;
-- :mod:`.build`: :func:`build_menu`, the sweep (a :mod:`mmst.analysis.sweep`
-  per checkpoint, cached batches from :mod:`.batches`, the units of
-  :mod:`.measure`), rewriting ``menu.json`` after every finished unit
-  (:mod:`.store`: an interrupted sweep is resumed by the same call, one with
-  other settings refused), and :func:`export_member`;
+- :mod:`.build`: :func:`build_menu`, the sweep (one
+  :func:`mmst.analysis.open_sweep`, cached batches from :mod:`.batches`,
+  the units of :mod:`.measure`), rewriting ``menu.json`` after every
+  finished unit (:mod:`.store`: an interrupted sweep is resumed by the
+  same call, one with other settings refused), and :func:`export_member`;
 - :mod:`.frontier`: :func:`pareto_front`, :func:`frontier`,
   :func:`choose_member` (pure functions of the menu dict);
 - :mod:`.outputs`: ``menu.csv``, ``menu.md``, ``menu.png``

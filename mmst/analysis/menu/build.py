@@ -13,13 +13,16 @@ from mmst.subnet import format_subnet
 
 from ..cost import count_params
 from ..latency import machine_info
-from ..runner import build_recal_loader, quiet_logs
-from ..sweep import Sweep, open_sweep
+from ..sweep import Sweep, build_recal_loader, open_sweep, quiet_logs
 from .batches import cache_loader, first_batch
 from .frontier import frontier
 from .measure import Units, flops_counter, latency_units, metric_units
 from .settings import MenuSettings
 from .store import fingerprint, load_existing, new_menu
+
+UNTRAINED_BN = (
+    'stored (no BN layer is trained: norm_eval, frozen stages or no BN)'
+)
 
 
 def _complete(menu: dict, labels: List[str]) -> bool:
@@ -32,25 +35,19 @@ def _complete(menu: dict, labels: List[str]) -> bool:
 def build_menu(
     config, checkpoints=(), *, on_unit: Optional[Callable] = None, **options
 ) -> dict:
-    """Measure every member and return the menu (also in
-    ``out_dir/menu.json``, rewritten after every finished unit).
+    """Measure every member of ``config`` (a config file, with
+    ``checkpoints`` and the other :class:`MenuSettings` as ``options``, or
+    the settings) and return the menu, also in ``out_dir/menu.json``,
+    rewritten after every finished unit (then ``on_unit(menu, unit)``).
 
-    Units of work: the metric of one member for one checkpoint (BN
-    statistics re-estimated for the member, as
-    :func:`mmst.engine.evaluate_subnet`, where BN layers train), and the
-    latency of one member (timed once: the checkpoints share the
-    architecture). A menu in ``out_dir`` with the same settings is
-    resumed: its finished units are kept. The evaluation batches and the
+    Units: the metric of one member for one checkpoint (BN statistics
+    re-estimated for it, as :func:`mmst.engine.evaluate_subnet`, where BN
+    layers train) and the latency of one member (timed once: the
+    checkpoints share the architecture). A menu in ``out_dir`` with the
+    same settings is resumed, its finished units kept. The evaluation and
     re-estimation batches are decoded once and kept in memory
     (:func:`cache_loader`; evaluation batches over ``cache_mb`` MiB are
-    read again for every member): the numbers equal the loaders'.
-
-    Args:
-        config (str | MenuSettings): The config, or all the settings.
-        checkpoints (Sequence[str]): Checkpoints of ``config``.
-        on_unit (callable, optional): ``on_unit(menu, unit)`` after each
-            finished unit has been written.
-        **options: The other :class:`MenuSettings`.
+    read again per member): the numbers equal the loaders'.
 
     Returns:
         dict: The menu: ``settings``, ``machine``, ``metric``,
@@ -73,16 +70,9 @@ def build_menu(
     if st.threads is not None:
         torch.set_num_threads(st.threads)
     machine = machine_info(st.torch_device)
-    with open_sweep(
-        st.config,
-        st.split,
-        st.max_images,
-        st.cfg_options,
-        st.space,
-        st.bn_recal_images,
-        st.seed,
-        recal_loader=False,
-    ) as sweep:
+    keys = 'config split max_images cfg_options space bn_recal_images seed'
+    args = [getattr(st, key) for key in keys.split()]
+    with open_sweep(*args, recal_loader=False) as sweep:
         subs = sweep.members(st.specs, 'subnets')
         menu, resumed = _open_menu(st, sweep, subs, machine)
         units = Units(menu, st, on_unit)
@@ -132,10 +122,9 @@ def _open_menu(st: MenuSettings, sweep: Sweep, subs: list, machine: dict):
 def _prepare_data(
     sweep: Sweep, st: MenuSettings, menu: dict, timings: dict
 ) -> Optional[dict]:
-    """Cache the evaluation and re-estimation batches in memory; the
-    preprocessed first evaluation batch (latency input), its shape and
-    the data facts recorded in ``menu``. None for a finished menu (it
-    needs no data)."""
+    """Cache the evaluation and re-estimation batches in memory, record the
+    data facts in ``menu``; return the preprocessed first evaluation batch
+    (the latency input; None for a finished menu: no data needed)."""
     if menu['members'] and _complete(menu, st.labels):
         return None
     t0 = time.perf_counter()
@@ -152,17 +141,11 @@ def _prepare_data(
     timings['cache_s'] += time.perf_counter() - t0
     with torch.no_grad():
         prepared = sweep.model.data_preprocessor(first, False)
+    bn_stats = 'stored' if sweep.has_bn else UNTRAINED_BN
     menu.update(
         eval_images=len(loader.dataset),
         input_shape=list(prepared['inputs'].shape[1:]),
-        bn_stats='re-estimated'
-        if sweep.recal_images
-        else (
-            'stored'
-            if sweep.has_bn
-            else 'stored (no BN layer is trained: norm_eval, frozen stages '
-            'or no BN)'
-        ),
+        bn_stats='re-estimated' if sweep.recal_images else bn_stats,
         eval_cache=cached is not None,
     )
     return prepared
@@ -181,16 +164,10 @@ def _rows(menu: dict, subs: list, sweep: Sweep) -> list:
                     sweep.arch, menu['input_shape'], sweep.elastic
                 )
             depths = [len(s) for s in sub]
-            row = dict(
-                name=format_subnet(sub),
-                subnet=depths,
-                blocks=sum(depths),
-                params=count_params(sweep.arch, sweep.elastic, sub),
-                flops=flops_of(sub),
-                latency=None,
-                onnxruntime_latency=None,
-                results={},
-            )
+            params = count_params(sweep.arch, sweep.elastic, sub)
+            row = dict(name=format_subnet(sub), subnet=depths)
+            row.update(blocks=sum(depths), params=params, flops=flops_of(sub))
+            row.update(latency=None, onnxruntime_latency=None, results={})
         ordered.append((sub, row))
     menu['members'] = [row for _, row in ordered]
     return ordered
@@ -206,16 +183,11 @@ def export_member(
     cfg_options: Optional[dict] = None,
 ) -> dict:
     """Write ``member`` of checkpoint ``label`` as a standalone config +
-    checkpoint (and ONNX file) with :func:`mmst.deploy.export_subnet`,
-    with the menu's config, ``cfg_options``, BN re-estimation images and
-    seed, so ``tools/test.py`` on the files gives the menu's metric (same
-    split and images).
-
-    ``cfg_options``: the overrides the menu was built with, as given (the
-    menu's JSON copy has tuples turned into lists; it is used when None).
-
-    Returns:
-        dict: :func:`mmst.deploy.export_subnet`'s summary.
+    checkpoint (and ONNX file) with :func:`mmst.deploy.export_subnet`
+    and the menu's config, BN re-estimation images and seed, so
+    ``tools/test.py`` on them gives the menu's metric (same split and
+    images); return its summary. ``cfg_options``: the menu's overrides as
+    given (None: the menu's JSON copy, tuples turned into lists).
 
     Raises:
         FileExistsError: Outputs exist and ``force`` is False.
@@ -226,21 +198,20 @@ def export_member(
 
     st = menu['settings']
     path = next(c['path'] for c in st['checkpoints'] if c['label'] == label)
+    # the menu re-estimated only where BN layers are trained (else the
+    # stored statistics, which a re-estimation would leave unchanged)
+    recal = menu.get('bn_stats') == 're-estimated'
+    if cfg_options is None:
+        cfg_options = st['cfg_options'] or None
     return export_subnet(
         st['config'],
         path,
         list(member['subnet']),
         out_dir,
-        # the menu re-estimated only where BN layers are trained (else the
-        # stored statistics, which a re-estimation would leave unchanged)
-        bn_recal_images=st['bn_recal_images']
-        if menu.get('bn_stats') == 're-estimated'
-        else 0,
+        bn_recal_images=st['bn_recal_images'] if recal else 0,
         seed=st['seed'],
         force=force,
-        cfg_options=cfg_options
-        if cfg_options is not None
-        else (st['cfg_options'] or None),
+        cfg_options=cfg_options,
         onnx=onnx,
         strict=st.get('strict', True),
     )

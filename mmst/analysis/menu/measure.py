@@ -1,7 +1,8 @@
-"""The units of a menu: the metric of members of one checkpoint (one
-:mod:`mmst.analysis.sweep` pass), the latency of one member, and how its
-FLOPs are counted."""
+"""The units of a menu: the metric of members of one checkpoint (one pass
+of :func:`mmst.analysis.open_sweep`'s sweep), the latency of one member,
+and how its FLOPs are counted."""
 
+import functools
 import logging
 import os.path as osp
 import tempfile
@@ -14,35 +15,27 @@ from mmst.engine import run_members
 
 from .. import latency as lat
 from ..cost import TensorOutputs, count_flops
-from ..runner import progress, quiet_logs
-from ..sweep import Sweep, TaskMetric, select_metric
+from ..sweep import Sweep, TaskMetric, progress, quiet_logs, select_metric
 from .store import save
 
 
 def flops_counter(
     arch: torch.nn.Module, input_shape: Sequence[int], elastic
 ) -> Tuple[Callable, Optional[str]]:
-    """How the menu counts FLOPs: of the whole ``mode='tensor'`` forward
-    (scope ``'model'``) where mmengine can trace it, else (two-stage
-    detectors, whose forward needs data samples) of ``extract_feat``
-    (scope ``'backbone+neck'``; the depth changes only the backbone), else
-    not at all (scope ``None``). Returns ``(count(subnet), scope)``."""
+    """``(count(subnet), scope)``: FLOPs of the whole ``mode='tensor'``
+    forward (scope ``'model'``) where mmengine can trace it, else (e.g.
+    two-stage detectors, whose forward needs data samples) of
+    ``extract_feat`` (``'backbone+neck'``: the depth changes only the
+    backbone), else none (``None``)."""
     candidates = [(arch, 'model')]
     if hasattr(arch, 'extract_feat'):
-        candidates.append(
-            (
-                TensorOutputs(arch, flatten=False, features=True),
-                'backbone+neck',
-            )
-        )
+        features = TensorOutputs(arch, flatten=False, features=True)
+        candidates.append((features, 'backbone+neck'))
     for module, scope in candidates:
         if count_flops(module, input_shape, elastic, None) is not None:
-            return (
-                lambda sub, m=module: count_flops(
-                    m, input_shape, elastic, sub
-                ),
-                scope,
-            )
+            return functools.partial(
+                count_flops, module, input_shape, elastic
+            ), scope
     return (lambda sub: None), None
 
 
@@ -53,9 +46,8 @@ class Units:
 
     def __init__(self, menu: dict, st, on_unit: Optional[Callable]) -> None:
         self.menu, self.st, self.on_unit = menu, st, on_unit
-        self.timings = dict(
-            cache_s=0.0, recal_s=0.0, eval_s=0.0, latency_s=0.0
-        )
+        self.timings = dict.fromkeys(('cache_s', 'recal_s', 'eval_s'), 0.0)
+        self.timings['latency_s'] = 0.0
         self.run: dict = {}
         self.bar = None
 
@@ -84,11 +76,11 @@ class Units:
 def metric_units(
     units: Units, sweep: Sweep, st, label: str, path: str, todo: list
 ) -> None:
-    """The metric of the members of ``todo`` ((subnet, row) pairs) for
-    checkpoint ``label`` at ``path``: their BN statistics re-estimated in
-    one pass, then one pass over the evaluation batches
-    (:meth:`mmst.analysis.Sweep.bn_stats`, :func:`mmst.engine.run_members`
-    with :class:`mmst.analysis.TaskMetric`); each member a unit."""
+    """The metric (each member a unit) of the members of ``todo``
+    ((subnet, row) pairs) for checkpoint ``label`` at ``path``: their BN
+    statistics re-estimated in one pass, then one pass over the evaluation
+    batches (:meth:`mmst.analysis.Sweep.bn_stats`,
+    :func:`mmst.engine.run_members`, :class:`mmst.analysis.TaskMetric`)."""
     bar, menu = units.bar, units.menu
     bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
     with quiet_logs():
@@ -109,15 +101,9 @@ def metric_units(
     t1 = time.perf_counter()
     measure = TaskMetric()
     measure.begin(sweep, len(subs))
-    run_members(
-        sweep.model,
-        sweep.elastic,
-        subs,
-        sweep.loader,
-        measure.process,
-        stats,
-        show('evaluation'),
-    )
+    model, elastic, process = sweep.model, sweep.elastic, measure.process
+    on_batch = show('evaluation')
+    run_members(model, elastic, subs, sweep.loader, process, stats, on_batch)
     results = measure.results()
     units.timings['recal_s'] += t1 - t0
     units.timings['eval_s'] += time.perf_counter() - t1
@@ -137,8 +123,8 @@ def metric_units(
 
 def _onnx_file(arch, input_shape: Sequence[int], folder: str):
     """The active sub-network of ``arch`` as an ONNX file in ``folder``
-    (:func:`mmst.deploy.export_onnx`, dynamic batch axis); None, with a
-    warning, when the model does not export (e.g. detectors)."""
+    (:func:`mmst.deploy.export_onnx`); None, with a warning, when it
+    does not export."""
     from mmst.deploy import export_onnx
 
     path = osp.join(folder, 'member.onnx')
@@ -171,10 +157,9 @@ def _ort_possible(arch, st, todo: list) -> bool:
 def latency_units(
     units: Units, sweep: Sweep, st, prepared: dict, todo: List[tuple]
 ) -> None:
-    """The latency of each member of ``todo`` ((subnet, row) pairs) at
-    every batch size: eager PyTorch, and ONNX Runtime when asked for
-    (:mod:`mmst.analysis.latency`) on ``prepared`` (the preprocessed first
-    batch); each member a unit."""
+    """The latency (each member a unit) of the members of ``todo``
+    ((subnet, row) pairs) at every batch size on ``prepared`` (the
+    preprocessed first batch): eager PyTorch, and ONNX Runtime if asked."""
     arch, elastic = sweep.arch, sweep.elastic
     input_shape = units.menu['input_shape']
     ort_ok = _ort_possible(arch, st, todo)

@@ -17,9 +17,7 @@ def _latency(m: dict, key: str, bs: int) -> Optional[dict]:
 def _fronts(menu: dict, m: dict, label: str) -> Tuple[bool, bool]:
     """Whether ``m`` is on the latency and on the FLOPs frontier."""
     front = menu.get('frontiers', {}).get(label, {})
-    return m['name'] in front.get('latency', []), m['name'] in front.get(
-        'flops', []
-    )
+    return tuple(m['name'] in front.get(k, []) for k in ('latency', 'flops'))
 
 
 def write_csv(menu: dict, path: str) -> None:
@@ -106,19 +104,14 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
         cells.append(report.fmt(flops))
         for key in runtimes:
             for bs in sizes:
-                e = _latency(m, key, bs)
-                cells.append(
-                    '-'
-                    if e is None
-                    else f'{e["median_ms"]:.3g} ({e["iqr_ms"]:.2g})'
-                )
+                e = _latency(m, key, bs) or {}
+                median, iqr = e.get('median_ms'), e.get('iqr_ms')
+                cells.append(e and f'{median:.3g} ({iqr:.2g})' or '-')
         for label in labels:
             on_lat, on_flops = _fronts(menu, m, label)
             marks = ('*' if on_lat else '') + ('f' if on_flops else '')
-            cells.append(
-                report.fmt(member_metric(m, label))
-                + (f' {marks}' if marks else '')
-            )
+            metric = report.fmt(member_metric(m, label))
+            cells.append(f'{metric} {marks}' if marks else metric)
         return cells
 
     def key(m):
@@ -135,8 +128,7 @@ def _panel(ax, menu: dict, cost: str, scale: float, chosen) -> None:
     lb = menu['latency_batch_size']
     rt = menu.get('latency_runtime', 'eager')
     for i, label in enumerate(report.labels_of(menu)):
-        color = report.COLORS[i % len(report.COLORS)]
-        marker = report.MARKERS[i % len(report.MARKERS)]
+        color, marker = report.style(i)
         pts = [
             (member_cost(m, cost, lb, rt), member_metric(m, label), m['name'])
             for m in menu['members']
@@ -150,26 +142,19 @@ def _panel(ax, menu: dict, cost: str, scale: float, chosen) -> None:
         fp = sorted((p for p in pts if p[2] in front), key=lambda p: p[0])
         xs, ys = [p[0] / scale for p in fp], [p[1] for p in fp]
         ax.step(xs, ys, where='post', color=color, linewidth=1.5)
-        ax.scatter(
-            xs,
-            ys,
-            color=color,
-            marker=marker,
-            s=34,
-            edgecolors='black',
-            linewidths=0.5,
-            label=f'{label} (frontier: {len(fp)} of {len(pts)})',
-        )
+        name = f'{label} (frontier: {len(fp)} of {len(pts)})'
+        kw = dict(color=color, marker=marker, edgecolors='black', label=name)
+        ax.scatter(xs, ys, s=34, linewidths=0.5, **kw)
         for x, y, name in pts:
             if chosen is not None and chosen == (label, name):
+                kw = dict(facecolors='none', label=f'chosen: {label} {name}')
                 ax.scatter(
                     [x / scale],
                     [y],
                     s=200,
-                    facecolors='none',
-                    edgecolors='black',
                     linewidths=1.5,
-                    label=f'chosen: {label} {name}',
+                    **kw,
+                    edgecolors='black',
                 )
 
 
@@ -183,11 +168,8 @@ def plot(
     one series per checkpoint, each frontier drawn as a step line;
     ``chosen`` = (label, member name) is ringed."""
     unit, scale = report.flops_unit(menu['members'])
-    runtime = (
-        'ONNX Runtime'
-        if menu.get('latency_runtime', 'eager') == 'onnxruntime'
-        else 'PyTorch'
-    )
+    ort = menu.get('latency_runtime', 'eager') == 'onnxruntime'
+    runtime = 'ONNX Runtime' if ort else 'PyTorch'
     xlabel = (
         f'{runtime} latency (ms, batch {menu["latency_batch_size"]}, '
         f'{menu["settings"]["device"]})'
@@ -202,9 +184,8 @@ def plot(
         ax.set_ylabel(menu['metric'])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc='lower right')
-    fig.suptitle(
-        title or f'{osp.basename(menu["config"])}: depth menu', fontsize=10
-    )
+    title = title or f'{osp.basename(menu["config"])}: depth menu'
+    fig.suptitle(title, fontsize=10)
     report.save_figure(fig, path, dpi=90)
 
 

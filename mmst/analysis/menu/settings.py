@@ -9,8 +9,7 @@ import torch
 from mmst.subnet import parse_subnet_specs
 
 from ..latency import onnxruntime_available, resolve_device
-from ..runner import check_bn_recal_images
-from ..sweep import check_checkpoints
+from ..sweep import check_bn_recal_images, check_checkpoints
 from .batches import DEFAULT_CACHE_MB
 from .frontier import check_runtime
 
@@ -24,10 +23,10 @@ def default_out_dir(config: str) -> str:
 
 @dataclass
 class MenuSettings:
-    """What :func:`mmst.analysis.build_menu` measures, and how; checked on
-    construction (``tools/analysis_tools/depth_menu.py`` options).
+    """What :func:`mmst.analysis.build_menu` measures, and how, checked on
+    construction.
 
-    Attributes (the tool's options, ``docs/depth_menu.md``):
+    Attributes (``depth_menu.py``'s options, ``docs/depth_menu.md``):
         config, checkpoints, labels, subnets, space, split, metric,
             max_images, seed, cfg_options, strict: As in
             :func:`mmst.analysis.run_loafing` (``strict=False`` is

@@ -30,6 +30,10 @@ _SETTINGS = (
 ).split()
 
 
+def _checkpoint(label: str, path: str) -> dict:
+    return dict(label=label, path=osp.abspath(path))
+
+
 class MenuSettingsError(ValueError):
     """An existing ``menu.json`` was made with other settings."""
 
@@ -66,9 +70,9 @@ def config_sha256(cfg) -> str:
 
 
 def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
-    """What a menu is resumed under: the :class:`MenuSettings` ``st`` that
-    change a number, the config's and checkpoints' SHA-256, the members
-    (``subnets``) and the machine's CPU (or GPU)."""
+    """What a menu is resumed under: the settings ``st`` that change a
+    number, the config's and checkpoints' SHA-256, the members and the
+    machine's CPU (or GPU)."""
     device = st.torch_device
     return dict(
         config=osp.abspath(st.config),
@@ -76,12 +80,9 @@ def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
         cfg_options=_stable(dict(st.cfg_options or {})),
         checkpoints=[
             dict(
-                label=label,
-                path=osp.abspath(path),
-                size=osp.getsize(path),
-                sha256=file_sha256(path),
+                _checkpoint(lb, p), size=osp.getsize(p), sha256=file_sha256(p)
             )
-            for label, path in zip(st.labels, st.checkpoints)
+            for lb, p in zip(st.labels, st.checkpoints)
         ],
         subnets=[[len(s) for s in sub] for sub in subnets],
         **{k: getattr(st, k) for k in _SETTINGS},
@@ -95,8 +96,8 @@ def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
 
 
 def new_menu(st, settings: dict, machine: dict, space) -> dict:
-    """An empty menu of :class:`MenuSettings` ``st`` (``settings``: its
-    :func:`fingerprint`) over the ``space`` (:class:`SubnetSpace`)."""
+    """An empty menu of settings ``st`` (``settings``: its
+    :func:`fingerprint`) over ``space``."""
     from ..cost import FLOPS_CONVENTION
 
     return dict(
@@ -108,10 +109,7 @@ def new_menu(st, settings: dict, machine: dict, space) -> dict:
         flops_convention=FLOPS_CONVENTION,
         latency_batch_size=st.latency_batch_size,
         latency_what=LATENCY_WHAT,
-        checkpoints=[
-            dict(label=label, path=osp.abspath(path))
-            for label, path in zip(st.labels, st.checkpoints)
-        ],
+        checkpoints=list(map(_checkpoint, st.labels, st.checkpoints)),
         space=dict(
             stage_depths=space.stage_depths,
             depth_choices=space.depth_choices,
@@ -140,8 +138,7 @@ def _refuse(what: str) -> MenuSettingsError:
 
 
 def _read(path: str) -> dict:
-    """The menu in ``path`` (a :class:`MenuSettingsError` unless it is
-    one)."""
+    """The menu in ``path`` (else a :class:`MenuSettingsError`)."""
     with open(path) as f:
         try:
             menu = json.load(f)
@@ -157,9 +154,9 @@ def _read(path: str) -> dict:
 def load_existing(
     out_dir: str, settings: dict, force: bool = False
 ) -> Optional[dict]:
-    """The menu in ``out_dir`` to resume, if its settings equal
-    ``settings``; None when there is none (or ``force``, or it has other
-    settings but no finished unit: nothing is lost by starting again).
+    """The menu in ``out_dir`` to resume (its settings equal
+    ``settings``); None if none, ``force``, or other settings but no
+    finished unit (nothing lost by starting again).
 
     Raises:
         MenuSettingsError: ``out_dir/menu.json`` exists with other
