@@ -1,6 +1,8 @@
 """Small helpers shared across mmst."""
 
 import importlib.util
+import sys
+from typing import Callable, Tuple, Type
 
 
 def has_package(name: str) -> bool:
@@ -31,3 +33,20 @@ def register_all_modules(init_default_scope: bool = True) -> None:
             value.import_from_location()
     if init_default_scope:
         init_scope('mmst')
+
+
+def run_tool(
+    main: Callable[[], object],
+    prog: str,
+    errors: Tuple[Type[BaseException], ...] = (ValueError, FileNotFoundError),
+) -> None:
+    """Run a command-line tool's ``main()`` and exit: an error of
+    ``errors`` as one line ``PROG: error: MESSAGE`` on stderr and exit
+    status 1 (argparse's own errors exit with 2), else the status ``main``
+    returns when it is an integer, or 0."""
+    try:
+        status = main()
+    except errors as e:
+        print(f'{prog}: error: {e}', file=sys.stderr)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -1,10 +1,12 @@
-"""The evaluation options of the analysis tools (``loafing.py``,
-``logit_magnitude.py``, ``depth_menu.py``, ``extract_subnet.py``), defined
-once: :func:`add_eval_args` adds them to a parser, :func:`eval_kwargs`
-turns them into the keyword arguments of :func:`mmst.analysis.run_loafing`
-and the others."""
+"""The command lines of the analysis tools (``loafing.py``,
+``logit_magnitude.py``, ``depth_menu.py``, ``extract_subnet.py``), their
+shared parts defined once: :func:`tool_parser` (the evaluation options of
+:func:`add_eval_args` and the output options), :func:`eval_kwargs` (the
+keyword arguments of :func:`mmst.analysis.run_loafing` and the others)
+and :func:`mmst.utils.run_tool` (errors as one line, exit status 1)."""
 
 import argparse
+import os.path as osp
 import sys
 from typing import Optional, Sequence
 
@@ -12,6 +14,7 @@ from mmengine.config import DictAction
 
 from mmst.converters.checkpoint_io import add_non_strict_argument
 from mmst.subnet.space import PRESETS
+from mmst.utils import run_tool  # noqa: F401  (the tools use it from here)
 
 from .sweep import SPLITS
 
@@ -133,3 +136,36 @@ def eval_kwargs(args: argparse.Namespace, keys: Sequence[str] = ()) -> dict:
         if hasattr(args, key):
             kwargs[key] = getattr(args, key)
     return kwargs
+
+
+def default_out_dir(tool: str, config: str) -> str:
+    """``work_dirs/<tool>/<config file stem>``: a tool's output folder
+    unless ``--out-dir`` is given."""
+    return osp.join('work_dirs', tool, osp.splitext(osp.basename(config))[0])
+
+
+def tool_parser(
+    prog: str,
+    description: str,
+    outputs: bool = True,
+    plot: str = '',
+    **eval_options,
+) -> argparse.ArgumentParser:
+    """An analysis tool's parser: the options of :func:`add_eval_args`
+    (``eval_options`` passed on); with ``outputs``, ``--out-dir`` (default
+    :func:`default_out_dir` of ``prog``) and ``--no-progress``; with
+    ``plot`` (the PNG file's stem, e.g. ``'loafing'``), ``--plot`` and
+    ``--title``."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    add_eval_args(p, **eval_options)
+    if outputs:
+        text = f'output folder (default: work_dirs/{prog}/<config name>)'
+        p.add_argument('--out-dir', help=text)
+        text = 'no progress bar'
+        p.add_argument('--no-progress', action='store_true', help=text)
+    if plot:
+        p.add_argument(
+            '--plot', help=f'PNG file (default: OUT_DIR/{plot}.png)'
+        )
+        p.add_argument('--title', help='plot title')
+    return p

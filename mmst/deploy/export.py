@@ -388,16 +388,14 @@ def export_subnet(
             runner = build_runner(cfg, tmp)
         ckpt = load_weights(runner, checkpoint, strict)
         src_meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+        options = dict(bn_recal_images=bn_recal_images, seed=seed)
+        options.update(force=force, onnx=onnx, onnx_images=onnx_images)
         return export_model_subnet(
             cfg,
             runner.model,
             subnet,
             out_dir,
-            bn_recal_images=bn_recal_images,
-            seed=seed,
-            force=force,
-            onnx=onnx,
-            onnx_images=onnx_images,
             source=source,
             meta=src_meta,
+            **options,
         )

@@ -30,14 +30,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default='docs/backbones.md',
         help='the page whose table is replaced (default: docs/backbones.md)',
     )
-    p.add_argument(
-        '--backbones', nargs='+', help='only these (default: all registered)'
-    )
-    p.add_argument(
-        '--check',
-        action='store_true',
-        help='compare with the page instead of writing it (exit 1 if stale)',
-    )
+    text = 'only these (default: all registered)'
+    p.add_argument('--backbones', nargs='+', help=text)
+    text = 'compare with the page instead of writing it (exit 1 if stale)'
+    p.add_argument('--check', action='store_true', help=text)
     return p.parse_args(argv)
 
 

@@ -18,10 +18,9 @@ exported. See docs/depth_menu.md.
 """
 
 import argparse
-import sys
 from typing import Optional, Sequence
 
-from mmst.analysis.cli import add_eval_args, eval_kwargs
+from mmst.analysis.cli import eval_kwargs, run_tool, tool_parser
 from mmst.analysis.menu import (
     BudgetError,
     MenuSettings,
@@ -36,13 +35,14 @@ PROG = 'depth_menu'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description='Metric, parameters, FLOPs and latency of every '
-        'sub-network of an elastic model; Pareto frontier; budget choice '
-        'and export',
+    p = tool_parser(
+        PROG,
+        'Metric, parameters, FLOPs and latency of every sub-network of an '
+        'elastic model; Pareto frontier; budget choice and export',
+        plot='menu',
+        no_bn_recal=False,
+        recal_help="each member's",
     )
-    add_eval_args(p, no_bn_recal=False, recal_help="each member's")
     p.add_argument(
         '--metric', help="metric key (default: the evaluator's first)"
     )
@@ -71,12 +71,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='whose latency the frontier, the plot and --max-latency-ms use '
         '(default: eager PyTorch)',
     )
-    p.add_argument(
-        '--warmup', type=int, default=5, help='untimed runs before timing'
-    )
-    p.add_argument(
-        '--repeats', type=int, default=30, help='timed runs (median, IQR)'
-    )
+    text = 'untimed runs before timing'
+    p.add_argument('--warmup', type=int, default=5, help=text)
+    text = 'timed runs (median, IQR)'
+    p.add_argument('--repeats', type=int, default=30, help=text)
     p.add_argument(
         '--threads', type=int, help='torch.set_num_threads for the run'
     )
@@ -110,24 +108,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='write the chosen member (the best one without bounds) as a '
         'config + checkpoint',
     )
-    p.add_argument(
-        '--onnx', action='store_true', help='with --export: also an ONNX file'
-    )
-    p.add_argument(
-        '--out-dir',
-        help='output folder (default: work_dirs/depth_menu/<config name>)',
-    )
-    p.add_argument('--plot', help='PNG file (default: OUT_DIR/menu.png)')
-    p.add_argument('--title', help='plot title')
-    p.add_argument(
-        '--force',
-        action='store_true',
-        help='restart a menu made with other settings (and overwrite an '
-        'export)',
-    )
-    p.add_argument(
-        '--no-progress', action='store_true', help='no progress bar'
-    )
+    text = 'with --export: also an ONNX file'
+    p.add_argument('--onnx', action='store_true', help=text)
+    text = 'restart a menu made with other settings (and overwrite an export)'
+    p.add_argument('--force', action='store_true', help=text)
     args = p.parse_args(argv)
     if args.onnx and not args.export:
         p.error('--onnx needs --export DIR')
@@ -199,8 +183,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
-        print(f'{PROG}: error: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_tool(
+        main, PROG, (ValueError, FileNotFoundError, FileExistsError, TypeError)
+    )

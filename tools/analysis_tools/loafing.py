@@ -31,46 +31,37 @@ A command line over :func:`mmst.analysis.run_loafing` and
 """
 
 import argparse
-import os.path as osp
-import sys
 from typing import Optional, Sequence
 
 from mmst.analysis import markdown_table, run_loafing, write_all
-from mmst.analysis.cli import add_eval_args, check_eval_args, eval_kwargs
+from mmst.analysis.cli import (
+    check_eval_args,
+    default_out_dir,
+    eval_kwargs,
+    run_tool,
+    tool_parser,
+)
 
 PROG = 'loafing'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description='Accuracy of the main network and its sub-networks '
-        '(the loafing view), each sub-network with its own re-estimated '
-        'BN statistics',
+    p = tool_parser(
+        PROG,
+        'Accuracy of the main network and its sub-networks (the loafing '
+        'view), each sub-network with its own re-estimated BN statistics',
+        plot='loafing',
     )
-    add_eval_args(p)
     p.add_argument(
         '--metric',
         help='metric key to tabulate and plot (default: the first one the '
         'evaluator returns, e.g. accuracy/top1)',
-    )
-    p.add_argument(
-        '--out-dir',
-        help='output folder (default: work_dirs/loafing/<config name>)',
-    )
-    p.add_argument('--plot', help='PNG file (default: OUT_DIR/loafing.png)')
-    p.add_argument('--title', help='plot title')
-    p.add_argument(
-        '--no-progress', action='store_true', help='no progress bar'
     )
     return check_eval_args(p, p.parse_args(argv), max_checkpoints=2)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    out_dir = args.out_dir or osp.join(
-        'work_dirs', 'loafing', osp.splitext(osp.basename(args.config))[0]
-    )
     result = run_loafing(
         args.config,
         args.checkpoints,
@@ -78,6 +69,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         show_progress=not args.no_progress,
         **eval_kwargs(args),
     )
+    out_dir = args.out_dir or default_out_dir(PROG, args.config)
     paths = write_all(result, out_dir, args.plot, args.title)
     print(markdown_table(result))
     print('wrote ' + ', '.join(paths.values()))
@@ -85,8 +77,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        print(f'{PROG}: error: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_tool(main, PROG, (ValueError, FileNotFoundError, TypeError))

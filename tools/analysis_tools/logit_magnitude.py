@@ -20,8 +20,6 @@ A command line over :func:`mmst.analysis.run_logit_magnitude`
 """
 
 import argparse
-import os.path as osp
-import sys
 from typing import Optional, Sequence
 
 from mmst.analysis import (
@@ -30,23 +28,23 @@ from mmst.analysis import (
     run_logit_magnitude,
     write_logit_magnitude,
 )
-from mmst.analysis.cli import add_eval_args, check_eval_args, eval_kwargs
+from mmst.analysis.cli import (
+    check_eval_args,
+    default_out_dir,
+    eval_kwargs,
+    run_tool,
+    tool_parser,
+)
 
 PROG = 'logit_magnitude'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description='Average L2 norm of the logits of the main network and '
-        'its sub-networks (classification)',
+    p = tool_parser(
+        PROG,
+        'Average L2 norm of the logits of the main network and its '
+        'sub-networks (classification)',
     )
-    add_eval_args(p)
-    p.add_argument(
-        '--out-dir',
-        help='output folder (default: work_dirs/logit_magnitude/<config>)',
-    )
-    p.add_argument('--no-progress', action='store_true')
     return check_eval_args(p, p.parse_args(argv), max_checkpoints=2)
 
 
@@ -58,11 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         show_progress=not args.no_progress,
         **eval_kwargs(args),
     )
-    out_dir = args.out_dir or osp.join(
-        'work_dirs',
-        'logit_magnitude',
-        osp.splitext(osp.basename(args.config))[0],
-    )
+    out_dir = args.out_dir or default_out_dir(PROG, args.config)
     paths = write_logit_magnitude(result, out_dir)
     print(logit_table(result), end='')
     print(f'wrote {paths["json"]}, {paths["png"]}')
@@ -70,8 +64,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as e:
-        print(f'{PROG}: error: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_tool(main, PROG)

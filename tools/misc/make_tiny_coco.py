@@ -12,10 +12,10 @@ It prints the ``--cfg-options`` that point an mmdet COCO config at OUT_DIR
 
 import argparse
 import shlex
-import sys
 from typing import List, Optional
 
 from mmst.testing import tiny_data
+from mmst.utils import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,17 +43,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        paths = tiny_data.make_tiny_coco(
-            args.out_dir,
-            num_train=args.num_train,
-            num_val=args.num_val,
-            image_size=tuple(args.size),
-            seed=args.seed,
-        )
-    except ValueError as exc:
-        print(f'make_tiny_coco: error: {exc}', file=sys.stderr)
-        return 1
+    paths = tiny_data.make_tiny_coco(
+        args.out_dir,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        image_size=tuple(args.size),
+        seed=args.seed,
+    )
     print(
         f'wrote {args.num_train} train and {args.num_val} val images to '
         f'{args.out_dir}:'
@@ -67,4 +63,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main, 'make_tiny_coco')

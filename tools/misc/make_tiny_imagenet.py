@@ -22,11 +22,12 @@ numpy and Pillow. docs/method.md shows a two-iteration ST++ A2 run on it.
 import argparse
 import os
 import os.path as osp
-import sys
 from typing import List, Optional
 
 import numpy as np
 from PIL import Image
+
+from mmst.utils import run_tool
 
 
 def class_colour(label: int, classes: int) -> np.ndarray:
@@ -112,17 +113,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--val-per-class', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        paths = make_tiny_imagenet(
-            args.out_dir,
-            classes=args.classes,
-            train_per_class=args.train_per_class,
-            val_per_class=args.val_per_class,
-            seed=args.seed,
-        )
-    except ValueError as exc:
-        print(f'make_tiny_imagenet: error: {exc}', file=sys.stderr)
-        return 1
+    paths = make_tiny_imagenet(
+        args.out_dir,
+        classes=args.classes,
+        train_per_class=args.train_per_class,
+        val_per_class=args.val_per_class,
+        seed=args.seed,
+    )
     print(
         f'wrote {args.classes * args.train_per_class} train and '
         f'{args.classes * args.val_per_class} val images to {args.out_dir} '
@@ -132,4 +129,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main, 'make_tiny_imagenet')

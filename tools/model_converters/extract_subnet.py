@@ -36,23 +36,20 @@ line over :func:`mmst.deploy.export_subnet` (``docs/analysis.md``).
 """
 
 import argparse
-import sys
 from typing import Optional, Sequence
 
-from mmst.analysis.cli import add_eval_args, eval_kwargs
+from mmst.analysis.cli import eval_kwargs, run_tool, tool_parser
 from mmst.deploy import export_subnet
 
 PROG = 'extract_subnet'
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description='Write a sub-network of a trained elastic network as a '
-        'standalone config + checkpoint (and ONNX)',
-    )
-    add_eval_args(
-        p,
+    p = tool_parser(
+        PROG,
+        'Write a sub-network of a trained elastic network as a standalone '
+        'config + checkpoint (and ONNX)',
+        outputs=False,
         checkpoints='one',
         subnets=False,
         split=False,
@@ -128,8 +125,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileExistsError, FileNotFoundError, ImportError) as e:
-        print(f'{PROG}: error: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_tool(
+        main,
+        PROG,
+        (ValueError, FileExistsError, FileNotFoundError, ImportError),
+    )
