@@ -184,8 +184,8 @@ if [ "$WITH_DATA" = 1 ]; then
       sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist
     fi
   fi
-  # run as a file: the module needs the standard library only, and
-  # `-m mmst.datasets...` would first import mmst and every task library
+  # run as a file: it needs only mmst.fileio (standard library), and
+  # `-m mmst.datasets...` would first import mmst.datasets' transforms
   "$PY" "$REPO/mmst/datasets/fashion_mnist_files.py" "$SRC" "$REPO/data/fashion_mnist"
 fi
 

@@ -10,12 +10,12 @@ instead. Existing extracted files that already match are left alone.
 """
 
 import gzip
-import os
 import shutil
 import struct
 import sys
-import tempfile
 from pathlib import Path
+
+from mmst.fileio import write_atomic
 
 FILES = {
     'train-images-idx3-ubyte': (2051, 60000),
@@ -25,9 +25,10 @@ FILES = {
 }
 
 
-def _check(path: Path, magic: int, count: int) -> None:
-    with open(path, 'rb') as f:
-        got_magic, got_count = struct.unpack('>II', f.read(8))
+def _check(path: Path, head: bytes, magic: int, count: int) -> None:
+    """Refuse an idx file whose first 8 bytes ``head`` do not hold the
+    expected magic number and item count."""
+    got_magic, got_count = struct.unpack('>II', head)
     if (got_magic, got_count) != (magic, count):
         raise ValueError(
             f'{path}: magic/count {got_magic}/{got_count}, '
@@ -42,7 +43,8 @@ def prepare(src: str, dst: str) -> Path:
     for name, (magic, count) in FILES.items():
         out = dst_dir / name
         if out.exists():
-            _check(out, magic, count)
+            with open(out, 'rb') as f:
+                _check(out, f.read(8), magic, count)
             continue
         gz = src_dir / f'{name}.gz'
         if not gz.exists():
@@ -50,15 +52,15 @@ def prepare(src: str, dst: str) -> Path:
                 f"{gz} not found: install Debian's dataset-fashion-mnist "
                 '(apt-get install dataset-fashion-mnist)'
             )
-        fd, tmp = tempfile.mkstemp(dir=dst_dir, prefix=f'.{name}.')
-        try:
-            with gzip.open(gz, 'rb') as fin, os.fdopen(fd, 'wb') as fout:
+
+        def decompress(fout, gz=gz, magic=magic, count=count) -> None:
+            with gzip.open(gz, 'rb') as fin:
+                head = fin.read(8)
+                _check(gz, head, magic, count)  # before anything is kept
+                fout.write(head)
                 shutil.copyfileobj(fin, fout)
-            _check(Path(tmp), magic, count)
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+        write_atomic(decompress, out)
     return dst_dir
 
 

@@ -40,6 +40,8 @@ import time
 import uuid
 from typing import Dict, Optional, Tuple
 
+from mmst.fileio import write_atomic
+
 #: The lock file's name inside the work dir.
 LOCK_FILE = 'mmst_run.lock'
 #: Held (``O_EXCL``) for the few milliseconds of a stale lock's takeover.
@@ -300,7 +302,6 @@ def _take_over(
             pass
         time.sleep(0.05)
         return None
-    tmp = f'{path}.{os.getpid()}.tmp'
     try:
         try:
             current = _read_once(path)
@@ -308,13 +309,9 @@ def _take_over(
             return None
         if current != stale:
             return None
-        with open(tmp, 'w') as f:
-            f.write(json.dumps(record, indent=1) + '\n')
-        os.replace(tmp, path)
+        write_atomic(json.dumps(record, indent=1) + '\n', path)
     finally:
         os.close(fd)
-        if osp.exists(tmp):
-            os.unlink(tmp)
         os.unlink(mutex)
     note = (
         f'work dir {osp.dirname(path)}: taking over the lock of a run that '
