@@ -363,3 +363,20 @@ def test_tools_are_thin_and_import_no_tool_by_path():
     for path in (LOAFING, LOGITS, EXTRACT):
         text = path.read_text()
         assert re.search(r'from mmst\.(analysis|deploy) import', text), path
+
+
+def test_old_max_images_spelling_warns(tools, capsys):
+    """loafing.py's old --max-val-images still works, as --max-images
+    (every analysis tool's spelling), with a warning on stderr."""
+    args = tools['loafing'].parse_args(
+        ['cfg.py', 'ckpt.pth', '--max-val-images', '5']
+    )
+    assert args.max_images == 5
+    err = capsys.readouterr().err
+    assert 'loafing: warning: --max-val-images is deprecated; use ' in err
+    assert (
+        tools['logits']
+        .parse_args(['cfg.py', 'ckpt.pth', '--max-images', '7'])
+        .max_images
+        == 7
+    )
