@@ -224,3 +224,20 @@ def test_registering_modules_are_in_registry_locations():
         ):
             missing.append(f'{module} registers into {name}, {locations=}')
     assert not missing, missing
+
+
+def test_no_code_is_loaded_by_file_path():
+    """Every module is imported by name (``import mmst`` is light enough
+    for every tool): nothing in the repository builds a module from a file
+    path."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    needle = 'spec_from_' + 'file_location'  # not a hit in this file
+    hits = [
+        str(path.relative_to(repo))
+        for folder in ('mmst', 'tools', 'tests', 'benchmarks')
+        for path in (repo / folder).rglob('*.py')
+        if needle in path.read_text()
+    ]
+    assert not hits, hits
