@@ -14,11 +14,16 @@ from mmst.subnet import format_subnet
 from ..cost import count_params
 from ..latency import machine_info
 from ..sweep import Sweep, build_recal_loader, open_sweep, quiet_logs
-from .batches import cache_loader, first_batch
 from .frontier import frontier
-from .measure import Units, flops_counter, latency_units, metric_units
-from .settings import MenuSettings
-from .store import fingerprint, load_existing, new_menu
+from .measure import (
+    Units,
+    cache_loader,
+    first_batch,
+    flops_counter,
+    latency_units,
+    metric_units,
+)
+from .settings import MenuSettings, fingerprint, load_existing, new_menu
 
 UNTRAINED_BN = (
     'stored (no BN layer is trained: norm_eval, frozen stages or no BN)'
