@@ -268,9 +268,8 @@ def plot(result: dict, path: str, title: Optional[str] = None) -> None:
         ax.set_ylabel(result['metric'])
         ax.grid(alpha=0.3)
     handles, names = axes[-1].get_legend_handles_labels()
-    ncol = min(4, len(names))
     legend = dict(loc='lower center', fontsize=8, frameon=False)
-    fig.legend(handles, names, ncol=ncol, **legend)
+    fig.legend(handles, names, ncol=min(4, len(names)), **legend)
     note = _bn_note(
         result,
         'no trained BN layer',

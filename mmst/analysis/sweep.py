@@ -182,8 +182,7 @@ def input_shape_of(model: nn.Module, dataloader) -> Tuple[int, ...]:
 
 
 def check_bn_recal_images(value) -> int:
-    """``value`` if it is a valid ``--bn-recal-images`` (an integer >= 0;
-    0: keep the stored BN statistics), else a ValueError naming it."""
+    """``value`` if a valid ``--bn-recal-images``, else a ValueError."""
     note = ' (0: the stored BN statistics)'
     return _check_int(value, '--bn-recal-images ', 0, note)
 
@@ -197,8 +196,7 @@ def progress(total: int, desc: str, disable: bool = False):
 
 
 def default_labels(checkpoints: Sequence[str]) -> List[str]:
-    """``<folder>/<file stem>`` of each checkpoint (numbered when two
-    coincide)."""
+    """``<folder>/<file stem>`` of each checkpoint (numbered if not unique)."""
     labels = []
     for path in checkpoints:
         parent = osp.basename(osp.dirname(osp.abspath(path)))
@@ -365,10 +363,9 @@ class Sweep:
         on_recal_batch: OnBatch = None,
         on_batch: OnBatch = None,
     ) -> Tuple[List[Dict[str, dict]], int]:
-        """Measure ``members`` (None: the main network, stored BN
-        statistics) of the loaded weights. Returns per member
-        ``{type(measure).__name__: its result}`` and the re-estimation
-        images used (0: none)."""
+        """Measure ``members`` (None: the main network) of the loaded
+        weights: per member ``{type(measure).__name__: its result}``, and
+        the re-estimation images used (0: none)."""
         stats, used = self.bn_stats(members, on_recal_batch)
         for measure in measures:
             measure.begin(self, len(members))

@@ -24,18 +24,10 @@ from .settings import DEFAULT_CACHE_MB, save
 
 
 class CachedBatches:
-    """Collated batches kept in memory and yielded again on every
-    iteration (deep copies, so a model or evaluator that writes into the
-    data samples cannot change what the next member sees): the same batches,
-    in the same order, as the loader they were taken from.
-
-    Args:
-        batches (list): Collated batches (``dict(inputs=..., data_samples=
-            ...)``).
-        dataset: The loader's dataset (``len(dataset)`` is what evaluators
-            are given).
-        batch_size (int): The loader's batch size.
-    """
+    """The collated ``batches`` of a loader (its ``dataset`` and
+    ``batch_size``) kept in memory and yielded again, in order, on every
+    iteration as deep copies (a model or evaluator that writes into the
+    data samples cannot change what the next member sees)."""
 
     def __init__(self, batches: list, dataset, batch_size: int) -> None:
         self.batches = batches
@@ -70,19 +62,16 @@ def cache_loader(
     """The batches of one pass of ``loader`` (at most ``max_batches``), or
     None (nothing kept) when their inputs would exceed ``max_mb`` MiB
     (estimated from the first batch, checked as it goes)."""
-    batches: list = []
-    total = (
-        len(loader) if max_batches is None else min(len(loader), max_batches)
-    )
-    used = 0
+    total = len(loader)
+    if max_batches is not None:
+        total = min(total, max_batches)
+    batches, used = [], 0
     with closing_iter(loader) as iterator:
         for data in itertools.islice(iterator, total):
-            used += _nbytes(
-                data.get('inputs') if isinstance(data, dict) else data
-            )
-            if not batches and used * total > max_mb * 2**20:
-                return None
-            if used > max_mb * 2**20:
+            inputs = data.get('inputs') if isinstance(data, dict) else data
+            used += _nbytes(inputs)
+            # the first batch times the batches, then the running total
+            if used * (1 if batches else total) > max_mb * 2**20:
                 return None
             batches.append(data)
     batch_size = getattr(loader, 'batch_size', None) or (
@@ -135,11 +124,8 @@ class Units:
 
     def start(self, resumed: bool, count: int) -> None:
         """Record a run of ``count`` units; open the progress bar."""
-        self.run = dict(
-            started=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-            resumed=resumed,
-            units=count,
-        )
+        started = time.strftime('%Y-%m-%dT%H:%M:%S%z')
+        self.run = dict(started=started, resumed=resumed, units=count)
         self.menu['runs'].append(self.run)
         save(self.menu, self.st.out_dir)
         self.bar = progress(count, 'depth menu', not self.st.progress)
@@ -156,9 +142,7 @@ def metric_units(
 ) -> None:
     """The metric (each member a unit) of the members of ``todo``
     ((subnet, row) pairs) for checkpoint ``label`` at ``path``: their BN
-    statistics re-estimated in one pass, then one pass over the evaluation
-    batches (:meth:`mmst.analysis.Sweep.bn_stats`,
-    :func:`mmst.engine.run_members`, :class:`mmst.analysis.TaskMetric`)."""
+    statistics re-estimated in one pass, then one evaluation pass."""
     bar, menu = units.bar, units.menu
     bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
     with quiet_logs():
@@ -210,9 +194,8 @@ def _onnx_file(arch, input_shape: Sequence[int], folder: str):
         export_onnx(arch, path, input_shape=input_shape, force=True)
     except Exception as e:  # ORT latency is an extra column: best effort
         logging.getLogger(__name__).warning(
-            'cannot export to ONNX (%s: %s); no ONNX Runtime latency',
-            type(e).__name__,
-            e,
+            f'cannot export to ONNX ({type(e).__name__}: {e}); no ONNX '
+            'Runtime latency'
         )
         return None
     return path
