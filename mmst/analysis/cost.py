@@ -50,12 +50,10 @@ def count_params(
 
 
 class TensorOutputs(nn.Module):
-    """One input in, tensors out, for FLOPs counting, ONNX export
-    (:func:`mmst.deploy.export_onnx`) and the depth menu: the raw head
-    outputs ``model(inputs, None, 'tensor')`` of a plain (non-ST) mm model
-    (so models whose forward needs ``data_samples`` trace with one input),
-    or ``model.extract_feat(inputs)`` with ``features=True`` (a detector's
-    backbone + neck); with ``flatten`` (default) as a tuple of tensors
+    """One input in, tensors out (FLOPs counting, ONNX export): the raw
+    head outputs ``model(inputs, None, 'tensor')`` of a plain mm model, or
+    ``model.extract_feat(inputs)`` with ``features=True`` (a detector's
+    backbone + neck); with ``flatten`` as a tuple of tensors
     (:func:`flatten_outputs`: the ONNX graph's outputs, in order).
     """
 
@@ -66,11 +64,10 @@ class TensorOutputs(nn.Module):
         self.model, self.flatten, self.features = model, flatten, features
 
     def forward(self, inputs: torch.Tensor):
-        model = self.model
         if self.features:
-            outputs = model.extract_feat(inputs)
+            outputs = self.model.extract_feat(inputs)
         else:
-            outputs = model(inputs, None, 'tensor')
+            outputs = self.model(inputs, None, 'tensor')
         return tuple(flatten_outputs(outputs)) if self.flatten else outputs
 
 
@@ -100,13 +97,9 @@ def count_flops(
     elastic: Optional[ElasticDepth] = None,
     subnet: Optional[Subnet] = None,
 ) -> Optional[int]:
-    """FLOPs of one forward (``mode='tensor'``) of ``arch`` at
-    ``input_shape`` (C, H, W; batch of one) run as ``subnet`` (see
-    :data:`FLOPS_CONVENTION`).
-
-    Returns:
-        int | None: FLOPs; None (with a logged warning) where mmengine
-        cannot trace the model.
+    """FLOPs (:data:`FLOPS_CONVENTION`) of one forward (``mode='tensor'``)
+    of ``arch`` at ``input_shape`` (C, H, W; batch of one) run as
+    ``subnet``; None (with a logged warning) where mmengine cannot trace it.
     """
     from mmengine.analysis import FlopAnalyzer
 
@@ -126,8 +119,8 @@ def count_flops(
             analyzer.unsupported_ops_warnings(False)
             return int(analyzer.uncalled_modules_warnings(False).total())
     except Exception as e:  # tracing is best effort
-        error = f'{type(e).__name__}: {e}'
-        message = f'cannot count FLOPs of {type(arch).__name__} ({error})'
+        name, error = type(arch).__name__, f'{type(e).__name__}: {e}'
+        message = f'cannot count FLOPs of {name} ({error})'
         print_log(message, 'current', logging.WARNING)
         return None
     finally:

@@ -1,10 +1,8 @@
 """Latency of a model's forward on the user's device, eager PyTorch (and
 ONNX Runtime when installed): median and interquartile range of timed runs
-after warm-up runs. Timed: one ``model(inputs, data_samples,
-mode='tensor')`` call on a preprocessed batch (no data loading,
-preprocessing or post-processing such as NMS or decoding: up to the logits
-or the heads' raw outputs). On CUDA the device is synchronised before each
-clock reading.
+of one ``model(inputs, data_samples, mode='tensor')`` call on a
+preprocessed batch (no data loading, preprocessing or post-processing)
+after warm-up runs; on CUDA synchronised before each clock reading.
 """
 
 import os
@@ -36,10 +34,9 @@ def resolve_device(name: str) -> torch.device:
         )
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(
-            f'--device {name!r} needs a CUDA device, but '
-            f'torch.cuda.is_available() is False (torch '
-            f'{torch.__version__}, CUDA build: {torch.version.cuda}); '
-            'allowed here: cpu'
+            f'--device {name!r} needs a CUDA device, but torch.cuda.'
+            f'is_available() is False (torch {torch.__version__}, CUDA '
+            f'build: {torch.version.cuda}); allowed here: cpu'
         )
     count = torch.cuda.device_count() if device.type == 'cuda' else 0
     if count and (device.index or 0) >= count:
@@ -110,7 +107,7 @@ def time_runs(
     device: Optional[torch.device] = None,
 ) -> List[float]:
     """The wall-clock times (ms) of ``repeats`` calls of ``fn`` after
-    ``warmup`` untimed ones (on CUDA synchronised before each reading).
+    ``warmup`` untimed ones.
 
     Raises:
         ValueError: ``warmup < 0`` or ``repeats < 1``.
@@ -141,8 +138,8 @@ def time_runs(
 def tile_batch(
     inputs: torch.Tensor, data_samples: Optional[list], batch_size: int
 ) -> Tuple[torch.Tensor, Optional[list]]:
-    """A batch of ``batch_size``: ``inputs`` (N, ...) and ``data_samples``
-    repeated cyclically.
+    """``inputs`` (N, ...) and ``data_samples`` repeated cyclically to
+    ``batch_size``.
 
     Raises:
         ValueError: ``batch_size < 1``.
@@ -168,8 +165,8 @@ def eager_latency(
     repeats: int = 30,
 ) -> Dict[str, float]:
     """:func:`summarize` of ``model(inputs, data_samples, mode='tensor')``
-    in eval mode without autograd on ``inputs``' device (the model's too);
-    activate a sub-network around the call to time it."""
+    in eval mode without autograd on ``inputs``' device (the model's too).
+    """
     was_training = model.training
     model.eval()
     try:

@@ -1,10 +1,8 @@
 """The loafing table: the task metric of the main network (its stored BN
 statistics: the number ``tools/test.py`` gives) and of its sub-networks,
-each with BN statistics re-estimated for it on ``bn_recal_images``
-training images (the same images and augmentations for all: the seeded
-:func:`mmst.analysis.build_recal_loader` that ``SubnetValLoop`` and
-:func:`mmst.deploy.export_subnet` use too, so an exported sub-network
-reproduces its number), with parameters and FLOPs (``docs/analysis.md``).
+each with BN statistics re-estimated on the same seeded training images
+(as ``SubnetValLoop`` and :func:`mmst.deploy.export_subnet`), with
+parameters and FLOPs (``docs/analysis.md``).
 """
 
 import functools
@@ -48,26 +46,20 @@ def sweep_networks(
     desc: str = 'loafing',
 ) -> Tuple[List[dict], dict]:
     """The main network and the sub-networks of one config measured by a
-    new ``measure()`` per checkpoint (one :func:`mmst.analysis.open_sweep`):
-    what :func:`run_loafing` and :func:`mmst.analysis.run_logit_magnitude`
-    share.
+    new ``measure()`` per checkpoint in one :func:`mmst.analysis.open_sweep`
+    (what :func:`run_loafing` and :func:`mmst.analysis.run_logit_magnitude`
+    share).
 
     Args:
-        config, checkpoints: The config file and its checkpoints.
         labels (Sequence[str], optional): One distinct series name per
             checkpoint (default: ``<folder>/<file stem>``).
         subnets (str | Sequence): Sub-network specs
             (:func:`mmst.subnet.parse_subnet_specs`); default: the space.
-        space, bn_recal_images, seed: As :func:`mmst.analysis.open_sweep`
-            (``bn_recal_images=0``: stored statistics, which shows BN
-            mismatch, not loafing).
-        split, max_images, cfg_options: As :func:`mmst.analysis.load_config`.
-        show_progress (bool): A progress bar (named ``desc``) on stderr.
-        strict (bool): As :func:`mmst.analysis.load_weights`.
+        space, bn_recal_images, seed: As :func:`mmst.analysis.open_sweep`;
+            split, max_images, cfg_options: as :func:`~.load_config`.
         row (callable, optional): ``row(sweep, subnet, depths)``: more
-            entries of a network's row (None: the main network).
-        check (callable, optional): ``check(sweep.arch)`` before anything
-            is loaded.
+            entries of a network's row (subnet None: the main network).
+        check (callable, optional): ``check(sweep.arch)`` before loading.
 
     Returns:
         tuple: The networks (``name``, ``subnet`` (blocks per stage),
@@ -137,23 +129,17 @@ def run_loafing(
     metric: Optional[str] = None,
     **options,
 ) -> dict:
-    """Evaluate the main network and the sub-networks of one config with
-    one or more checkpoints (:func:`sweep_networks` with the task metric).
-
-    ``metric``: the metric key to tabulate (default: the evaluator's
-    first); ``options``: as :func:`sweep_networks` (``labels``,
-    ``subnets``, ``space``, ``bn_recal_images``, ``split``,
-    ``max_images``, ``seed``, ``cfg_options``, ``show_progress``,
-    ``strict``).
+    """The task metric of the main network and the sub-networks of one
+    config per checkpoint (:func:`sweep_networks`, ``options`` as there);
+    ``metric``: the key to tabulate (default: the evaluator's first).
 
     Returns:
         dict: ``config``, ``split``, ``eval_images``, ``metric``,
-        ``bn_recal_images``, ``seed``, ``strict``, ``input_shape``,
-        ``flops_convention``, ``space``, ``checkpoints`` and ``networks``
-        (per network: ``name``, ``subnet`` (blocks per stage), ``blocks``,
-        ``params``, ``flops``, ``bn_stats``, ``metrics`` (all metrics per
-        label), ``results`` (the chosen metric per label) and
-        ``recal_images_used``). :func:`write_all` writes it.
+        ``bn_recal_images``, ``has_bn``, ``seed``, ``strict``,
+        ``input_shape``, ``flops_convention``, ``space``, ``checkpoints``
+        and ``networks`` (``name``, ``subnet``, ``blocks``, ``params``,
+        ``flops``, ``bn_stats``, ``metrics`` (all, per label), ``results``
+        (the chosen metric per label), ``recal_images_used``).
 
     Raises:
         ValueError, CheckpointError: As :func:`sweep_networks`.
@@ -200,8 +186,7 @@ def run_loafing(
 
 
 def write_csv(result: dict, path: str) -> None:
-    """One row per network: blocks, FLOPs, parameters, BN statistics and
-    the metric per checkpoint."""
+    """One row per network: sizes, BN statistics, metric per checkpoint."""
     labels = report.labels_of(result)
     header = ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
     header += [f'{label} {result["metric"]}' for label in labels]
@@ -216,8 +201,7 @@ def write_csv(result: dict, path: str) -> None:
 
 
 def _bn_note(result: dict, untrained: str, recal: str, stored: str) -> str:
-    """``untrained`` when no BN layer trains, else ``recal`` (its
-    ``{}`` the re-estimation images) or ``stored``."""
+    """``untrained``, ``recal`` (``{}``: the images) or ``stored``."""
     images = result['bn_recal_images']
     if not result.get('has_bn', True):
         return untrained
@@ -225,8 +209,7 @@ def _bn_note(result: dict, untrained: str, recal: str, stored: str) -> str:
 
 
 def markdown_table(result: dict) -> str:
-    """The table as Markdown, after a line naming the metric, the split
-    and the BN statistics."""
+    """The table as Markdown, after a caption (metric, split, BN)."""
     labels = report.labels_of(result)
     unit, scale = report.flops_unit(result['networks'])
     caption = (
@@ -285,9 +268,8 @@ def plot(result: dict, path: str, title: Optional[str] = None) -> None:
         ax.set_ylabel(result['metric'])
         ax.grid(alpha=0.3)
     handles, names = axes[-1].get_legend_handles_labels()
-    ncol = min(4, len(names))
     legend = dict(loc='lower center', fontsize=8, frameon=False)
-    fig.legend(handles, names, ncol=ncol, **legend)
+    fig.legend(handles, names, ncol=min(4, len(names)), **legend)
     note = _bn_note(
         result,
         'no trained BN layer',
@@ -305,8 +287,8 @@ def write_all(
     plot_path: Optional[str] = None,
     title: Optional[str] = None,
 ) -> Dict[str, str]:
-    """Write ``loafing.json``, ``.csv``, ``.md`` and ``.png`` (``plot_path``
-    when given) to ``out_dir``; return their paths."""
+    """Write ``loafing.json``, ``.csv``, ``.md``, ``.png`` (or
+    ``plot_path``) to ``out_dir``; return their paths."""
     md, png = markdown_table, functools.partial(plot, title=title)
     return report.write_outputs(
         result, out_dir, 'loafing', write_csv, md, png, 2, plot_path

@@ -1,8 +1,7 @@
-"""Average L2 norm of the raw logits (the head's output before any softmax
-or ST++ logit normalisation) of the main network and its sub-networks over
-the val (or test) set, with the top-1 accuracy of the same pass (ST++
-paper, Fig. 4; ``docs/analysis.md``); classifiers only. Sub-networks run
-with BN statistics re-estimated as in the loafing table.
+"""Average L2 norm of the raw logits of the main network and its
+sub-networks (BN re-estimated as in the loafing table) over the val (or
+test) set, with top-1 accuracy (ST++ paper, Fig. 4; ``docs/analysis.md``);
+classifiers only.
 """
 
 import copy
@@ -80,8 +79,7 @@ def run_logit_magnitude(
     config: str, checkpoints: Sequence[str], **options
 ) -> dict:
     """Logit statistics of the main network and the sub-networks
-    (:func:`mmst.analysis.loafing.sweep_networks` with
-    :class:`LogitMagnitude`, ``options`` as there).
+    (:func:`mmst.analysis.loafing.sweep_networks`, ``options`` as there).
 
     Returns:
         dict: ``config``, ``split``, ``eval_images``, ``bn_recal_images``,
@@ -110,8 +108,7 @@ def run_logit_magnitude(
 
 
 def write_logit_magnitude(result: dict, out_dir: str) -> Dict[str, str]:
-    """Write ``logit_magnitude.json`` and ``logit_magnitude.png`` to
-    ``out_dir``; return their paths."""
+    """Write ``logit_magnitude.json`` and ``.png``; return their paths."""
     return report.write_outputs(
         result, out_dir, 'logit_magnitude', png=plot_logit_magnitude
     )

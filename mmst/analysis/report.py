@@ -59,8 +59,7 @@ def markdown_table(
 
 
 def figure(ncols: int, size: Tuple[float, float]):
-    """A matplotlib figure (Agg backend) of one row of ``ncols`` axes of
-    ``size`` inches; returns ``(fig, axes)``."""
+    """``(fig, axes)``: one row of ``ncols`` axes, ``size`` inches, Agg."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -91,9 +90,8 @@ def write_outputs(
     plot_path: Optional[str] = None,
 ) -> Dict[str, str]:
     """Write ``out_dir/<stem>.json`` (``result``, atomically) and, where
-    given, ``<stem>.csv`` (``csv(result, path)``), ``<stem>.md``
-    (``md(result)``) and ``<stem>.png`` (``png(result, path)``, at
-    ``plot_path`` if given). Returns the paths by kind."""
+    given, ``.csv`` (``csv(result, path)``), ``.md`` (``md(result)``) and
+    ``.png`` (``png(result, path)``, or ``plot_path``); return the paths."""
     os.makedirs(out_dir, exist_ok=True)
     kinds = dict(json=True, csv=csv, md=md, png=png)
     paths = {k: osp.join(out_dir, f'{stem}.{k}') for k in kinds if kinds[k]}

@@ -4,27 +4,15 @@ The building blocks (the config, the Runner as ``tools/test.py`` builds
 it, the checkpoint, the evaluation loader and evaluator, the seeded BN
 re-estimation loader :func:`mmst.engine.build_recal_loader`, the
 sub-network space) and one member sweep (:func:`open_sweep`): a config's
-model built once, each checkpoint loaded in turn, every member of its
-space run on the same evaluation batches with its own BN statistics and
-handed to pluggable measures. Users: the loafing table, the logit
-magnitude, the depth menu, ``extract_subnet.py``; ``SubnetValLoop`` runs
-the same member evaluation on the live model
-(:func:`mmst.engine.evaluate_members`). Per checkpoint, a sweep
-
-1. re-estimates the BN statistics of every member (``None``, the main
-   network, keeps its stored ones) on ``bn_recal_images`` images of the
-   seeded loader, in one pass with shared prefixes
-   (:func:`mmst.engine.member_bn_stats`);
-2. runs every member on every evaluation batch with its statistics,
-   shared prefixes computed once (:func:`mmst.engine.run_members`), each
-   :class:`Measure` given each member's batch.
-
-A measure (``docs/architecture.md``, "Adding a measure") has ``begin(sweep,
-count)``, ``process(index, data)`` (inside the member's context: run any
-forward on a copy of ``data``) and ``results()`` (one dict per member).
-Weight-independent costs (parameters, FLOPs, latency) are computed once
-per member by the users (:mod:`mmst.analysis.cost`,
-:mod:`mmst.analysis.latency`).
+model built once, each checkpoint loaded in turn, the BN statistics of
+every member re-estimated in one pass (:func:`mmst.engine.member_bn_stats`;
+``None``, the main network, keeps its stored ones), then every member run
+on the same evaluation batches with shared prefixes
+(:func:`mmst.engine.run_members`), each :class:`Measure` given each
+member's batch (``docs/architecture.md``, "Adding a measure"). Users: the
+loafing table, the logit magnitude, the depth menu, ``extract_subnet.py``;
+``SubnetValLoop`` runs the same on the live model
+(:func:`mmst.engine.evaluate_members`).
 """
 
 import copy
@@ -83,17 +71,14 @@ def load_config(
     split: str = 'val',
     max_images: Optional[int] = None,
 ) -> Config:
-    """Read ``config`` as ``tools/test.py`` does
-    (:func:`mmst.stack.load_config`), apply ``cfg_options``, keep the
-    first ``max_images`` images (``dataset.indices``) of the ``split``
-    (``'val'`` or ``'test'``) set and register mmst and the config's task
-    library (:func:`mmst.apis.prepare_config`).
+    """Read ``config`` as ``tools/test.py`` does, apply ``cfg_options``,
+    keep the first ``max_images`` images of the ``split`` set and register
+    mmst and the config's task library.
 
     Raises:
-        ValueError: Unknown ``split``, the config has no such dataloader /
-            evaluator, or ``max_images < 1``.
-        StackError: A task library the config's base configs need is not
-            installed.
+        ValueError: Unknown ``split``, no such dataloader / evaluator, or
+            ``max_images < 1``.
+        StackError: A task library the base configs need is missing.
     """
     if split not in SPLITS:
         raise ValueError(
@@ -132,14 +117,11 @@ def build_runner(cfg: Config, work_dir: str) -> Runner:
     cfg = copy.deepcopy(cfg)
     cfg.work_dir, cfg.load_from, cfg.resume = work_dir, None, False
     cfg.log_level, cfg.launcher = 'WARNING', 'none'
-    # A unique name: the logger and visualizer are per-name singletons, and
-    # an earlier runner's (in a removed temporary folder) must not be reused.
+    # a unique name: the logger and visualizer (named in upstream configs)
+    # are per-name singletons; an earlier one's folder may be removed
     cfg.experiment_name = f'mmst_analysis_{uuid.uuid4().hex[:8]}'
-    visualizer = cfg.get('visualizer')
-    if isinstance(visualizer, dict):
-        # upstream configs name it ('visualizer'), which would hand every
-        # later runner of this process the first one's (removed) folder
-        visualizer['name'] = cfg.experiment_name
+    if isinstance(cfg.get('visualizer'), dict):
+        cfg.visualizer['name'] = cfg.experiment_name
     build = Runner.from_cfg if 'runner_type' not in cfg else RUNNERS.build
     runner = build(cfg)
     runner.model.eval()
@@ -147,18 +129,14 @@ def build_runner(cfg: Config, work_dir: str) -> Runner:
 
 
 def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
-    """Load ``checkpoint`` into the runner's model (left in eval mode) with
-    :func:`mmst.converters.checkpoint_io.load_runner_checkpoint` (the
-    runner's hooks see it first, as in ``Runner.load_checkpoint``).
-    ``strict=False`` (``--non-strict``) loads the keys that fit and logs
-    the others. Returns the checkpoint dict (``meta``, ``state_dict`` ...).
+    """Load ``checkpoint`` into the runner's model (left in eval mode), the
+    runner's hooks seeing it first; ``strict=False`` (``--non-strict``)
+    loads the keys that fit and logs the others. Returns the checkpoint.
 
     Raises:
         CheckpointNotFoundError: No such file (a ``FileNotFoundError``).
-        CheckpointError: Not a readable checkpoint, or ``strict`` and it
-            does not fit the model (:class:`~mmst.converters.
-            CheckpointMismatchError` names the first keys of each kind); a
-            ``ValueError``.
+        CheckpointError: Unreadable, or ``strict`` and it does not fit the
+            model (the first keys of each kind named); a ``ValueError``.
     """
     ckpt = load_runner_checkpoint(runner, checkpoint, strict=strict)
     runner.model.eval()
@@ -168,9 +146,8 @@ def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
 def model_space(
     model: nn.Module, preset: Optional[str] = None
 ) -> Tuple[ElasticDepth, SubnetSpace]:
-    """The elastic backbone and sub-network space of ``model`` (an ST
-    model's, or a plain backbone's default); ``preset`` (``'default'``,
-    ``'space1'`` ...) overrides the depths.
+    """The elastic backbone and sub-network space of ``model``; ``preset``
+    (``'default'``, ``'space1'`` ...) overrides the depths.
 
     Raises:
         TypeError: The backbone's residual stages cannot be found (declare
@@ -205,8 +182,7 @@ def input_shape_of(model: nn.Module, dataloader) -> Tuple[int, ...]:
 
 
 def check_bn_recal_images(value) -> int:
-    """``value`` if it is a valid ``--bn-recal-images`` (an integer >= 0;
-    0: keep the stored BN statistics), else a ValueError naming it."""
+    """``value`` if a valid ``--bn-recal-images``, else a ValueError."""
     note = ' (0: the stored BN statistics)'
     return _check_int(value, '--bn-recal-images ', 0, note)
 
@@ -215,18 +191,12 @@ def progress(total: int, desc: str, disable: bool = False):
     """A tqdm progress bar on stderr."""
     from tqdm import tqdm
 
-    return tqdm(
-        total=total,
-        desc=desc,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=disable,
-    )
+    kwargs = dict(file=sys.stderr, dynamic_ncols=True, disable=disable)
+    return tqdm(total=total, desc=desc, **kwargs)
 
 
 def default_labels(checkpoints: Sequence[str]) -> List[str]:
-    """``<folder>/<file stem>`` of each checkpoint (numbered when two
-    coincide)."""
+    """``<folder>/<file stem>`` of each checkpoint (numbered if not unique)."""
     labels = []
     for path in checkpoints:
         parent = osp.basename(osp.dirname(osp.abspath(path)))
@@ -240,8 +210,8 @@ def default_labels(checkpoints: Sequence[str]) -> List[str]:
 def check_checkpoints(
     checkpoints: Sequence[str], labels: Optional[Sequence[str]] = None
 ) -> Tuple[List[str], List[str]]:
-    """``(checkpoints, labels)`` as lists: each checkpoint readable
-    (checked before anything is built), one distinct label each.
+    """``(checkpoints, labels)`` as lists, each checkpoint readable, one
+    distinct label each.
 
     Raises:
         ValueError: No checkpoint, or not one distinct label each.
@@ -284,11 +254,11 @@ def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:
 
 
 class Measure:
-    """What a sweep measures of each member on the evaluation batches:
-    ``begin(sweep, count)`` before a pass over ``count`` members,
-    ``process(index, data)`` per batch and member inside the member's
-    context (its depth and BN statistics, eval mode, no autograd),
-    ``results()`` after it: one dict per member, in order."""
+    """What a sweep measures of each member: ``begin(sweep, count)`` before
+    a pass over ``count`` members, ``process(index, data)`` per batch and
+    member inside its context (depth, BN statistics, eval mode, no
+    autograd; run any forward on a copy of ``data``), ``results()`` after
+    it: one dict per member, in order."""
 
     def begin(self, sweep: 'Sweep', count: int) -> None:
         self.sweep = sweep
@@ -323,21 +293,12 @@ class TaskMetric(Measure):
 
 @dataclass
 class Sweep:
-    """A config's model, built once, with what every member is measured on.
-
-    Attributes:
-        cfg (Config): The config (images limited, task library registered).
-        runner (Runner): Its runner (as ``tools/test.py`` builds it).
-        elastic (ElasticDepth), space (SubnetSpace): The elastic backbone
-            and the members' space.
-        split (str): ``'val'`` or ``'test'``.
-        loader (Iterable): The evaluation batches (a dataloader, or cached
-            batches with a ``dataset``).
-        recal (Iterable, optional): The re-estimation batches (the seeded
-            :func:`build_recal_loader`, or cached); None: none re-estimated.
-        recal_images (int): Images per re-estimation; 0: stored statistics
-            (asked, or no BN layer trains).
-        has_bn (bool): Whether training updates any BN statistics.
+    """A config's model, built once, with what every member is measured on:
+    its config and runner, elastic backbone and space, the ``split``, the
+    evaluation batches ``loader`` (a dataloader, or cached batches with a
+    ``dataset``), the re-estimation batches ``recal`` (None: none) and
+    ``recal_images`` per re-estimation (0: stored statistics, asked or no
+    BN layer trains); ``has_bn``: whether training updates BN statistics.
     """
 
     cfg: Config
@@ -376,8 +337,8 @@ class Sweep:
         self, members: Sequence[Optional[Subnet]], on_batch: OnBatch = None
     ) -> Tuple[List[Optional[dict]], int]:
         """Per member its re-estimated BN statistics (None for the main
-        network, ``None`` in ``members``, and for all when
-        ``recal_images`` is 0) and the images used."""
+        network ``None``, and for all when ``recal_images`` is 0) and the
+        images used."""
         stats: List[Optional[dict]] = [None] * len(members)
         subs = [i for i, m in enumerate(members) if m is not None]
         if not self.recal_images or not subs:
@@ -402,10 +363,9 @@ class Sweep:
         on_recal_batch: OnBatch = None,
         on_batch: OnBatch = None,
     ) -> Tuple[List[Dict[str, dict]], int]:
-        """Measure ``members`` (None: the main network, stored BN
-        statistics) of the loaded weights. Returns per member
-        ``{type(measure).__name__: its result}`` and the re-estimation
-        images used (0: none)."""
+        """Measure ``members`` (None: the main network) of the loaded
+        weights: per member ``{type(measure).__name__: its result}``, and
+        the re-estimation images used (0: none)."""
         stats, used = self.bn_stats(members, on_recal_batch)
         for measure in measures:
             measure.begin(self, len(members))
@@ -435,11 +395,10 @@ def open_sweep(
     recal_loader: bool = True,
 ) -> Iterator[Sweep]:
     """The :class:`Sweep` of ``config`` (its runner's logs in a temporary
-    folder, removed on exit). ``space``: a preset overriding the model's;
-    ``bn_recal_images``: images per re-estimation (0: stored statistics;
-    0 too when no BN layer trains); ``seed``: of the re-estimation images
-    and augmentations; ``recal_loader=False``: the caller sets ``recal``
-    (e.g. cached batches). The others as :func:`load_config`.
+    folder). ``space``: a preset; ``bn_recal_images``: images per
+    re-estimation (0: stored statistics); ``seed``: of the re-estimation
+    images and augmentations; ``recal_loader=False``: the caller sets
+    ``recal``. The others as :func:`load_config`.
 
     Raises:
         ValueError: An invalid argument (the message names it).
@@ -450,19 +409,11 @@ def open_sweep(
         runner = build_runner(cfg, tmp)
         elastic, space_ = model_space(runner.model, space)
         has_bn = has_trainable_bn(unwrap_st(runner.model))
-        recal_images = bn_recal_images if has_bn else 0
+        images = bn_recal_images if has_bn else 0
         loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
-        recal = None
-        if recal_images and recal_loader:
-            recal = build_recal_loader(cfg, seed)
+        recal = (
+            build_recal_loader(cfg, seed) if images and recal_loader else None
+        )
         yield Sweep(
-            cfg,
-            runner,
-            elastic,
-            space_,
-            split,
-            loader,
-            recal,
-            recal_images,
-            has_bn,
+            cfg, runner, elastic, space_, split, loader, recal, images, has_bn
         )

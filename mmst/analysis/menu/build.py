@@ -14,11 +14,16 @@ from mmst.subnet import format_subnet
 from ..cost import count_params
 from ..latency import machine_info
 from ..sweep import Sweep, build_recal_loader, open_sweep, quiet_logs
-from .batches import cache_loader, first_batch
 from .frontier import frontier
-from .measure import Units, flops_counter, latency_units, metric_units
-from .settings import MenuSettings
-from .store import fingerprint, load_existing, new_menu
+from .measure import (
+    Units,
+    cache_loader,
+    first_batch,
+    flops_counter,
+    latency_units,
+    metric_units,
+)
+from .settings import MenuSettings, fingerprint, load_existing, new_menu
 
 UNTRAINED_BN = (
     'stored (no BN layer is trained: norm_eval, frozen stages or no BN)'
@@ -41,13 +46,11 @@ def build_menu(
     rewritten after every finished unit (then ``on_unit(menu, unit)``).
 
     Units: the metric of one member for one checkpoint (BN statistics
-    re-estimated for it, as :func:`mmst.engine.evaluate_subnet`, where BN
-    layers train) and the latency of one member (timed once: the
-    checkpoints share the architecture). A menu in ``out_dir`` with the
-    same settings is resumed, its finished units kept. The evaluation and
-    re-estimation batches are decoded once and kept in memory
-    (:func:`cache_loader`; evaluation batches over ``cache_mb`` MiB are
-    read again per member): the numbers equal the loaders'.
+    re-estimated as :func:`mmst.engine.evaluate_subnet` does) and the
+    latency of one member (the checkpoints share it). A menu in ``out_dir``
+    with the same settings is resumed. The batches are decoded once and
+    kept in memory (:func:`cache_loader`, evaluation batches up to
+    ``cache_mb`` MiB): the numbers equal the loaders'.
 
     Returns:
         dict: The menu: ``settings``, ``machine``, ``metric``,
@@ -122,9 +125,9 @@ def _open_menu(st: MenuSettings, sweep: Sweep, subs: list, machine: dict):
 def _prepare_data(
     sweep: Sweep, st: MenuSettings, menu: dict, timings: dict
 ) -> Optional[dict]:
-    """Cache the evaluation and re-estimation batches in memory, record the
-    data facts in ``menu``; return the preprocessed first evaluation batch
-    (the latency input; None for a finished menu: no data needed)."""
+    """Cache the evaluation and re-estimation batches, record the data
+    facts in ``menu``; return the preprocessed first evaluation batch (the
+    latency input; None for a finished menu)."""
     if menu['members'] and _complete(menu, st.labels):
         return None
     t0 = time.perf_counter()
@@ -183,10 +186,9 @@ def export_member(
     cfg_options: Optional[dict] = None,
 ) -> dict:
     """Write ``member`` of checkpoint ``label`` as a standalone config +
-    checkpoint (and ONNX file) with :func:`mmst.deploy.export_subnet`
-    and the menu's config, BN re-estimation images and seed, so
-    ``tools/test.py`` on them gives the menu's metric (same split and
-    images); return its summary. ``cfg_options``: the menu's overrides as
+    checkpoint (and ONNX file) with :func:`mmst.deploy.export_subnet` and
+    the menu's settings, so ``tools/test.py`` on them gives the menu's
+    metric; return its summary. ``cfg_options``: the menu's overrides as
     given (None: the menu's JSON copy, tuples turned into lists).
 
     Raises:

@@ -25,8 +25,7 @@ def check_runtime(runtime: str) -> None:
 
 def pareto_front(points: Sequence[Tuple[float, float]]) -> List[bool]:
     """Per (cost, metric) point: on the Pareto frontier (no other point
-    has a cost <= and a metric >= with one strictly better; identical
-    points do not dominate each other)."""
+    has a cost <= and a metric >= with one strictly better)."""
     return [
         not any(
             c <= cost and m >= metric and (c < cost or m > metric)
@@ -44,9 +43,11 @@ def member_cost(
     runtime: str = 'eager',
 ) -> Optional[float]:
     """A member's ``'flops'`` (of one image) or ``'latency'`` (median ms
-    at ``batch_size`` of the ``runtime``: ``'eager'`` PyTorch or
-    ``'onnxruntime'``); None when not measured. ValueError: ``cost`` or
-    ``runtime`` not allowed."""
+    at ``batch_size`` of the ``runtime``); None when not measured.
+
+    Raises:
+        ValueError: ``cost`` or ``runtime`` is not allowed.
+    """
     check_runtime(runtime)
     if cost == 'flops':
         return member.get('flops')
@@ -80,10 +81,6 @@ def frontier(
     flags = pareto_front([(c, v) for _, c, v in rows])
     on = [r for r, f in zip(rows, flags) if f]
     return [name for name, _, _ in sorted(on, key=lambda r: (r[1], -r[2]))]
-
-
-def _inf(value: Optional[float]) -> float:
-    return math.inf if value is None else value
 
 
 def _check_choice(
@@ -121,13 +118,12 @@ def choose_member(
     min_metric: Optional[float] = None,
     batch_size: Optional[int] = None,
 ) -> dict:
-    """The best member (row of ``menu['members']``) of checkpoint ``label``
-    (default: the last) within the budget: among the members with latency
-    median at ``batch_size`` (default: the menu's ``latency_batch_size``)
-    <= ``max_latency_ms``, FLOPs (of one image) <= ``max_flops`` and
-    metric (the evaluator's unit, e.g. % for accuracy/top1) >=
-    ``min_metric``, where given, the highest metric; ties go to the lower
-    latency, FLOPs, parameters, then the menu's order.
+    """The member (row of ``menu['members']``) of checkpoint ``label``
+    (default: the last) with the highest metric among those with latency
+    median at ``batch_size`` (default: the menu's) <= ``max_latency_ms``,
+    FLOPs (of one image) <= ``max_flops`` and metric (the evaluator's unit)
+    >= ``min_metric``, where given; ties go to the lower latency, FLOPs,
+    parameters, then the menu's order.
 
     Raises:
         ValueError: ``label`` or ``batch_size`` is not in the menu, or a
@@ -149,21 +145,18 @@ def choose_member(
         raise ValueError(f'the menu has no evaluated member of {label!r}')
 
     def lat(m: dict) -> float:
-        return _inf(member_cost(m, 'latency', batch_size, rt))
+        cost = member_cost(m, 'latency', batch_size, rt)
+        return math.inf if cost is None else cost
 
     def flops(m: dict) -> float:
-        return _inf(m.get('flops'))
+        return math.inf if m.get('flops') is None else m['flops']
 
     def value(m: dict) -> float:
         return member_metric(m, label)
 
     # per bound: the member's number (lower is better), the bound so
     numbers = (lat, flops, lambda m: -value(m))
-    signed = (
-        max_latency_ms,
-        max_flops,
-        None if min_metric is None else -min_metric,
-    )
+    signed = (max_latency_ms, max_flops, min_metric and -min_metric)
     fitting = [
         (i, m)
         for i, m in enumerate(members)

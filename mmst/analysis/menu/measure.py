@@ -1,22 +1,89 @@
-"""The units of a menu: the metric of members of one checkpoint (one pass
-of :func:`mmst.analysis.open_sweep`'s sweep), the latency of one member,
-and how its FLOPs are counted."""
+"""The units of a menu (the metric of the members of one checkpoint: one
+pass of :func:`mmst.analysis.open_sweep`'s sweep; the latency of one
+member; how its FLOPs are counted) and the evaluation and re-estimation
+batches they run on, decoded once and kept in memory."""
 
+import copy
 import functools
+import itertools
 import logging
 import os.path as osp
 import tempfile
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
 from mmst.engine import run_members
+from mmst.engine.bn_recal import _batch_len, closing_iter
 
 from .. import latency as lat
 from ..cost import TensorOutputs, count_flops
 from ..sweep import Sweep, TaskMetric, progress, quiet_logs, select_metric
-from .store import save
+from .settings import DEFAULT_CACHE_MB, save
+
+
+class CachedBatches:
+    """The collated ``batches`` of a loader (its ``dataset`` and
+    ``batch_size``) kept in memory and yielded again, in order, on every
+    iteration as deep copies (a model or evaluator that writes into the
+    data samples cannot change what the next member sees)."""
+
+    def __init__(self, batches: list, dataset, batch_size: int) -> None:
+        self.batches = batches
+        self.dataset = dataset
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[dict]:
+        for batch in self.batches:
+            yield copy.deepcopy(batch)
+
+    @property
+    def images(self) -> int:
+        return sum(_batch_len(b) for b in self.batches)
+
+
+def _nbytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.element_size() * obj.nelement()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
+def cache_loader(
+    loader, max_mb: float = DEFAULT_CACHE_MB, max_batches: Optional[int] = None
+) -> Optional[CachedBatches]:
+    """The batches of one pass of ``loader`` (at most ``max_batches``), or
+    None (nothing kept) when their inputs would exceed ``max_mb`` MiB
+    (estimated from the first batch, checked as it goes)."""
+    total = len(loader)
+    if max_batches is not None:
+        total = min(total, max_batches)
+    batches, used = [], 0
+    with closing_iter(loader) as iterator:
+        for data in itertools.islice(iterator, total):
+            inputs = data.get('inputs') if isinstance(data, dict) else data
+            used += _nbytes(inputs)
+            # the first batch times the batches, then the running total
+            if used * (1 if batches else total) > max_mb * 2**20:
+                return None
+            batches.append(data)
+    batch_size = getattr(loader, 'batch_size', None) or (
+        _batch_len(batches[0]) if batches else 1
+    )
+    return CachedBatches(batches, loader.dataset, batch_size)
+
+
+def first_batch(loader) -> dict:
+    """A copy of the first batch of ``loader``."""
+    with closing_iter(loader) as iterator:
+        return copy.deepcopy(next(iterator))
 
 
 def flops_counter(
@@ -57,11 +124,8 @@ class Units:
 
     def start(self, resumed: bool, count: int) -> None:
         """Record a run of ``count`` units; open the progress bar."""
-        self.run = dict(
-            started=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-            resumed=resumed,
-            units=count,
-        )
+        started = time.strftime('%Y-%m-%dT%H:%M:%S%z')
+        self.run = dict(started=started, resumed=resumed, units=count)
         self.menu['runs'].append(self.run)
         save(self.menu, self.st.out_dir)
         self.bar = progress(count, 'depth menu', not self.st.progress)
@@ -78,9 +142,7 @@ def metric_units(
 ) -> None:
     """The metric (each member a unit) of the members of ``todo``
     ((subnet, row) pairs) for checkpoint ``label`` at ``path``: their BN
-    statistics re-estimated in one pass, then one pass over the evaluation
-    batches (:meth:`mmst.analysis.Sweep.bn_stats`,
-    :func:`mmst.engine.run_members`, :class:`mmst.analysis.TaskMetric`)."""
+    statistics re-estimated in one pass, then one evaluation pass."""
     bar, menu = units.bar, units.menu
     bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
     with quiet_logs():
@@ -132,9 +194,8 @@ def _onnx_file(arch, input_shape: Sequence[int], folder: str):
         export_onnx(arch, path, input_shape=input_shape, force=True)
     except Exception as e:  # ORT latency is an extra column: best effort
         logging.getLogger(__name__).warning(
-            'cannot export to ONNX (%s: %s); no ONNX Runtime latency',
-            type(e).__name__,
-            e,
+            f'cannot export to ONNX ({type(e).__name__}: {e}); no ONNX '
+            'Runtime latency'
         )
         return None
     return path

@@ -22,8 +22,7 @@ def _fronts(menu: dict, m: dict, label: str) -> Tuple[bool, bool]:
 
 def write_csv(menu: dict, path: str) -> None:
     """One row per member: sizes, latency (median and IQR per batch size,
-    ONNX Runtime too when measured), the metric and the frontier flags per
-    checkpoint."""
+    ONNX Runtime's median), the metric and frontier flags per checkpoint."""
     labels = report.labels_of(menu)
     sizes = menu['settings']['batch_sizes']
     ort = menu['settings'].get('onnxruntime')
@@ -81,9 +80,8 @@ def _caption(menu: dict) -> str:
 
 
 def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
-    """The menu as a Markdown table (members by latency at the menu's
-    latency batch size; frontier members marked), with a header naming the
-    settings and the machine."""
+    """The menu as a Markdown table (members by latency, frontier members
+    marked) after a caption naming the settings and the machine."""
     labels = report.labels_of(menu)
     sizes = menu['settings']['batch_sizes']
     unit, scale = report.flops_unit(menu['members'])
@@ -124,7 +122,7 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
 
 def _panel(ax, menu: dict, cost: str, scale: float, chosen) -> None:
     """One cost's scatter of every checkpoint, its frontier as a step
-    line, ``chosen`` = (label, member name) ringed."""
+    line, ``chosen`` ringed."""
     lb = menu['latency_batch_size']
     rt = menu.get('latency_runtime', 'eager')
     for i, label in enumerate(report.labels_of(menu)):
@@ -146,16 +144,10 @@ def _panel(ax, menu: dict, cost: str, scale: float, chosen) -> None:
         kw = dict(color=color, marker=marker, edgecolors='black', label=name)
         ax.scatter(xs, ys, s=34, linewidths=0.5, **kw)
         for x, y, name in pts:
-            if chosen is not None and chosen == (label, name):
-                kw = dict(facecolors='none', label=f'chosen: {label} {name}')
-                ax.scatter(
-                    [x / scale],
-                    [y],
-                    s=200,
-                    linewidths=1.5,
-                    **kw,
-                    edgecolors='black',
-                )
+            if chosen == (label, name):
+                kw = dict(facecolors='none', edgecolors='black', s=200)
+                what = f'chosen: {label} {name}'
+                ax.scatter([x / scale], [y], linewidths=1.5, label=what, **kw)
 
 
 def plot(
@@ -165,8 +157,7 @@ def plot(
     chosen: Optional[Tuple[str, str]] = None,
 ) -> None:
     """Metric vs latency (at the menu's latency batch size) and vs FLOPs,
-    one series per checkpoint, each frontier drawn as a step line;
-    ``chosen`` = (label, member name) is ringed."""
+    one series per checkpoint; ``chosen`` = (label, member name) ringed."""
     unit, scale = report.flops_unit(menu['members'])
     ort = menu.get('latency_runtime', 'eager') == 'onnxruntime'
     runtime = 'ONNX Runtime' if ort else 'PyTorch'
@@ -196,9 +187,9 @@ def write_outputs(
     title: Optional[str] = None,
     chosen: Optional[Tuple[str, dict]] = None,
 ) -> Dict[str, str]:
-    """Write ``menu.json``, ``menu.csv``, ``menu.md`` and the plot (default
-    ``out_dir/menu.png``); ``chosen`` = (label, member) is marked. Returns
-    the paths."""
+    """Write ``menu.json``, ``.csv``, ``.md`` and the plot (default
+    ``out_dir/menu.png``), ``chosen`` = (label, member) marked; return the
+    paths."""
     md = functools.partial(markdown_table, chosen=chosen and chosen[1])
     ring = (chosen[0], chosen[1]['name']) if chosen else None
     png = functools.partial(plot, title=title, chosen=ring)

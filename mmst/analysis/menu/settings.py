@@ -1,17 +1,213 @@
-"""The settings of a depth menu, checked once (:class:`MenuSettings`)."""
+"""The settings of a depth menu, checked once (:class:`MenuSettings`), and
+``menu.json``: the settings fingerprint a menu is resumed under, the resume
+itself and the new menu's layout."""
 
+import hashlib
+import json
+import logging
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import torch
 
+from mmst.fileio import write_json_atomic
 from mmst.subnet import parse_subnet_specs
 
 from ..latency import onnxruntime_available, resolve_device
 from ..sweep import check_bn_recal_images, check_checkpoints
-from .batches import DEFAULT_CACHE_MB
 from .frontier import check_runtime
+
+#: ``menu.json`` layout version.
+MENU_FORMAT = 'mmst-depth-menu/1'
+#: Files a menu writes into its output folder.
+MENU_FILES = ('menu.json', 'menu.csv', 'menu.md', 'menu.png')
+#: What the latency columns time.
+LATENCY_WHAT = (
+    "one model(inputs, data_samples, mode='tensor') call on a preprocessed "
+    'batch (the first batch of the evaluation split repeated to the batch '
+    'size), no data loading, preprocessing or post-processing; eval mode, '
+    'no autograd; median and interquartile range of the timed repeats '
+    'after the warm-up runs'
+)
+#: Default budget for caching the evaluation batches in memory.
+DEFAULT_CACHE_MB = 4096
+#: The :class:`MenuSettings` a menu's numbers depend on, as given.
+_SETTINGS = (
+    'space split max_images metric bn_recal_images seed batch_sizes warmup '
+    'repeats'
+).split()
+
+
+def _checkpoint(label: str, path: str) -> dict:
+    return dict(label=label, path=osp.abspath(path))
+
+
+class MenuSettingsError(ValueError):
+    """An existing ``menu.json`` was made with other settings."""
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stable(obj: Any) -> Any:
+    """A JSON-able, run-independent form of a config value."""
+    if isinstance(obj, dict):
+        return {str(k): _stable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_stable(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, type) or callable(obj):
+        module = getattr(obj, '__module__', '')
+        name = getattr(obj, '__qualname__', type(obj).__name__)
+        return f'{module}.{name}'
+    return repr(obj)
+
+
+def config_sha256(cfg) -> str:
+    """SHA-256 of a (merged) config's content: changes with the config
+    file, its ``_base_`` files and ``--cfg-options``."""
+    text = json.dumps(_stable(cfg.to_dict()), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
+    """What a menu is resumed under: the settings ``st`` that change a
+    number, the config's and checkpoints' SHA-256, the members and the
+    machine's CPU (or GPU)."""
+    device = st.torch_device
+    return dict(
+        config=osp.abspath(st.config),
+        config_sha256=config_sha256(cfg),
+        cfg_options=_stable(dict(st.cfg_options or {})),
+        checkpoints=[
+            dict(
+                _checkpoint(lb, p), size=osp.getsize(p), sha256=file_sha256(p)
+            )
+            for lb, p in zip(st.labels, st.checkpoints)
+        ],
+        subnets=[[len(s) for s in sub] for sub in subnets],
+        **{k: getattr(st, k) for k in _SETTINGS},
+        device=str(device),
+        threads=machine['torch_threads'],
+        onnxruntime=bool(st.ort),
+        machine=machine['cpu'] if device.type == 'cpu' else machine.get('gpu'),
+        # recorded only when non-strict: strict menus keep their settings
+        **({} if st.strict else dict(strict=False)),
+    )
+
+
+def new_menu(st, settings: dict, machine: dict, space) -> dict:
+    """An empty menu of settings ``st`` (``settings``: its
+    :func:`fingerprint`) over ``space``."""
+    from ..cost import FLOPS_CONVENTION
+
+    return dict(
+        format=MENU_FORMAT,
+        settings=settings,
+        machine=machine,
+        config=osp.abspath(st.config),
+        metric=None,
+        flops_convention=FLOPS_CONVENTION,
+        latency_batch_size=st.latency_batch_size,
+        latency_what=LATENCY_WHAT,
+        checkpoints=list(map(_checkpoint, st.labels, st.checkpoints)),
+        space=dict(
+            stage_depths=space.stage_depths,
+            depth_choices=space.depth_choices,
+            preset=st.space,
+        ),
+        members=[],
+        complete=False,
+        runs=[],
+    )
+
+
+def settings_differences(old: dict, new: dict) -> List[str]:
+    """``'key: OLD (menu.json) vs NEW (now)'`` for every differing key."""
+    keys = sorted(set(old) | set(new))
+    return [
+        f'{k}: {old.get(k)!r} (menu.json) vs {new.get(k)!r} (now)'
+        for k in keys
+        if old.get(k) != new.get(k)
+    ]
+
+
+def _refuse(what: str) -> MenuSettingsError:
+    return MenuSettingsError(
+        f'{what}; pass --force to overwrite or choose another --out-dir'
+    )
+
+
+def _read(path: str) -> dict:
+    """The menu in ``path`` (else a :class:`MenuSettingsError`)."""
+    with open(path) as f:
+        try:
+            menu = json.load(f)
+        except json.JSONDecodeError as e:
+            raise _refuse(f'{path} is not a menu ({e})') from None
+    if menu.get('format') != MENU_FORMAT:
+        raise _refuse(
+            f'{path} has format={menu.get("format")!r}, not {MENU_FORMAT!r}'
+        )
+    return menu
+
+
+def load_existing(
+    out_dir: str, settings: dict, force: bool = False
+) -> Optional[dict]:
+    """The menu in ``out_dir`` to resume (its settings equal
+    ``settings``); None if none, ``force``, or other settings but no
+    finished unit (nothing lost by starting again).
+
+    Raises:
+        MenuSettingsError: Not ``force``, and ``menu.json`` has other
+            settings and finished units, or other menu files exist
+            without it.
+    """
+    if force:
+        return None
+    path = osp.join(out_dir, 'menu.json')
+    if not osp.exists(path):
+        others = [
+            f for f in MENU_FILES[1:] if osp.exists(osp.join(out_dir, f))
+        ]
+        if others:
+            raise _refuse(
+                f'{out_dir} holds {", ".join(others)} but no menu.json'
+            )
+        return None
+    menu = _read(path)
+    diffs = settings_differences(menu.get('settings', {}), settings)
+    finished = any(
+        m.get('latency') is not None or m.get('results')
+        for m in menu.get('members', [])
+    )
+    if diffs and not finished:  # nothing to lose: e.g. a run that crashed
+        logging.getLogger(__name__).warning(
+            f'{path} holds no finished unit; starting again with the new '
+            f'settings ({"; ".join(diffs)})'
+        )
+        return None
+    if diffs:
+        raise MenuSettingsError(
+            f'{path} was made with other settings, so it cannot be '
+            'resumed: ' + '; '.join(diffs) + '. Pass --force to restart '
+            'it or choose another --out-dir'
+        )
+    return menu
+
+
+def save(menu: dict, out_dir: str) -> None:
+    """Write ``out_dir/menu.json`` atomically."""
+    write_json_atomic(menu, osp.join(out_dir, 'menu.json'), indent=1)
 
 
 def default_out_dir(config: str) -> str:
@@ -24,27 +220,22 @@ def default_out_dir(config: str) -> str:
 @dataclass
 class MenuSettings:
     """What :func:`mmst.analysis.build_menu` measures, and how, checked on
-    construction.
+    construction (``depth_menu.py``'s options, ``docs/depth_menu.md``).
 
-    Attributes (``depth_menu.py``'s options, ``docs/depth_menu.md``):
+    Attributes:
         config, checkpoints, labels, subnets, space, split, metric,
-            max_images, seed, cfg_options, strict: As in
-            :func:`mmst.analysis.run_loafing` (``strict=False`` is
-            recorded in the settings).
-        bn_recal_images (int): Images per re-estimation (0: stored).
-        batch_sizes (Sequence[int]): Latency batch sizes.
-        latency_batch_size (int, optional): The one whose latency the
-            frontier and the budget use (default: the first).
-        latency_runtime (str): Whose latency they use: ``'eager'``
-            PyTorch or ``'onnxruntime'`` (needs ``ort``).
+            max_images, seed, cfg_options, strict, bn_recal_images: As in
+            :func:`mmst.analysis.run_loafing`.
+        batch_sizes (Sequence[int]): Latency batch sizes; the frontier and
+            the budget use ``latency_batch_size``'s (default: the first)
+            of ``latency_runtime`` (``'eager'`` or ``'onnxruntime'``).
         warmup, repeats (int): Untimed, then timed runs (median, IQR).
         device (str): ``'cpu'``, ``'cuda'`` or ``'cuda:N'``: where
             evaluation and latency run (checked: ``torch_device``).
         threads (int, optional): ``torch.set_num_threads`` for the run.
         ort (bool, optional): Also time ONNX Runtime (None: when
             installed and the device is the CPU).
-        out_dir (str, optional): Default
-            ``work_dirs/depth_menu/<config name>``.
+        out_dir (str, optional): Default :func:`default_out_dir`.
         force (bool): Restart instead of resuming / refusing.
         progress (bool): A tqdm bar on stderr.
         cache_mb (float): MiB the cached evaluation batches may take.
@@ -130,7 +321,7 @@ class MenuSettings:
                 '--onnxruntime needs the onnx and onnxruntime packages (pip '
                 'install onnx onnxruntime); they are not installed'
             )
-        check_runtime(self.latency_runtime)
+        check_runtime(self.latency_runtime)  # onnxruntime: needs ort
         if self.latency_runtime == 'onnxruntime' and not self.ort:
             raise ValueError(
                 '--latency-runtime onnxruntime needs the ONNX Runtime '
