@@ -9,5 +9,7 @@
 # without GPUs the processes use gloo on the CPU. PYTHON picks the
 # interpreter (default: python). The launch: tools/dist_run.sh.
 
+[ $# -ge 2 ] || { echo "usage: bash tools/dist_train.sh CONFIG GPUS [ARGS of tools/train.py]" >&2; exit 2; }
+
 exec bash "$(dirname "$0")/dist_run.sh" train.py "$2" "$1" \
     --launcher pytorch "${@:3}"
