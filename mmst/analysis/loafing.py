@@ -47,19 +47,13 @@ def sweep_networks(
 ) -> Tuple[List[dict], dict]:
     """The main network and the sub-networks of one config measured by a
     new ``measure()`` per checkpoint in one :func:`mmst.analysis.open_sweep`
-    (what :func:`run_loafing` and :func:`mmst.analysis.run_logit_magnitude`
-    share).
-
-    Args:
-        labels (Sequence[str], optional): One distinct series name per
-            checkpoint (default: ``<folder>/<file stem>``).
-        subnets (str | Sequence): Sub-network specs
-            (:func:`mmst.subnet.parse_subnet_specs`); default: the space.
-        space, bn_recal_images, seed: As :func:`mmst.analysis.open_sweep`;
-            split, max_images, cfg_options: as :func:`~.load_config`.
-        row (callable, optional): ``row(sweep, subnet, depths)``: more
-            entries of a network's row (subnet None: the main network).
-        check (callable, optional): ``check(sweep.arch)`` before loading.
+    (shared by :func:`run_loafing` and ``run_logit_magnitude``).
+    ``labels``: one distinct name per checkpoint (default
+    ``<folder>/<file stem>``); ``subnets``: specs
+    (:func:`mmst.subnet.parse_subnet_specs`); the others as
+    :func:`~.open_sweep`; ``row(sweep, subnet, depths)``: more entries of
+    a network's row (subnet None: the main network); ``check(sweep.arch)``
+    before loading.
 
     Returns:
         tuple: The networks (``name``, ``subnet`` (blocks per stage),
@@ -70,8 +64,8 @@ def sweep_networks(
 
     Raises:
         ValueError: An invalid argument (the message names it).
-        CheckpointError: A checkpoint is unreadable (checked before
-            anything is evaluated) or, when ``strict``, does not fit.
+        CheckpointError: A checkpoint is unreadable (checked first) or,
+            when ``strict``, does not fit.
     """
     checkpoints, labels = check_checkpoints(checkpoints, labels)
     check_bn_recal_images(bn_recal_images)

@@ -1,18 +1,11 @@
-"""What the analysis tools evaluate, and the member sweep over it.
-
-The building blocks (the config, the Runner as ``tools/test.py`` builds
-it, the checkpoint, the evaluation loader and evaluator, the seeded BN
-re-estimation loader :func:`mmst.engine.build_recal_loader`, the
-sub-network space) and one member sweep (:func:`open_sweep`): a config's
-model built once, each checkpoint loaded in turn, the BN statistics of
-every member re-estimated in one pass (:func:`mmst.engine.member_bn_stats`;
-``None``, the main network, keeps its stored ones), then every member run
-on the same evaluation batches with shared prefixes
-(:func:`mmst.engine.run_members`), each :class:`Measure` given each
-member's batch (``docs/architecture.md``, "Adding a measure"). Users: the
-loafing table, the logit magnitude, the depth menu, ``extract_subnet.py``;
-``SubnetValLoop`` runs the same on the live model
-(:func:`mmst.engine.evaluate_members`).
+"""What the analysis tools evaluate (config, Runner as ``tools/test.py``
+builds it, checkpoint, evaluation and BN re-estimation loaders, sub-network
+space) and the member sweep over it (:func:`open_sweep`): the model built
+once, per checkpoint every member's BN statistics re-estimated in one pass,
+then every member run on the same batches with shared prefixes, each
+:class:`Measure` given each member's batch (``docs/architecture.md``).
+Users: the loafing table, the logit magnitude, the depth menu,
+``extract_subnet.py``; ``SubnetValLoop`` runs the same on the live model.
 """
 
 import copy
@@ -20,6 +13,7 @@ import logging
 import os.path as osp
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -362,11 +356,15 @@ class Sweep:
         measures: Sequence[Measure],
         on_recal_batch: OnBatch = None,
         on_batch: OnBatch = None,
+        timings: Optional[Dict[str, float]] = None,
     ) -> Tuple[List[Dict[str, dict]], int]:
         """Measure ``members`` (None: the main network) of the loaded
         weights: per member ``{type(measure).__name__: its result}``, and
-        the re-estimation images used (0: none)."""
+        the re-estimation images used (0: none); the seconds of each step
+        added to ``timings``' ``recal_s`` and ``eval_s`` if given."""
+        t0 = time.perf_counter()
         stats, used = self.bn_stats(members, on_recal_batch)
+        t1 = time.perf_counter()
         for measure in measures:
             measure.begin(self, len(members))
 
@@ -377,6 +375,9 @@ class Sweep:
         model, elastic, loader = self.model, self.elastic, self.loader
         run_members(model, elastic, members, loader, step, stats, on_batch)
         found = [m.results() for m in measures]
+        if timings is not None:
+            timings['recal_s'] += t1 - t0
+            timings['eval_s'] += time.perf_counter() - t1
         return [
             {type(m).__name__: r[i] for m, r in zip(measures, found)}
             for i in range(len(members))

@@ -43,23 +43,20 @@ def build_menu(
     """Measure every member of ``config`` (a config file, with
     ``checkpoints`` and the other :class:`MenuSettings` as ``options``, or
     the settings) and return the menu, also in ``out_dir/menu.json``,
-    rewritten after every finished unit (then ``on_unit(menu, unit)``).
-
-    Units: the metric of one member for one checkpoint (BN statistics
-    re-estimated as :func:`mmst.engine.evaluate_subnet` does) and the
-    latency of one member (the checkpoints share it). A menu in ``out_dir``
-    with the same settings is resumed. The batches are decoded once and
-    kept in memory (:func:`cache_loader`, evaluation batches up to
-    ``cache_mb`` MiB): the numbers equal the loaders'.
+    rewritten after every finished unit (then ``on_unit(menu, unit)``):
+    the metric of one member for one checkpoint (BN statistics
+    re-estimated as :func:`mmst.engine.evaluate_subnet` does), the latency
+    of one member. A menu in ``out_dir`` with the same settings is resumed.
+    The batches are decoded once (:func:`cache_loader`, evaluation batches
+    up to ``cache_mb`` MiB): the numbers equal the loaders'.
 
     Returns:
-        dict: The menu: ``settings``, ``machine``, ``metric``,
-        ``checkpoints``, ``members`` (``name``, ``subnet`` (blocks kept per
-        stage), ``blocks``, ``params``, ``flops``, ``latency`` {batch size:
-        {``median_ms``, ``iqr_ms``, ...}}, ``onnxruntime_latency``,
-        ``results`` {label: {``metric``, ``metrics``,
-        ``recal_images_used``}}), ``frontiers``, ``complete``, ``runs``
-        (with ``timings``).
+        dict: ``settings``, ``machine``, ``metric``, ``checkpoints``,
+        ``members`` (``name``, ``subnet`` (blocks per stage), ``blocks``,
+        ``params``, ``flops``, ``latency`` {batch size: {``median_ms``,
+        ``iqr_ms``, ...}}, ``onnxruntime_latency``, ``results`` {label:
+        {``metric``, ``metrics``, ``recal_images_used``}}), ``frontiers``,
+        ``complete``, ``runs`` (with ``timings``).
 
     Raises:
         MenuSettingsError: ``out_dir`` holds a menu made with other

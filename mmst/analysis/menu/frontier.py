@@ -172,36 +172,28 @@ def _no_fit(menu, members, label, batch_size, bounds, numbers) -> BudgetError:
     """The error of an impossible budget: the bounds, and the member
     nearest to each (by its number, then the metric or the latency)."""
     rt, metric = menu.get('latency_runtime', 'eager'), menu['metric']
-    texts = (
-        ('latency <= ', f' ms at batch {batch_size}'),
-        ('FLOPs <= ', ''),
-        (f'{metric} >= ', ''),
-    )
-    whats = (
-        'the fastest member is ',
-        'the member with the fewest FLOPs is ',
-        f'the member with the highest {metric} is ',
-    )
     lat, _, negative = numbers
-    ties = (negative, negative, lat)
+    at = f' ms at batch {batch_size}'
+    kinds = (
+        ('latency <= ', at, 'the fastest member', negative),
+        ('FLOPs <= ', '', 'the member with the fewest FLOPs', negative),
+        (f'{metric} >= ', '', f'the member with the highest {metric}', lat),
+    )
     found, nearest = [], []
-    for bound, text, what, number, tie in zip(
-        bounds, texts, whats, numbers, ties
-    ):
-        if bound is not None:
-            found.append(f'{text[0]}{bound:g}{text[1]}')
-            best = min(members, key=lambda m: (number(m), tie(m)))
-            lat_ms = member_cost(best, 'latency', batch_size, rt)
-            flops = best.get('flops')
-            nearest.append(
-                f'{what}{best["name"]} ({metric} '
-                f'{member_metric(best, label):.4g}, '
-                f'{"" if rt == "eager" else "ONNX Runtime "}latency '
-                f'{"-" if lat_ms is None else f"{lat_ms:.4g}"} ms at batch '
-                f'{batch_size}, '
-                f'{"-" if flops is None else f"{flops / 1e6:.4g}"} MFLOPs, '
-                f'{best["params"] / 1e6:.4g} M params)'
-            )
+    for bound, number, (pre, post, what, tie) in zip(bounds, numbers, kinds):
+        if bound is None:
+            continue
+        found.append(f'{pre}{bound:g}{post}')
+        best = min(members, key=lambda m: (number(m), tie(m)))
+        ms, flops = lat(best), best.get('flops')
+        nearest.append(
+            f'{what} is {best["name"]} '
+            f'({metric} {member_metric(best, label):.4g}, '
+            f'{"" if rt == "eager" else "ONNX Runtime "}latency '
+            f'{"-" if ms == math.inf else f"{ms:.4g}"}{at}, '
+            f'{"-" if flops is None else f"{flops / 1e6:.4g}"} MFLOPs, '
+            f'{best["params"] / 1e6:.4g} M params)'
+        )
     return BudgetError(
         f'no member of {label!r} satisfies {" and ".join(found)}; '
         + '; '.join(nearest)

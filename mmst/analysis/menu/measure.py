@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from mmst.engine import run_members
 from mmst.engine.bn_recal import _batch_len, closing_iter
 
 from .. import latency as lat
@@ -141,35 +140,28 @@ def metric_units(
     units: Units, sweep: Sweep, st, label: str, path: str, todo: list
 ) -> None:
     """The metric (each member a unit) of the members of ``todo``
-    ((subnet, row) pairs) for checkpoint ``label`` at ``path``: their BN
-    statistics re-estimated in one pass, then one evaluation pass."""
+    ((subnet, row) pairs) for checkpoint ``label`` at ``path``: one
+    :meth:`~mmst.analysis.Sweep.run` of :class:`TaskMetric`."""
     bar, menu = units.bar, units.menu
     bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
     with quiet_logs():
         sweep.load(path, st.strict)
     sweep.model.to(st.torch_device)
+
+    def show(what: str, done: int, total: int) -> None:
+        bar.set_postfix_str(
+            f'{label}: {len(todo)} member(s), {what} batch {done}/{total}'
+        )
+
+    recal, evaluation = (
+        functools.partial(show, w) for w in ('BN re-estimation', 'evaluation')
+    )
     subs = [sub for sub, _ in todo]
-
-    def show(what):
-        def on_batch(done: int, total: int) -> None:
-            bar.set_postfix_str(
-                f'{label}: {len(subs)} member(s), {what} batch {done}/{total}'
-            )
-
-        return on_batch
-
-    t0 = time.perf_counter()
-    stats, used = sweep.bn_stats(subs, show('BN re-estimation'))
-    t1 = time.perf_counter()
-    measure = TaskMetric()
-    measure.begin(sweep, len(subs))
-    model, elastic, process = sweep.model, sweep.elastic, measure.process
-    on_batch = show('evaluation')
-    run_members(model, elastic, subs, sweep.loader, process, stats, on_batch)
-    results = measure.results()
-    units.timings['recal_s'] += t1 - t0
-    units.timings['eval_s'] += time.perf_counter() - t1
-    for (_, row), metrics in zip(todo, results):
+    found, used = sweep.run(
+        subs, [TaskMetric()], recal, evaluation, units.timings
+    )
+    for (_, row), result in zip(todo, found):
+        metrics = result['TaskMetric']
         key = menu['metric'] or select_metric(metrics, st.metric)
         if key not in metrics:
             raise ValueError(

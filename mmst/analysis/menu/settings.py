@@ -220,25 +220,17 @@ def default_out_dir(config: str) -> str:
 @dataclass
 class MenuSettings:
     """What :func:`mmst.analysis.build_menu` measures, and how, checked on
-    construction (``depth_menu.py``'s options, ``docs/depth_menu.md``).
-
-    Attributes:
-        config, checkpoints, labels, subnets, space, split, metric,
-            max_images, seed, cfg_options, strict, bn_recal_images: As in
-            :func:`mmst.analysis.run_loafing`.
-        batch_sizes (Sequence[int]): Latency batch sizes; the frontier and
-            the budget use ``latency_batch_size``'s (default: the first)
-            of ``latency_runtime`` (``'eager'`` or ``'onnxruntime'``).
-        warmup, repeats (int): Untimed, then timed runs (median, IQR).
-        device (str): ``'cpu'``, ``'cuda'`` or ``'cuda:N'``: where
-            evaluation and latency run (checked: ``torch_device``).
-        threads (int, optional): ``torch.set_num_threads`` for the run.
-        ort (bool, optional): Also time ONNX Runtime (None: when
-            installed and the device is the CPU).
-        out_dir (str, optional): Default :func:`default_out_dir`.
-        force (bool): Restart instead of resuming / refusing.
-        progress (bool): A tqdm bar on stderr.
-        cache_mb (float): MiB the cached evaluation batches may take.
+    construction: ``depth_menu.py``'s options (``docs/depth_menu.md``);
+    the evaluation ones as in :func:`mmst.analysis.run_loafing`.
+    ``batch_sizes``: of the latency; the frontier and the budget use
+    ``latency_batch_size``'s (default: the first) of ``latency_runtime``
+    (``'eager'`` | ``'onnxruntime'``); ``warmup`` untimed, then
+    ``repeats`` timed runs; ``device``: ``'cpu'`` | ``'cuda[:N]'``
+    (checked: ``torch_device``); ``threads``: ``torch.set_num_threads``;
+    ``ort``: also time ONNX Runtime (None: when installed and on the CPU);
+    ``out_dir``: default :func:`default_out_dir`; ``force``: restart, not
+    resume / refuse; ``progress``: a tqdm bar; ``cache_mb``: MiB the
+    cached evaluation batches may take.
 
     Raises:
         ValueError: An invalid setting (named, with the allowed values).
