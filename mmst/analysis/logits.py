@@ -95,16 +95,8 @@ def run_logit_magnitude(
     networks, facts = sweep_networks(
         LogitMagnitude, 'stats', config, checkpoints, **kw
     )
-    return dict(
-        config=osp.abspath(config),
-        split=options.get('split', 'val'),
-        eval_images=facts['eval_images'],
-        bn_recal_images=options.get('bn_recal_images', 2000),
-        seed=options.get('seed', 0),
-        strict=options.get('strict', True),
-        checkpoints=facts['checkpoints'],
-        networks=networks,
-    )
+    keys = 'config split eval_images bn_recal_images seed strict checkpoints'
+    return dict({k: facts[k] for k in keys.split()}, networks=networks)
 
 
 def write_logit_magnitude(result: dict, out_dir: str) -> Dict[str, str]:
@@ -118,14 +110,12 @@ def logit_table(result: dict) -> str:
     """A Markdown table: mean L2 norm and top-1 per network and label."""
     labels = report.labels_of(result)
     header = ['network']
+    rows = [[net['name']] for net in result['networks']]
     for label in labels:
         header += [f'{label} mean L2', f'{label} top-1']
-    rows = []
-    for net in result['networks']:
-        rows.append([net['name']])
-        for label in labels:
+        for row, net in zip(rows, result['networks']):
             stats = net['stats'][label]
-            rows[-1] += [f'{stats["mean_l2"]:.3f}', f'{stats["top1"]:.2f}']
+            row += [f'{stats["mean_l2"]:.3f}', f'{stats["top1"]:.2f}']
     return report.markdown_table(header, rows)
 
 

@@ -66,8 +66,7 @@ def load_config(
     max_images: Optional[int] = None,
 ) -> Config:
     """Read ``config`` as ``tools/test.py`` does, apply ``cfg_options``,
-    keep the first ``max_images`` images of the ``split`` set and register
-    mmst and the config's task library.
+    keep the first ``max_images`` images of the ``split`` set.
 
     Raises:
         ValueError: Unknown ``split``, no such dataloader / evaluator, or
@@ -123,14 +122,12 @@ def build_runner(cfg: Config, work_dir: str) -> Runner:
 
 
 def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
-    """Load ``checkpoint`` into the runner's model (left in eval mode), the
-    runner's hooks seeing it first; ``strict=False`` (``--non-strict``)
-    loads the keys that fit and logs the others. Returns the checkpoint.
+    """Load and return ``checkpoint`` (model left in eval mode) with
+    :func:`mmst.converters.checkpoint_io.load_runner_checkpoint`.
 
     Raises:
-        CheckpointNotFoundError: No such file (a ``FileNotFoundError``).
-        CheckpointError: Unreadable, or ``strict`` and it does not fit the
-            model (the first keys of each kind named); a ``ValueError``.
+        CheckpointError: Missing (a ``FileNotFoundError``), unreadable,
+            or ``strict`` and it does not fit (the first keys named).
     """
     ckpt = load_runner_checkpoint(runner, checkpoint, strict=strict)
     runner.model.eval()
@@ -333,21 +330,15 @@ class Sweep:
         """Per member its re-estimated BN statistics (None for the main
         network ``None``, and for all when ``recal_images`` is 0) and the
         images used."""
-        stats: List[Optional[dict]] = [None] * len(members)
-        subs = [i for i, m in enumerate(members) if m is not None]
+        subs = [m for m in members if m is not None]
         if not self.recal_images or not subs:
-            return stats, 0
+            return [None] * len(members), 0
+        arch, recal, images = self.arch, self.recal, self.recal_images
         found, used = member_bn_stats(
-            self.arch,
-            self.recal,
-            self.recal_images,
-            [members[i] for i in subs],
-            self.elastic,
-            on_batch,
+            arch, recal, images, subs, self.elastic, on_batch
         )
-        for i, member in zip(subs, found):
-            stats[i] = member
-        return stats, used
+        stats = iter(found)
+        return [None if m is None else next(stats) for m in members], used
 
     @torch.no_grad()
     def run(

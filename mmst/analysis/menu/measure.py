@@ -40,10 +40,6 @@ class CachedBatches:
         for batch in self.batches:
             yield copy.deepcopy(batch)
 
-    @property
-    def images(self) -> int:
-        return sum(_batch_len(b) for b in self.batches)
-
 
 def _nbytes(obj: Any) -> int:
     if isinstance(obj, torch.Tensor):
@@ -148,18 +144,14 @@ def metric_units(
         sweep.load(path, st.strict)
     sweep.model.to(st.torch_device)
 
-    def show(what: str, done: int, total: int) -> None:
-        bar.set_postfix_str(
+    def show(what: str) -> Callable[[int, int], None]:
+        return lambda done, total: bar.set_postfix_str(
             f'{label}: {len(todo)} member(s), {what} batch {done}/{total}'
         )
 
-    recal, evaluation = (
-        functools.partial(show, w) for w in ('BN re-estimation', 'evaluation')
-    )
-    subs = [sub for sub, _ in todo]
-    found, used = sweep.run(
-        subs, [TaskMetric()], recal, evaluation, units.timings
-    )
+    shows = map(show, ('BN re-estimation', 'evaluation'))
+    subs = [s for s, _ in todo]
+    found, used = sweep.run(subs, [TaskMetric()], *shows, units.timings)
     for (_, row), result in zip(todo, found):
         metrics = result['TaskMetric']
         key = menu['metric'] or select_metric(metrics, st.metric)
@@ -215,6 +207,8 @@ def latency_units(
     preprocessed first batch): eager PyTorch, and ONNX Runtime if asked."""
     arch, elastic = sweep.arch, sweep.elastic
     input_shape = units.menu['input_shape']
+    inputs = prepared['inputs'].to(st.torch_device)
+    samples = prepared.get('data_samples')
     ort_ok = _ort_possible(arch, st, todo)
     for sub, row in todo:
         units.bar.set_postfix_str(f'latency {row["name"]}')
@@ -223,17 +217,13 @@ def latency_units(
         with torch.no_grad(), tempfile.TemporaryDirectory(
             prefix='mmst_menu_onnx_'
         ) as onnx_dir, elastic.activate(sub):
-            inputs = prepared['inputs'].to(st.torch_device)
-            samples = prepared.get('data_samples')
-            onnx_file = None
-            if ort_ok:
-                onnx_file = _onnx_file(arch, input_shape, onnx_dir)
+            onnx_file = ort_ok and _onnx_file(arch, input_shape, onnx_dir)
             for bs in st.batch_sizes:
                 x, s = lat.tile_batch(inputs, samples, bs)
                 entry[str(bs)] = lat.eager_latency(
                     arch, x, s, st.warmup, st.repeats
                 )
-                if onnx_file is not None:
+                if onnx_file:
                     ort_entry[str(bs)] = lat.onnxruntime_latency(
                         onnx_file, x, st.warmup, st.repeats, st.threads
                     )
