@@ -47,8 +47,7 @@ class LogitMagnitude(Measure):
         self.sums = [[0.0, 0.0, 0, 0] for _ in range(count)]
 
     def process(self, index: int, data: dict) -> None:
-        model = self.sweep.model
-        data = model.data_preprocessor(copy.deepcopy(data), False)
+        data = self.sweep.model.data_preprocessor(copy.deepcopy(data), False)
         arch = self.sweep.arch
         logits = arch(data['inputs'], data.get('data_samples'), 'tensor')
         if isinstance(logits, (tuple, list)):
@@ -127,9 +126,8 @@ def plot_logit_magnitude(result: dict, path: str) -> None:
     fig, (ax,) = report.figure(1, (max(6.0, 0.45 * len(nets) + 2), 4.2))
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
-        xs = [
-            j + (i - (len(labels) - 1) / 2) * width for j in range(len(nets))
-        ]
+        offset = (i - (len(labels) - 1) / 2) * width
+        xs = [j + offset for j in range(len(nets))]
         ys = [n['stats'][label]['mean_l2'] for n in nets]
         err = [n['stats'][label]['std_l2'] for n in nets]
         kw = dict(yerr=err, capsize=2, label=label, alpha=0.8)

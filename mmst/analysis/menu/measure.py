@@ -75,12 +75,6 @@ def cache_loader(
     return CachedBatches(batches, loader.dataset, batch_size)
 
 
-def first_batch(loader) -> dict:
-    """A copy of the first batch of ``loader``."""
-    with closing_iter(loader) as iterator:
-        return copy.deepcopy(next(iterator))
-
-
 def flops_counter(
     arch: torch.nn.Module, input_shape: Sequence[int], elastic
 ) -> Tuple[Callable, Optional[str]]:
