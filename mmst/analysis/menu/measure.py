@@ -179,9 +179,9 @@ def _onnx_file(arch, input_shape: Sequence[int], folder: str):
     return path
 
 
-def _ort_possible(arch, st, todo: list) -> bool:
+def _ort_possible(arch, st) -> bool:
     """Whether ONNX Runtime latency is asked for and the task exports."""
-    if not (st.ort and todo):
+    if not st.ort:
         return False
     from mmst.deploy import check_onnx_task
 
@@ -199,11 +199,13 @@ def latency_units(
     """The latency (each member a unit) of the members of ``todo``
     ((subnet, row) pairs) at every batch size on ``prepared`` (the
     preprocessed first batch): eager PyTorch, and ONNX Runtime if asked."""
+    if not todo:  # ``prepared`` is None
+        return
     arch, elastic = sweep.arch, sweep.elastic
     input_shape = units.menu['input_shape']
     inputs = prepared['inputs'].to(st.torch_device)
     samples = prepared.get('data_samples')
-    ort_ok = _ort_possible(arch, st, todo)
+    ort_ok = _ort_possible(arch, st)
     for sub, row in todo:
         units.bar.set_postfix_str(f'latency {row["name"]}')
         t0 = time.perf_counter()
