@@ -1,9 +1,7 @@
-"""The command lines of the analysis tools (``loafing.py``,
-``logit_magnitude.py``, ``depth_menu.py``, ``extract_subnet.py``), their
-shared parts defined once: :func:`tool_parser` (the evaluation options of
-:func:`add_eval_args` and the output options), :func:`eval_kwargs` (the
-keyword arguments of :func:`mmst.analysis.run_loafing` and the others)
-and :func:`mmst.utils.run_tool` (errors as one line, exit status 1)."""
+"""What the analysis tools' command lines (``loafing.py``,
+``logit_magnitude.py``, ``depth_menu.py``, ``extract_subnet.py``) share:
+:func:`tool_parser`, :func:`eval_kwargs` and :func:`mmst.utils.run_tool`
+(errors as one line, exit status 1)."""
 
 import argparse
 import os.path as osp
@@ -105,11 +103,9 @@ def check_eval_args(
     checkpoints, ``--bn-recal-images < 0`` (``p.error``: exit status 2)."""
     given = len(getattr(args, 'checkpoints', ()))
     if max_checkpoints and given > max_checkpoints:
-        at_most = f'at most {max_checkpoints}'
-        p.error(
-            f'give {"one or two" if max_checkpoints == 2 else at_most} '
-            'checkpoints'
-        )
+        most = f'at most {max_checkpoints}'
+        most = 'one or two' if max_checkpoints == 2 else most
+        p.error(f'give {most} checkpoints')
     if args.bn_recal_images < 0:
         p.error(
             f'--bn-recal-images {args.bn_recal_images} is invalid; '

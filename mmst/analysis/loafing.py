@@ -16,7 +16,6 @@ from .cost import FLOPS_CONVENTION, count_flops, count_params
 from .sweep import (
     Measure,
     TaskMetric,
-    check_bn_recal_images,
     check_checkpoints,
     input_shape_of,
     open_sweep,
@@ -32,53 +31,41 @@ def sweep_networks(
     checkpoints: Sequence[str],
     labels: Optional[Sequence[str]] = None,
     subnets: Union[str, Sequence] = ('all',),
-    space: Optional[str] = None,
-    bn_recal_images: int = 2000,
-    split: str = 'val',
-    max_images: Optional[int] = None,
-    seed: int = 0,
-    cfg_options: Optional[dict] = None,
     show_progress: bool = False,
     strict: bool = True,
     *,
     row: Optional[Callable] = None,
     check: Optional[Callable] = None,
     desc: str = 'loafing',
+    **sweep_options,
 ) -> Tuple[List[dict], dict]:
     """The main network and the sub-networks of one config measured by a
     new ``measure()`` per checkpoint in one :func:`mmst.analysis.open_sweep`
-    (what :func:`run_loafing` and :func:`mmst.analysis.run_logit_magnitude`
-    share).
-
-    Args:
-        labels (Sequence[str], optional): One distinct series name per
-            checkpoint (default: ``<folder>/<file stem>``).
-        subnets (str | Sequence): Sub-network specs
-            (:func:`mmst.subnet.parse_subnet_specs`); default: the space.
-        space, bn_recal_images, seed: As :func:`mmst.analysis.open_sweep`;
-            split, max_images, cfg_options: as :func:`~.load_config`.
-        row (callable, optional): ``row(sweep, subnet, depths)``: more
-            entries of a network's row (subnet None: the main network).
-        check (callable, optional): ``check(sweep.arch)`` before loading.
+    (shared by :func:`run_loafing` and ``run_logit_magnitude``).
+    ``labels``: one distinct name per checkpoint (default
+    ``<folder>/<file stem>``); ``subnets``: specs
+    (:func:`mmst.subnet.parse_subnet_specs`); ``sweep_options``: those of
+    :func:`~.open_sweep` (``space``, ``bn_recal_images``, ``split``,
+    ``max_images``, ``seed``, ``cfg_options``); ``row(sweep, subnet,
+    depths)``: more entries of a network's row (subnet None: the main
+    network); ``check(sweep.arch)`` before loading.
 
     Returns:
         tuple: The networks (``name``, ``subnet`` (blocks per stage),
         ``bn_stats``, the ``row`` entries and ``key``: per label the
-        measure's result) and ``dict(labels, checkpoints, used,
-        eval_images, recal_images, has_bn, space)`` (``used``: the
-        re-estimation images of each checkpoint).
+        measure's result) and ``dict(config, split, eval_images,
+        bn_recal_images, seed, strict, checkpoints, labels, used,
+        recal_images, has_bn, space)`` (``used``: the re-estimation images
+        of each checkpoint, ``recal_images``: per re-estimation).
 
     Raises:
         ValueError: An invalid argument (the message names it).
-        CheckpointError: A checkpoint is unreadable (checked before
-            anything is evaluated) or, when ``strict``, does not fit.
+        CheckpointError: A checkpoint is unreadable (checked first) or,
+            when ``strict``, does not fit.
     """
     checkpoints, labels = check_checkpoints(checkpoints, labels)
-    check_bn_recal_images(bn_recal_images)
     specs = parse_subnet_specs(subnets, '--subnets')
-    with open_sweep(
-        config, split, max_images, cfg_options, space, bn_recal_images, seed
-    ) as sweep:
+    with open_sweep(config, **sweep_options) as sweep:
         if check is not None:
             check(sweep.arch)
         members = [None] + sweep.members(specs)
@@ -98,10 +85,15 @@ def sweep_networks(
             bar.close()
     paths = [osp.abspath(path) for path in checkpoints]
     return networks, dict(
-        labels=labels,
-        checkpoints=[dict(label=lb, path=p) for lb, p in zip(labels, paths)],
-        used=used,
+        config=osp.abspath(config),
+        split=sweep.split,
         eval_images=len(sweep.loader.dataset),
+        bn_recal_images=sweep_options.get('bn_recal_images', 2000),
+        seed=sweep_options.get('seed', 0),
+        strict=strict,
+        checkpoints=[dict(label=lb, path=p) for lb, p in zip(labels, paths)],
+        labels=labels,
+        used=used,
         recal_images=sweep.recal_images,
         has_bn=sweep.has_bn,
         space=sweep.space,
@@ -167,14 +159,12 @@ def run_loafing(
         net['results'] = {lb: net['metrics'][lb][metric] for lb in labels}
     space = facts['space']
     return dict(
-        config=osp.abspath(config),
-        split=options.get('split', 'val'),
-        eval_images=facts['eval_images'],
+        {k: facts[k] for k in ('config', 'split', 'eval_images')},
         metric=metric,
         bn_recal_images=facts['recal_images'],
         has_bn=facts['has_bn'],
-        seed=options.get('seed', 0),
-        strict=options.get('strict', True),
+        seed=facts['seed'],
+        strict=facts['strict'],
         input_shape=shape,
         flops_convention=FLOPS_CONVENTION,
         space=dict(

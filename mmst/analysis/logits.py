@@ -47,8 +47,7 @@ class LogitMagnitude(Measure):
         self.sums = [[0.0, 0.0, 0, 0] for _ in range(count)]
 
     def process(self, index: int, data: dict) -> None:
-        model = self.sweep.model
-        data = model.data_preprocessor(copy.deepcopy(data), False)
+        data = self.sweep.model.data_preprocessor(copy.deepcopy(data), False)
         arch = self.sweep.arch
         logits = arch(data['inputs'], data.get('data_samples'), 'tensor')
         if isinstance(logits, (tuple, list)):
@@ -95,16 +94,8 @@ def run_logit_magnitude(
     networks, facts = sweep_networks(
         LogitMagnitude, 'stats', config, checkpoints, **kw
     )
-    return dict(
-        config=osp.abspath(config),
-        split=options.get('split', 'val'),
-        eval_images=facts['eval_images'],
-        bn_recal_images=options.get('bn_recal_images', 2000),
-        seed=options.get('seed', 0),
-        strict=options.get('strict', True),
-        checkpoints=facts['checkpoints'],
-        networks=networks,
-    )
+    keys = 'config split eval_images bn_recal_images seed strict checkpoints'
+    return dict({k: facts[k] for k in keys.split()}, networks=networks)
 
 
 def write_logit_magnitude(result: dict, out_dir: str) -> Dict[str, str]:
@@ -118,14 +109,12 @@ def logit_table(result: dict) -> str:
     """A Markdown table: mean L2 norm and top-1 per network and label."""
     labels = report.labels_of(result)
     header = ['network']
+    rows = [[net['name']] for net in result['networks']]
     for label in labels:
         header += [f'{label} mean L2', f'{label} top-1']
-    rows = []
-    for net in result['networks']:
-        rows.append([net['name']])
-        for label in labels:
+        for row, net in zip(rows, result['networks']):
             stats = net['stats'][label]
-            rows[-1] += [f'{stats["mean_l2"]:.3f}', f'{stats["top1"]:.2f}']
+            row += [f'{stats["mean_l2"]:.3f}', f'{stats["top1"]:.2f}']
     return report.markdown_table(header, rows)
 
 
@@ -137,9 +126,8 @@ def plot_logit_magnitude(result: dict, path: str) -> None:
     fig, (ax,) = report.figure(1, (max(6.0, 0.45 * len(nets) + 2), 4.2))
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
-        xs = [
-            j + (i - (len(labels) - 1) / 2) * width for j in range(len(nets))
-        ]
+        offset = (i - (len(labels) - 1) / 2) * width
+        xs = [j + offset for j in range(len(nets))]
         ys = [n['stats'][label]['mean_l2'] for n in nets]
         err = [n['stats'][label]['std_l2'] for n in nets]
         kw = dict(yerr=err, capsize=2, label=label, alpha=0.8)

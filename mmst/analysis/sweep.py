@@ -1,18 +1,11 @@
-"""What the analysis tools evaluate, and the member sweep over it.
-
-The building blocks (the config, the Runner as ``tools/test.py`` builds
-it, the checkpoint, the evaluation loader and evaluator, the seeded BN
-re-estimation loader :func:`mmst.engine.build_recal_loader`, the
-sub-network space) and one member sweep (:func:`open_sweep`): a config's
-model built once, each checkpoint loaded in turn, the BN statistics of
-every member re-estimated in one pass (:func:`mmst.engine.member_bn_stats`;
-``None``, the main network, keeps its stored ones), then every member run
-on the same evaluation batches with shared prefixes
-(:func:`mmst.engine.run_members`), each :class:`Measure` given each
-member's batch (``docs/architecture.md``, "Adding a measure"). Users: the
-loafing table, the logit magnitude, the depth menu, ``extract_subnet.py``;
-``SubnetValLoop`` runs the same on the live model
-(:func:`mmst.engine.evaluate_members`).
+"""What the analysis tools evaluate (config, Runner as ``tools/test.py``
+builds it, checkpoint, evaluation and BN re-estimation loaders, sub-network
+space) and the member sweep over it (:func:`open_sweep`): the model built
+once, per checkpoint every member's BN statistics re-estimated in one pass,
+then every member run on the same batches with shared prefixes, each
+:class:`Measure` given each member's batch (``docs/architecture.md``).
+Users: the loafing table, the logit magnitude, the depth menu,
+``extract_subnet.py``; ``SubnetValLoop`` runs the same on the live model.
 """
 
 import copy
@@ -20,6 +13,7 @@ import logging
 import os.path as osp
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -72,8 +66,7 @@ def load_config(
     max_images: Optional[int] = None,
 ) -> Config:
     """Read ``config`` as ``tools/test.py`` does, apply ``cfg_options``,
-    keep the first ``max_images`` images of the ``split`` set and register
-    mmst and the config's task library.
+    keep the first ``max_images`` images of the ``split`` set.
 
     Raises:
         ValueError: Unknown ``split``, no such dataloader / evaluator, or
@@ -129,14 +122,12 @@ def build_runner(cfg: Config, work_dir: str) -> Runner:
 
 
 def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
-    """Load ``checkpoint`` into the runner's model (left in eval mode), the
-    runner's hooks seeing it first; ``strict=False`` (``--non-strict``)
-    loads the keys that fit and logs the others. Returns the checkpoint.
+    """Load and return ``checkpoint`` (model left in eval mode) with
+    :func:`mmst.converters.checkpoint_io.load_runner_checkpoint`.
 
     Raises:
-        CheckpointNotFoundError: No such file (a ``FileNotFoundError``).
-        CheckpointError: Unreadable, or ``strict`` and it does not fit the
-            model (the first keys of each kind named); a ``ValueError``.
+        CheckpointError: Missing (a ``FileNotFoundError``), unreadable,
+            or ``strict`` and it does not fit (the first keys named).
     """
     ckpt = load_runner_checkpoint(runner, checkpoint, strict=strict)
     runner.model.eval()
@@ -339,21 +330,15 @@ class Sweep:
         """Per member its re-estimated BN statistics (None for the main
         network ``None``, and for all when ``recal_images`` is 0) and the
         images used."""
-        stats: List[Optional[dict]] = [None] * len(members)
-        subs = [i for i, m in enumerate(members) if m is not None]
+        subs = [m for m in members if m is not None]
         if not self.recal_images or not subs:
-            return stats, 0
+            return [None] * len(members), 0
+        arch, recal, images = self.arch, self.recal, self.recal_images
         found, used = member_bn_stats(
-            self.arch,
-            self.recal,
-            self.recal_images,
-            [members[i] for i in subs],
-            self.elastic,
-            on_batch,
+            arch, recal, images, subs, self.elastic, on_batch
         )
-        for i, member in zip(subs, found):
-            stats[i] = member
-        return stats, used
+        stats = iter(found)
+        return [None if m is None else next(stats) for m in members], used
 
     @torch.no_grad()
     def run(
@@ -362,11 +347,15 @@ class Sweep:
         measures: Sequence[Measure],
         on_recal_batch: OnBatch = None,
         on_batch: OnBatch = None,
+        timings: Optional[Dict[str, float]] = None,
     ) -> Tuple[List[Dict[str, dict]], int]:
         """Measure ``members`` (None: the main network) of the loaded
         weights: per member ``{type(measure).__name__: its result}``, and
-        the re-estimation images used (0: none)."""
+        the re-estimation images used (0: none); the seconds of each step
+        added to ``timings``' ``recal_s`` and ``eval_s`` if given."""
+        t0 = time.perf_counter()
         stats, used = self.bn_stats(members, on_recal_batch)
+        t1 = time.perf_counter()
         for measure in measures:
             measure.begin(self, len(members))
 
@@ -377,6 +366,9 @@ class Sweep:
         model, elastic, loader = self.model, self.elastic, self.loader
         run_members(model, elastic, members, loader, step, stats, on_batch)
         found = [m.results() for m in measures]
+        if timings is not None:
+            timings['recal_s'] += t1 - t0
+            timings['eval_s'] += time.perf_counter() - t1
         return [
             {type(m).__name__: r[i] for m, r in zip(measures, found)}
             for i in range(len(members))

@@ -2,27 +2,21 @@
 rows, metric units per checkpoint, latency units, frontiers), and
 :func:`export_member`."""
 
+import copy
 import math
 import time
 from typing import Callable, List, Optional
 
 import torch
 
-from mmst.engine.bn_recal import check_recal_images
+from mmst.engine.bn_recal import check_recal_images, closing_iter
 from mmst.subnet import format_subnet
 
 from ..cost import count_params
 from ..latency import machine_info
 from ..sweep import Sweep, build_recal_loader, open_sweep, quiet_logs
+from . import measure
 from .frontier import frontier
-from .measure import (
-    Units,
-    cache_loader,
-    first_batch,
-    flops_counter,
-    latency_units,
-    metric_units,
-)
 from .settings import MenuSettings, fingerprint, load_existing, new_menu
 
 UNTRAINED_BN = (
@@ -43,23 +37,20 @@ def build_menu(
     """Measure every member of ``config`` (a config file, with
     ``checkpoints`` and the other :class:`MenuSettings` as ``options``, or
     the settings) and return the menu, also in ``out_dir/menu.json``,
-    rewritten after every finished unit (then ``on_unit(menu, unit)``).
-
-    Units: the metric of one member for one checkpoint (BN statistics
-    re-estimated as :func:`mmst.engine.evaluate_subnet` does) and the
-    latency of one member (the checkpoints share it). A menu in ``out_dir``
-    with the same settings is resumed. The batches are decoded once and
-    kept in memory (:func:`cache_loader`, evaluation batches up to
-    ``cache_mb`` MiB): the numbers equal the loaders'.
+    rewritten after every finished unit (then ``on_unit(menu, unit)``):
+    the metric of one member for one checkpoint (BN statistics
+    re-estimated as :func:`mmst.engine.evaluate_subnet` does), the latency
+    of one member. A menu in ``out_dir`` with the same settings is resumed.
+    The batches are decoded once (:func:`cache_loader`, evaluation batches
+    up to ``cache_mb`` MiB): the numbers equal the loaders'.
 
     Returns:
-        dict: The menu: ``settings``, ``machine``, ``metric``,
-        ``checkpoints``, ``members`` (``name``, ``subnet`` (blocks kept per
-        stage), ``blocks``, ``params``, ``flops``, ``latency`` {batch size:
-        {``median_ms``, ``iqr_ms``, ...}}, ``onnxruntime_latency``,
-        ``results`` {label: {``metric``, ``metrics``,
-        ``recal_images_used``}}), ``frontiers``, ``complete``, ``runs``
-        (with ``timings``).
+        dict: ``settings``, ``machine``, ``metric``, ``checkpoints``,
+        ``members`` (``name``, ``subnet`` (blocks per stage), ``blocks``,
+        ``params``, ``flops``, ``latency`` {batch size: {``median_ms``,
+        ``iqr_ms``, ...}}, ``onnxruntime_latency``, ``results`` {label:
+        {``metric``, ``metrics``, ``recal_images_used``}}), ``frontiers``,
+        ``complete``, ``runs`` (with ``timings``).
 
     Raises:
         MenuSettingsError: ``out_dir`` holds a menu made with other
@@ -78,7 +69,7 @@ def build_menu(
     with open_sweep(*args, recal_loader=False) as sweep:
         subs = sweep.members(st.specs, 'subnets')
         menu, resumed = _open_menu(st, sweep, subs, machine)
-        units = Units(menu, st, on_unit)
+        units = measure.Units(menu, st, on_unit)
         sweep.model.to(st.torch_device)
         prepared = _prepare_data(sweep, st, menu, units.timings)
         rows = _rows(menu, subs, sweep)
@@ -91,8 +82,10 @@ def build_menu(
         try:
             for label, path in zip(st.labels, st.checkpoints):
                 if todo[label]:
-                    metric_units(units, sweep, st, label, path, todo[label])
-            latency_units(units, sweep, st, prepared, todo_latency)
+                    measure.metric_units(
+                        units, sweep, st, label, path, todo[label]
+                    )
+            measure.latency_units(units, sweep, st, prepared, todo_latency)
         finally:
             units.bar.close()
     menu['complete'] = _complete(menu, st.labels)
@@ -133,14 +126,15 @@ def _prepare_data(
     t0 = time.perf_counter()
     loader = sweep.loader
     with quiet_logs():
-        cached = cache_loader(loader, st.cache_mb)
+        cached = measure.cache_loader(loader, st.cache_mb)
     if cached is not None:
         sweep.loader = cached
-    first = first_batch(sweep.loader)
+    with closing_iter(sweep.loader) as iterator:
+        first = copy.deepcopy(next(iterator))
     if sweep.recal_images:
         source = build_recal_loader(sweep.cfg, st.seed)
         per_rank = check_recal_images(source, sweep.recal_images)
-        sweep.recal = cache_loader(source, math.inf, per_rank)
+        sweep.recal = measure.cache_loader(source, math.inf, per_rank)
     timings['cache_s'] += time.perf_counter() - t0
     with torch.no_grad():
         prepared = sweep.model.data_preprocessor(first, False)
@@ -163,7 +157,7 @@ def _rows(menu: dict, subs: list, sweep: Sweep) -> list:
         row = rows.get(format_subnet(sub))
         if row is None:
             if flops_of is None:
-                flops_of, menu['flops_scope'] = flops_counter(
+                flops_of, menu['flops_scope'] = measure.flops_counter(
                     sweep.arch, menu['input_shape'], sweep.elastic
                 )
             depths = [len(s) for s in sub]

@@ -138,70 +138,59 @@ def choose_member(
         menu, label, batch_size, dict(zip(names, bounds))
     )
     rt = menu.get('latency_runtime', 'eager')
-    members = [
-        m for m in menu['members'] if member_metric(m, label) is not None
+
+    def numbers(m: dict) -> Tuple[float, float, float]:
+        # latency, FLOPs (inf: not measured), -metric: lower is better
+        cost, flops = member_cost(m, 'latency', batch_size, rt), m.get('flops')
+        inf = math.inf
+        return (
+            inf if cost is None else cost,
+            inf if flops is None else flops,
+            -member_metric(m, label),
+        )
+
+    rows = [
+        (numbers(m), m)
+        for m in menu['members']
+        if member_metric(m, label) is not None
     ]
-    if not members:
+    if not rows:
         raise ValueError(f'the menu has no evaluated member of {label!r}')
-
-    def lat(m: dict) -> float:
-        cost = member_cost(m, 'latency', batch_size, rt)
-        return math.inf if cost is None else cost
-
-    def flops(m: dict) -> float:
-        return math.inf if m.get('flops') is None else m['flops']
-
-    def value(m: dict) -> float:
-        return member_metric(m, label)
-
-    # per bound: the member's number (lower is better), the bound so
-    numbers = (lat, flops, lambda m: -value(m))
     signed = (max_latency_ms, max_flops, min_metric and -min_metric)
     fitting = [
-        (i, m)
-        for i, m in enumerate(members)
-        if all(b is None or f(m) <= b for f, b in zip(numbers, signed))
+        (n[2], n[0], n[1], m['params'], i)
+        for i, (n, m) in enumerate(rows)
+        if all(b is None or x <= b for x, b in zip(n, signed))
     ]
     if not fitting:
-        raise _no_fit(menu, members, label, batch_size, bounds, numbers)
-    rank = [(-value(m), lat(m), flops(m), m['params'], i) for i, m in fitting]
-    return fitting[rank.index(min(rank))][1]
+        raise _no_fit(menu, rows, label, batch_size, bounds)
+    return rows[min(fitting)[-1]][1]
 
 
-def _no_fit(menu, members, label, batch_size, bounds, numbers) -> BudgetError:
+def _no_fit(menu, rows, label, batch_size, bounds) -> BudgetError:
     """The error of an impossible budget: the bounds, and the member
     nearest to each (by its number, then the metric or the latency)."""
     rt, metric = menu.get('latency_runtime', 'eager'), menu['metric']
-    texts = (
-        ('latency <= ', f' ms at batch {batch_size}'),
-        ('FLOPs <= ', ''),
-        (f'{metric} >= ', ''),
+    at = f' ms at batch {batch_size}'
+    kinds = (  # the bound's text, the nearest member, its tie-breaker
+        ('latency <= ', at, 'the fastest member', 2),
+        ('FLOPs <= ', '', 'the member with the fewest FLOPs', 2),
+        (f'{metric} >= ', '', f'the member with the highest {metric}', 0),
     )
-    whats = (
-        'the fastest member is ',
-        'the member with the fewest FLOPs is ',
-        f'the member with the highest {metric} is ',
-    )
-    lat, _, negative = numbers
-    ties = (negative, negative, lat)
     found, nearest = [], []
-    for bound, text, what, number, tie in zip(
-        bounds, texts, whats, numbers, ties
-    ):
-        if bound is not None:
-            found.append(f'{text[0]}{bound:g}{text[1]}')
-            best = min(members, key=lambda m: (number(m), tie(m)))
-            lat_ms = member_cost(best, 'latency', batch_size, rt)
-            flops = best.get('flops')
-            nearest.append(
-                f'{what}{best["name"]} ({metric} '
-                f'{member_metric(best, label):.4g}, '
-                f'{"" if rt == "eager" else "ONNX Runtime "}latency '
-                f'{"-" if lat_ms is None else f"{lat_ms:.4g}"} ms at batch '
-                f'{batch_size}, '
-                f'{"-" if flops is None else f"{flops / 1e6:.4g}"} MFLOPs, '
-                f'{best["params"] / 1e6:.4g} M params)'
-            )
+    for k, (bound, (pre, post, what, tie)) in enumerate(zip(bounds, kinds)):
+        if bound is None:
+            continue
+        found.append(f'{pre}{bound:g}{post}')
+        n, best = min(rows, key=lambda r: (r[0][k], r[0][tie]))
+        flops = best.get('flops')
+        nearest.append(
+            f'{what} is {best["name"]} ({metric} {-n[2]:.4g}, '
+            f'{"" if rt == "eager" else "ONNX Runtime "}latency '
+            f'{"-" if n[0] == math.inf else f"{n[0]:.4g}"}{at}, '
+            f'{"-" if flops is None else f"{flops / 1e6:.4g}"} MFLOPs, '
+            f'{best["params"] / 1e6:.4g} M params)'
+        )
     return BudgetError(
         f'no member of {label!r} satisfies {" and ".join(found)}; '
         + '; '.join(nearest)

@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from mmst.engine import run_members
 from mmst.engine.bn_recal import _batch_len, closing_iter
 
 from .. import latency as lat
@@ -40,10 +39,6 @@ class CachedBatches:
     def __iter__(self) -> Iterator[dict]:
         for batch in self.batches:
             yield copy.deepcopy(batch)
-
-    @property
-    def images(self) -> int:
-        return sum(_batch_len(b) for b in self.batches)
 
 
 def _nbytes(obj: Any) -> int:
@@ -78,12 +73,6 @@ def cache_loader(
         _batch_len(batches[0]) if batches else 1
     )
     return CachedBatches(batches, loader.dataset, batch_size)
-
-
-def first_batch(loader) -> dict:
-    """A copy of the first batch of ``loader``."""
-    with closing_iter(loader) as iterator:
-        return copy.deepcopy(next(iterator))
 
 
 def flops_counter(
@@ -141,35 +130,24 @@ def metric_units(
     units: Units, sweep: Sweep, st, label: str, path: str, todo: list
 ) -> None:
     """The metric (each member a unit) of the members of ``todo``
-    ((subnet, row) pairs) for checkpoint ``label`` at ``path``: their BN
-    statistics re-estimated in one pass, then one evaluation pass."""
+    ((subnet, row) pairs) for checkpoint ``label`` at ``path``: one
+    :meth:`~mmst.analysis.Sweep.run` of :class:`TaskMetric`."""
     bar, menu = units.bar, units.menu
     bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
     with quiet_logs():
         sweep.load(path, st.strict)
     sweep.model.to(st.torch_device)
-    subs = [sub for sub, _ in todo]
 
-    def show(what):
-        def on_batch(done: int, total: int) -> None:
-            bar.set_postfix_str(
-                f'{label}: {len(subs)} member(s), {what} batch {done}/{total}'
-            )
+    def show(what: str) -> Callable[[int, int], None]:
+        return lambda done, total: bar.set_postfix_str(
+            f'{label}: {len(todo)} member(s), {what} batch {done}/{total}'
+        )
 
-        return on_batch
-
-    t0 = time.perf_counter()
-    stats, used = sweep.bn_stats(subs, show('BN re-estimation'))
-    t1 = time.perf_counter()
-    measure = TaskMetric()
-    measure.begin(sweep, len(subs))
-    model, elastic, process = sweep.model, sweep.elastic, measure.process
-    on_batch = show('evaluation')
-    run_members(model, elastic, subs, sweep.loader, process, stats, on_batch)
-    results = measure.results()
-    units.timings['recal_s'] += t1 - t0
-    units.timings['eval_s'] += time.perf_counter() - t1
-    for (_, row), metrics in zip(todo, results):
+    shows = map(show, ('BN re-estimation', 'evaluation'))
+    subs = [s for s, _ in todo]
+    found, used = sweep.run(subs, [TaskMetric()], *shows, units.timings)
+    for (_, row), result in zip(todo, found):
+        metrics = result['TaskMetric']
         key = menu['metric'] or select_metric(metrics, st.metric)
         if key not in metrics:
             raise ValueError(
@@ -201,9 +179,9 @@ def _onnx_file(arch, input_shape: Sequence[int], folder: str):
     return path
 
 
-def _ort_possible(arch, st, todo: list) -> bool:
+def _ort_possible(arch, st) -> bool:
     """Whether ONNX Runtime latency is asked for and the task exports."""
-    if not (st.ort and todo):
+    if not st.ort:
         return False
     from mmst.deploy import check_onnx_task
 
@@ -221,9 +199,13 @@ def latency_units(
     """The latency (each member a unit) of the members of ``todo``
     ((subnet, row) pairs) at every batch size on ``prepared`` (the
     preprocessed first batch): eager PyTorch, and ONNX Runtime if asked."""
+    if not todo:  # ``prepared`` is None
+        return
     arch, elastic = sweep.arch, sweep.elastic
     input_shape = units.menu['input_shape']
-    ort_ok = _ort_possible(arch, st, todo)
+    inputs = prepared['inputs'].to(st.torch_device)
+    samples = prepared.get('data_samples')
+    ort_ok = _ort_possible(arch, st)
     for sub, row in todo:
         units.bar.set_postfix_str(f'latency {row["name"]}')
         t0 = time.perf_counter()
@@ -231,17 +213,13 @@ def latency_units(
         with torch.no_grad(), tempfile.TemporaryDirectory(
             prefix='mmst_menu_onnx_'
         ) as onnx_dir, elastic.activate(sub):
-            inputs = prepared['inputs'].to(st.torch_device)
-            samples = prepared.get('data_samples')
-            onnx_file = None
-            if ort_ok:
-                onnx_file = _onnx_file(arch, input_shape, onnx_dir)
+            onnx_file = ort_ok and _onnx_file(arch, input_shape, onnx_dir)
             for bs in st.batch_sizes:
                 x, s = lat.tile_batch(inputs, samples, bs)
                 entry[str(bs)] = lat.eager_latency(
                     arch, x, s, st.warmup, st.repeats
                 )
-                if onnx_file is not None:
+                if onnx_file:
                     ort_entry[str(bs)] = lat.onnxruntime_latency(
                         onnx_file, x, st.warmup, st.repeats, st.threads
                     )

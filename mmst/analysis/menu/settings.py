@@ -14,6 +14,7 @@ import torch
 from mmst.fileio import write_json_atomic
 from mmst.subnet import parse_subnet_specs
 
+from .. import cli
 from ..latency import onnxruntime_available, resolve_device
 from ..sweep import check_bn_recal_images, check_checkpoints
 from .frontier import check_runtime
@@ -130,34 +131,10 @@ def new_menu(st, settings: dict, machine: dict, space) -> dict:
     )
 
 
-def settings_differences(old: dict, new: dict) -> List[str]:
-    """``'key: OLD (menu.json) vs NEW (now)'`` for every differing key."""
-    keys = sorted(set(old) | set(new))
-    return [
-        f'{k}: {old.get(k)!r} (menu.json) vs {new.get(k)!r} (now)'
-        for k in keys
-        if old.get(k) != new.get(k)
-    ]
-
-
 def _refuse(what: str) -> MenuSettingsError:
     return MenuSettingsError(
         f'{what}; pass --force to overwrite or choose another --out-dir'
     )
-
-
-def _read(path: str) -> dict:
-    """The menu in ``path`` (else a :class:`MenuSettingsError`)."""
-    with open(path) as f:
-        try:
-            menu = json.load(f)
-        except json.JSONDecodeError as e:
-            raise _refuse(f'{path} is not a menu ({e})') from None
-    if menu.get('format') != MENU_FORMAT:
-        raise _refuse(
-            f'{path} has format={menu.get("format")!r}, not {MENU_FORMAT!r}'
-        )
-    return menu
 
 
 def load_existing(
@@ -168,24 +145,31 @@ def load_existing(
     finished unit (nothing lost by starting again).
 
     Raises:
-        MenuSettingsError: Not ``force``, and ``menu.json`` has other
-            settings and finished units, or other menu files exist
-            without it.
+        MenuSettingsError: Not ``force``, and ``menu.json`` is no menu,
+            or has other settings and finished units, or other menu files
+            exist without it.
     """
-    if force:
-        return None
     path = osp.join(out_dir, 'menu.json')
-    if not osp.exists(path):
-        others = [
-            f for f in MENU_FILES[1:] if osp.exists(osp.join(out_dir, f))
-        ]
-        if others:
-            raise _refuse(
-                f'{out_dir} holds {", ".join(others)} but no menu.json'
-            )
+    others = [f for f in MENU_FILES[1:] if osp.exists(osp.join(out_dir, f))]
+    if force or not (osp.exists(path) or others):
         return None
-    menu = _read(path)
-    diffs = settings_differences(menu.get('settings', {}), settings)
+    if not osp.exists(path):
+        raise _refuse(f'{out_dir} holds {", ".join(others)} but no menu.json')
+    with open(path) as f:
+        try:
+            menu = json.load(f)
+        except json.JSONDecodeError as e:
+            raise _refuse(f'{path} is not a menu ({e})') from None
+    if menu.get('format') != MENU_FORMAT:
+        raise _refuse(
+            f'{path} has format={menu.get("format")!r}, not {MENU_FORMAT!r}'
+        )
+    old = menu.get('settings', {})
+    diffs = [
+        f'{k}: {old.get(k)!r} (menu.json) vs {settings.get(k)!r} (now)'
+        for k in sorted(set(old) | set(settings))
+        if old.get(k) != settings.get(k)
+    ]
     finished = any(
         m.get('latency') is not None or m.get('results')
         for m in menu.get('members', [])
@@ -212,33 +196,23 @@ def save(menu: dict, out_dir: str) -> None:
 
 def default_out_dir(config: str) -> str:
     """``work_dirs/depth_menu/<config name>``."""
-    return osp.join(
-        'work_dirs', 'depth_menu', osp.splitext(osp.basename(config))[0]
-    )
+    return cli.default_out_dir('depth_menu', config)
 
 
 @dataclass
 class MenuSettings:
     """What :func:`mmst.analysis.build_menu` measures, and how, checked on
-    construction (``depth_menu.py``'s options, ``docs/depth_menu.md``).
-
-    Attributes:
-        config, checkpoints, labels, subnets, space, split, metric,
-            max_images, seed, cfg_options, strict, bn_recal_images: As in
-            :func:`mmst.analysis.run_loafing`.
-        batch_sizes (Sequence[int]): Latency batch sizes; the frontier and
-            the budget use ``latency_batch_size``'s (default: the first)
-            of ``latency_runtime`` (``'eager'`` or ``'onnxruntime'``).
-        warmup, repeats (int): Untimed, then timed runs (median, IQR).
-        device (str): ``'cpu'``, ``'cuda'`` or ``'cuda:N'``: where
-            evaluation and latency run (checked: ``torch_device``).
-        threads (int, optional): ``torch.set_num_threads`` for the run.
-        ort (bool, optional): Also time ONNX Runtime (None: when
-            installed and the device is the CPU).
-        out_dir (str, optional): Default :func:`default_out_dir`.
-        force (bool): Restart instead of resuming / refusing.
-        progress (bool): A tqdm bar on stderr.
-        cache_mb (float): MiB the cached evaluation batches may take.
+    construction: ``depth_menu.py``'s options (``docs/depth_menu.md``);
+    the evaluation ones as in :func:`mmst.analysis.run_loafing`.
+    ``batch_sizes``: of the latency; the frontier and the budget use
+    ``latency_batch_size``'s (default: the first) of ``latency_runtime``
+    (``'eager'`` | ``'onnxruntime'``); ``warmup`` untimed, then
+    ``repeats`` timed runs; ``device``: ``'cpu'`` | ``'cuda[:N]'``
+    (checked: ``torch_device``); ``threads``: ``torch.set_num_threads``;
+    ``ort``: also time ONNX Runtime (None: when installed and on the CPU);
+    ``out_dir``: default :func:`default_out_dir`; ``force``: restart, not
+    resume / refuse; ``progress``: a tqdm bar; ``cache_mb``: MiB the
+    cached evaluation batches may take.
 
     Raises:
         ValueError: An invalid setting (named, with the allowed values).
