@@ -99,18 +99,14 @@ def check_eval_args(
     args: argparse.Namespace,
     max_checkpoints: Optional[int] = None,
 ) -> argparse.Namespace:
-    """Refuse what argparse cannot: more than ``max_checkpoints``
-    checkpoints, ``--bn-recal-images < 0`` (``p.error``: exit status 2)."""
+    """Refuse more than ``max_checkpoints`` checkpoints (``p.error``: exit
+    status 2); invalid values are refused by the library, one line, exit
+    status 1 (:func:`mmst.utils.run_tool`)."""
     given = len(getattr(args, 'checkpoints', ()))
     if max_checkpoints and given > max_checkpoints:
         most = f'at most {max_checkpoints}'
         most = 'one or two' if max_checkpoints == 2 else most
         p.error(f'give {most} checkpoints')
-    if args.bn_recal_images < 0:
-        p.error(
-            f'--bn-recal-images {args.bn_recal_images} is invalid; '
-            'allowed: an integer >= 0'
-        )
     return args
 
 

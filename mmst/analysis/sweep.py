@@ -87,7 +87,7 @@ def load_config(
             f'use --split {"test" if split == "val" else "val"}'
         )
     if max_images is not None:
-        loader.dataset.indices = _check_int(max_images, 'max images=', 1)
+        loader.dataset.indices = _check_int(max_images, '--max-images ', 1)
     prepare_config(cfg)
     return cfg
 
