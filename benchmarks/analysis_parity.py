@@ -398,24 +398,27 @@ def compare(a: Path, b: Path) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    sub = p.add_subparsers(dest='step', required=True)
-    sub.add_parser('make').add_argument('ckpt_dir', type=Path)
-    r = sub.add_parser('run')
-    r.add_argument('ckpt_dir', type=Path)
-    r.add_argument(
-        '--work', type=Path, required=True, help='scratch folder (emptied)'
+    p.add_argument('step', choices=('make', 'run', 'compare'))
+    p.add_argument(
+        'paths',
+        nargs='+',
+        type=Path,
+        help='make, run: CKPT_DIR; compare: two digests A B',
     )
-    r.add_argument('--out', type=Path, required=True, help='digest JSON')
-    c = sub.add_parser('compare')
-    c.add_argument('a', type=Path)
-    c.add_argument('b', type=Path)
+    p.add_argument('--work', type=Path, help='run: scratch folder (emptied)')
+    p.add_argument('--out', type=Path, help='run: the digest JSON to write')
     args = p.parse_args()
+    wanted = 2 if args.step == 'compare' else 1
+    if len(args.paths) != wanted:
+        p.error(f'{args.step} takes {wanted} path(s)')
+    if args.step == 'run' and not (args.work and args.out):
+        p.error('run needs --work and --out')
     if args.step == 'make':
-        make(args.ckpt_dir)
+        make(args.paths[0])
     elif args.step == 'run':
-        run(args.ckpt_dir, args.work, args.out)
+        run(args.paths[0], args.work, args.out)
     else:
-        sys.exit(compare(args.a, args.b))
+        sys.exit(compare(*args.paths))
 
 
 if __name__ == '__main__':
