@@ -22,7 +22,7 @@ import copy
 import itertools
 import math
 import random
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import (
     Callable,
     Dict,
@@ -44,12 +44,7 @@ from torch.utils.data import DataLoader
 
 from mmst.settings import SettingError
 from mmst.subnet.elastic import ElasticDepth
-from mmst.subnet.prefix import (
-    PrefixCache,
-    block_keys,
-    full_subnet,
-    prefix_order,
-)
+from mmst.subnet.prefix import block_keys, full_subnet, member_passes
 from mmst.subnet.space import Subnet
 
 from .checkpoint import get_rng_state, set_rng_state
@@ -493,35 +488,31 @@ def member_bn_stats(
     def hook(module: nn.Module, args) -> None:
         add_sums(current[module], args[0])
 
-    cache = PrefixCache(elastic) if len(members) > 1 else None
-    order = prefix_order(members) if cache else [0]
     handles = [m.register_forward_pre_hook(hook) for m in bns]
-    seen = 0
+    copies = len(members) > 1  # members must not see each other's writes
+    seen = size = 0
+
+    def visit(idx: int, data) -> None:
+        nonlocal current, size
+        current = accs[idx]
+        batch = model.data_preprocessor(
+            copy.deepcopy(data) if copies else data, False
+        )
+        size = batch['inputs'].shape[0]
+        model(batch['inputs'], batch.get('data_samples'), mode='tensor')
+
+    def batch_done(done: int, total: int) -> None:
+        nonlocal seen
+        seen += size
+        if on_batch is not None:
+            on_batch(done, total)
+
     try:
         with recal_mode(model, bns), closing_iter(dataloader) as iterator:
-            for done, data in enumerate(
-                itertools.islice(iterator, per_rank), 1
-            ):
-                if cache is not None:
-                    cache.clear()
-                for idx in order:
-                    current = accs[idx]
-                    batch = model.data_preprocessor(
-                        copy.deepcopy(data) if cache else data, False
-                    )
-                    with ExitStack() as stack:
-                        if elastic is not None:
-                            stack.enter_context(elastic.activate(members[idx]))
-                        if cache is not None:
-                            stack.enter_context(cache.active(members[idx]))
-                        model(
-                            batch['inputs'],
-                            batch.get('data_samples'),
-                            mode='tensor',
-                        )
-                seen += batch['inputs'].shape[0]
-                if on_batch is not None:
-                    on_batch(done, per_rank)
+            batches = itertools.islice(iterator, per_rank)
+            member_passes(
+                elastic, members, batches, visit, None, batch_done, per_rank
+            )
     finally:
         for h in handles:
             h.remove()

@@ -3,7 +3,6 @@ reports them next to the main network."""
 
 import copy
 import logging
-from contextlib import ExitStack
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -21,7 +20,7 @@ from mmst.models.algorithms.stimulative import elastic_of, unwrap_st
 from mmst.registry import LOOPS
 from mmst.settings import check_int, invalid, setting_prefix
 from mmst.subnet import ElasticDepth, SubnetSpace, format_subnet
-from mmst.subnet.prefix import PrefixCache, full_subnet, prefix_order
+from mmst.subnet.prefix import full_subnet, member_passes
 from mmst.subnet.space import (  # noqa: F401  (re-exported)
     NAMED_SUBNETS,
     Subnet,
@@ -84,32 +83,31 @@ def run_members(
         )
     arch = unwrap_st(model)
     touched = {bn for member in stats if member for bn in member}
-    cache = PrefixCache(elastic) if len(members) > 1 else None
-    order = prefix_order(members) if cache else [0]
+    # members with their own statistics share prefixes with each other,
+    # members with the stored ones likewise
+    groups = ['stored' if own is None else 'own' for own in stats]
     model.eval()
     with preserved_bn_stats(arch):
         stored = {
             bn: (bn.running_mean.clone(), bn.running_var.clone())
             for bn in touched
         }
-        for done, data in enumerate(dataloader, 1):
-            if cache is not None:
-                cache.clear()
-            for idx in order:
-                own = stats[idx]
-                # members with their own statistics share prefixes with
-                # each other, members with the stored ones likewise
-                for bn, (mean, var) in (own or stored).items():
-                    bn.running_mean.copy_(mean)
-                    bn.running_var.copy_(var)
-                with ExitStack() as stack:
-                    stack.enter_context(elastic.activate(members[idx]))
-                    if cache is not None:
-                        group = 'stored' if own is None else 'own'
-                        stack.enter_context(cache.active(members[idx], group))
-                    step(idx, data)
-            if on_batch is not None:
-                on_batch(done, len(dataloader))
+
+        def visit(idx: int, data) -> None:
+            for bn, (mean, var) in (stats[idx] or stored).items():
+                bn.running_mean.copy_(mean)
+                bn.running_var.copy_(var)
+            step(idx, data)
+
+        member_passes(
+            elastic,
+            members,
+            dataloader,
+            visit,
+            groups,
+            on_batch,
+            len(dataloader),
+        )
 
 
 def evaluate_members(

@@ -15,8 +15,18 @@ Used by BN re-estimation (:func:`mmst.engine.member_bn_stats`) and member
 evaluation (:func:`mmst.engine.evaluate_members`).
 """
 
-from contextlib import contextmanager
-from typing import Callable, Dict, Hashable, Iterator, List, Optional, Tuple
+from contextlib import ExitStack, contextmanager
+from typing import (
+    Callable,
+    Dict,
+    Hashable,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import torch
 import torch.nn as nn
@@ -76,8 +86,6 @@ class PrefixCache:
     def __init__(self, elastic: ElasticDepth) -> None:
         self.stages = elastic.stages
         self.outputs: Dict[Tuple[Hashable, BlockKey], tuple] = {}
-        self.computed = 0
-        self.reused = 0
 
     def clear(self) -> None:
         self.outputs.clear()
@@ -88,10 +96,8 @@ class PrefixCache:
         def cached_forward(*args, **kwargs):
             hit = self.outputs.get(key)
             if hit is not None and _versions(hit[0]) == hit[1]:
-                self.reused += 1
                 return hit[0]
             out = forward(block, *args, **kwargs)
-            self.computed += 1
             versions = _versions(out)
             if versions is not None:
                 self.outputs[key] = (out, versions)
@@ -116,3 +122,38 @@ class PrefixCache:
         finally:
             for block, _ in blocks:
                 del block.forward
+
+
+def member_passes(
+    elastic: Optional[ElasticDepth],
+    members: Sequence[Subnet],
+    batches: Iterable,
+    visit: Callable[[int, object], None],
+    groups: Optional[Sequence[Hashable]] = None,
+    on_batch: Optional[Callable[[int, int], None]] = None,
+    total: int = 0,
+) -> None:
+    """For each of ``batches`` and each of ``members`` (in
+    :func:`prefix_order`), call ``visit(member index, batch)`` while the
+    member is active (``elastic.activate``) and, with several members, its
+    kept blocks reuse the outputs of earlier members of the same ``groups``
+    entry on this batch (:class:`PrefixCache`). ``elastic=None``: one
+    member, the network as it runs now. ``on_batch(done, total)`` after
+    each batch. The one loop of BN re-estimation
+    (:func:`mmst.engine.member_bn_stats`) and member evaluation
+    (:func:`mmst.engine.run_members`)."""
+    cache = PrefixCache(elastic) if len(members) > 1 else None
+    order = prefix_order(list(members)) if cache else range(len(members))
+    for done, data in enumerate(batches, 1):
+        if cache is not None:
+            cache.clear()
+        for idx in order:
+            with ExitStack() as stack:
+                if elastic is not None:
+                    stack.enter_context(elastic.activate(members[idx]))
+                if cache is not None:
+                    group = groups[idx] if groups is not None else None
+                    stack.enter_context(cache.active(members[idx], group))
+                visit(idx, data)
+        if on_batch is not None:
+            on_batch(done, total)
