@@ -36,16 +36,20 @@ __all__ = [
 ]
 
 
-def _child(name: str, parent: Registry, location: str) -> Registry:
-    """mmst's child of an MMEngine registry, filled from ``location``."""
-    return Registry(name, parent=parent, scope='mmst', locations=[location])
+def _child(name: str, parent: Registry, *locations: str) -> Registry:
+    """mmst's child of an MMEngine registry, filled from ``locations``."""
+    return Registry(
+        name, parent=parent, scope='mmst', locations=list(locations)
+    )
 
 
 MODELS = _child('model', MMENGINE_MODELS, 'mmst.models')
 MODEL_WRAPPERS = _child(
     'model_wrapper', MMENGINE_MODEL_WRAPPERS, 'mmst.models'
 )
-HOOKS = _child('hook', MMENGINE_HOOKS, 'mmst.engine.checkpoint_hook')
+HOOKS = _child(
+    'hook', MMENGINE_HOOKS, 'mmst.engine.checkpoint_hook', 'mmst.engine.cost'
+)
 LOOPS = _child('loop', MMENGINE_LOOPS, 'mmst.engine.subnet_eval')
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'mmst.datasets')
 TASKS = Registry('task', scope='mmst', locations=['mmst.models.tasks'])

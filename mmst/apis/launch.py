@@ -274,12 +274,23 @@ def init_process_group(cfg: Config, launcher: str) -> None:
     )
 
 
+def add_cost_hook(cfg: Config) -> None:
+    """Append ``dict(type='mmst.STCostHook')`` to ``cfg.custom_hooks``
+    unless a hook of that type is there."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    types = {str(h.get('type', '')).split('.')[-1] for h in hooks}
+    if 'STCostHook' not in types:
+        cfg.custom_hooks = hooks + [dict(type='mmst.STCostHook')]
+
+
 def prepare_config(cfg: Config, launcher: str = 'none') -> Config:
     """Set up ``cfg`` for ``launcher`` before ``Runner.from_cfg``.
 
     - ``env_cfg.dist_cfg`` is checked (:func:`check_dist_cfg`), on every
       launcher;
-    - ST models get mmst's data-parallel wrapper when none is configured;
+    - ST models get :class:`mmst.engine.STCostHook` (what the run costs
+      relative to CT) in ``custom_hooks`` unless it is there, and mmst's
+      data-parallel wrapper when none is configured;
     - for a distributed launcher, the process group is started here with
       ``env_cfg.dist_cfg`` (backend, timeout, ...):
       :func:`init_process_group` (MMEngine's ``init_dist`` on GPUs; torch's
@@ -307,10 +318,12 @@ def prepare_config(cfg: Config, launcher: str = 'none') -> Config:
     check_dist_cfg(cfg, launcher)
     cfg.launcher = launcher
     register_scope_modules(cfg)
+    model_type = cfg.model.get('type') if cfg.get('model') else None
+    if model_type in ST_TYPES:
+        add_cost_hook(cfg)
     if launcher == 'none':
         return cfg
 
-    model_type = cfg.model.get('type') if cfg.get('model') else None
     if cfg.get('model_wrapper_cfg') is None and model_type in ST_TYPES:
         cfg.model_wrapper_cfg = dict(type='mmst.STDistributedDataParallel')
     _backend(cfg)

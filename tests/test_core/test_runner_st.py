@@ -5,6 +5,7 @@ import copy
 import json
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -38,6 +39,7 @@ def _train(tmp_path, name, data_root, max_epochs=2, **kwargs):
         )
     )
     cfg.experiment_name = name
+    cfg.custom_hooks = [dict(type='mmst.STCostHook')]
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
@@ -93,6 +95,7 @@ def test_plain_checkpoint_and_exact_resume(tmp_path):
     )
     cfg.resume = True
     cfg.load_from = str(tmp_path / 'part' / 'epoch_1.pth')
+    cfg.custom_hooks = [dict(type='mmst.STCostHook')]
     resumed = Runner.from_cfg(cfg)
     resumed.train()
     a = full.model.state_dict()
@@ -103,6 +106,23 @@ def test_plain_checkpoint_and_exact_resume(tmp_path):
     sequence = _depth_log(tmp_path / 'full')
     assert len(sequence) == 6  # 2 epochs x 3 iterations, logged each
     assert sequence == _depth_log(tmp_path / 'part')
+
+    # The cost (mmst.engine.STCostHook) goes on counting after the resume:
+    # the same FLOPs ratio, CT-epoch equivalents and images as one run.
+    cost = json.loads(
+        next((tmp_path / 'full').glob('*/cost.json')).read_text()
+    )
+    assert cost['iters'] == 6 and 1.2 < cost['flops_ratio'] < 3.0
+    assert cost['ct_epochs'] == pytest.approx(
+        cost['flops_ratio'] * 2, rel=1e-12
+    )
+    totals = full.message_hub.get_info('mmst_cost')
+    assert totals['images'] == 36  # 2 epochs of 18 images
+    resumed_totals = resumed.message_hub.get_info('mmst_cost')
+    for key in ('iters', 'ct_iters', 'images'):
+        assert resumed_totals[key] == totals[key], key
+    val = full.message_hub.get_scalar('val/cost/ct_epochs').current()
+    assert val == cost['ct_epochs']
 
 
 def test_subnet_val_loop_reports_subnets_and_keeps_main_stats(tmp_path):

@@ -242,3 +242,56 @@ def test_gradient_clipping_applies_to_the_summed_gradients():
     assert 0 < update.norm() <= upper
     # ... far below the excess of the unclipped gradient
     assert_far_below(upper - 1e-3, grad_norm - 1e-3)
+
+
+def hand_flops(depths, side, images, width=8, classes=10):
+    """FLOPs of one forward + backward of the tiny CIFAR ResNet (stem 3x3
+    1 -> width, stages of width x 1, 2, 4 at strides 1, 2, 2, a linear
+    head) keeping ``depths`` blocks per stage on ``side`` px inputs,
+    counted as torch's formulas do: 2 FLOPs per multiply-add; convolutions
+    and the linear layer only; the backward computes the gradients of the
+    weights (as many FLOPs as the forward) and of the inputs (as many
+    again) except the stem's, whose input needs none."""
+
+    def conv(cin, cout, k, h):
+        return 2 * images * cout * h * h * cin * k * k
+
+    stem = conv(1, width, 3, side)
+    rest, h, c = 0, side, width
+    for stage, (depth, stride) in enumerate(zip(depths, (1, 2, 2))):
+        cout = width * 2**stage
+        h = (h + 2 - 3) // stride + 1
+        rest += conv(c, cout, 3, h) + conv(cout, cout, 3, h)
+        if stride != 1:
+            rest += conv(c, cout, 1, h)  # the downsample
+        rest += (depth - 1) * 2 * conv(cout, cout, 3, h)
+        c = cout
+    rest += 2 * images * c * classes  # the head
+    return 2 * stem + 3 * rest
+
+
+def test_flop_meter_counts_each_pass_as_computed_by_hand():
+    """The cost numbers of mmst.engine.STCostHook: every pass of an ST step
+    (main network, then sub-networks on smaller inputs) counted exactly."""
+    from mmst.engine import FlopMeter
+    from mmst.subnet import subnet_depths
+
+    # the arithmetic itself: [1,1,1] on one 16 px image
+    assert hand_flops((1, 1, 1), 16, 1) == 4597632
+    model = build(
+        st_cfg(
+            num_subnets=3,
+            input_resize=dict(ratio_range=(0.43, 1.0)),
+            seed=0,
+        )
+    )
+    model.flop_meter = FlopMeter()
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    model.train_step(batch(n=4, size=28), optim)
+    passes = model.flop_meter.pop()
+    assert [p[0] is None for p in passes] == [True, False, False, False]
+    assert passes[0][1] == 28 and any(p[1] < 28 for p in passes[1:])
+    for subnet, side, flops in passes:
+        depths = (2, 2, 2) if subnet is None else subnet_depths(subnet)
+        assert flops == hand_flops(depths, side, 4), (depths, side)
+    assert model.flop_meter.pop() == []

@@ -134,6 +134,10 @@ def test_config_trains_single_process(rel, matrix_data, tmp_path):
     assert math.isfinite(loss), loss
     if is_st_model(cfg.model):
         assert 'train/loss_subnet' in scalars, sorted(scalars)
+        # mmst.engine.STCostHook, which prepare_config adds, counted the
+        # passes of this task: sub-network passes cost more than nothing
+        ratio = scalars['train/flops_ratio'].current()
+        assert ratio > 1 or cfg.model.get('num_subnets', 1) == 0, ratio
         # the config's top-level data preprocessor reached the architecture
         want = cfg.get('data_preprocessor') or cfg.model.architecture.get(
             'data_preprocessor'

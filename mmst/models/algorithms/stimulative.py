@@ -72,6 +72,10 @@ def _resized_note(inputs: torch.Tensor, size: int) -> str:
     )
 
 
+def _not_counted(subnet, size):
+    return nullcontext()
+
+
 @contextmanager
 def one_iteration(
     optim_wrapper: OptimWrapper,
@@ -274,6 +278,8 @@ class StimulativeTraining(BaseModel):
                 backbone, self.size_sampler, input_resize, fixed
             )
 
+        #: Counts each pass's FLOPs when set (``mmst.engine.STCostHook``).
+        self.flop_meter = None
         # Checkpoints carry the architecture's plain keys.
         self._register_state_dict_hook(self._strip_prefix)
         self._register_load_state_dict_pre_hook(self._add_prefix)
@@ -494,20 +500,24 @@ class StimulativeTraining(BaseModel):
         arch = self.architecture
         depth_sums = [0] * len(self.space.stage_depths)
         subnet_loss_sum, size_sum = 0.0, 0
+        meter = self.flop_meter
+        count = meter.count if meter is not None else _not_counted
         with one_iteration(optim_wrapper) as backward:
             with optim_wrapper.optim_context(self):
                 data = self.data_preprocessor(data, True)
                 inputs, samples = data['inputs'], data.get('data_samples')
-                main_losses, teacher = self.task.main_pass(
-                    arch, inputs, samples
-                )
-            main_loss, log_vars = self.parse_losses(main_losses)
-            backward(main_loss)
-
             shorter = min(inputs.shape[-2:])
+            with count(None, shorter):
+                with optim_wrapper.optim_context(self):
+                    main_losses, teacher = self.task.main_pass(
+                        arch, inputs, samples
+                    )
+                main_loss, log_vars = self.parse_losses(main_losses)
+                backward(main_loss)
+
             for i in range(1, self.num_subnets + 1):
                 subnet, size = self.sample(i, shorter)
-                with self._subnet_context(subnet):
+                with self._subnet_context(subnet), count(subnet, size):
                     with optim_wrapper.optim_context(self):
                         sub_inputs, sub_samples = self.task.rescale(
                             inputs, samples, size / shorter
