@@ -64,8 +64,7 @@ def sweep_networks(
         members = [None] + sweep.members(specs)
         networks = [_network(sweep, sub, row, key) for sub in members]
         used = []
-        bar = progress(len(labels), desc, not show_progress)
-        try:
+        with progress(len(labels), desc, not show_progress) as bar:
             for label, path in zip(labels, checkpoints):
                 bar.set_postfix_str(label)
                 sweep.load(path, strict)
@@ -74,8 +73,6 @@ def sweep_networks(
                 for net, result in zip(networks, found):
                     net[key][label] = result[measure.__name__]
                 bar.update(1)
-        finally:
-            bar.close()
     paths = [osp.abspath(path) for path in checkpoints]
     return networks, dict(
         config=osp.abspath(config),
