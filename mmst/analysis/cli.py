@@ -17,8 +17,7 @@ from .sweep import SPLITS
 
 
 class _DeprecatedAlias(argparse.Action):
-    """An old spelling of an option: stores into the new one's ``dest``
-    and prints a warning on stderr."""
+    """An old spelling of an option: a warning on stderr, then stored."""
 
     def __init__(self, *args, new: str = '', **kwargs) -> None:
         self.new = new

@@ -1,6 +1,5 @@
-"""The sweep of a depth menu: :func:`build_menu` in steps (data, member
-rows, metric units per checkpoint, latency units, frontiers), and
-:func:`export_member`."""
+"""The sweep of a depth menu (:func:`build_menu`: data, member rows,
+metric and latency units, frontiers) and :func:`export_member`."""
 
 import copy
 import math

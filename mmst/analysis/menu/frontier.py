@@ -128,9 +128,7 @@ def choose_member(
     Raises:
         ValueError: ``label`` or ``batch_size`` is not in the menu, or a
             bound is not a finite number.
-        BudgetError: No member fits; the message names the cheapest member
-            under each constrained cost (the best one under
-            ``min_metric``) with its numbers.
+        BudgetError: No member fits (the nearest one to each bound named).
     """
     names = '--max-latency-ms', '--max-flops', '--min-metric'
     bounds = max_latency_ms, max_flops, min_metric
