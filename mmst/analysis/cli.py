@@ -1,7 +1,6 @@
-"""What the analysis tools' command lines (``loafing.py``,
-``logit_magnitude.py``, ``depth_menu.py``, ``extract_subnet.py``) share:
-:func:`tool_parser`, :func:`eval_kwargs` and :func:`mmst.utils.run_tool`
-(errors as one line, exit status 1)."""
+"""What the analysis tools' command lines share: :func:`tool_parser`,
+:func:`eval_kwargs` and :func:`mmst.utils.run_tool` (errors as one line,
+exit status 1)."""
 
 import argparse
 import os.path as osp
@@ -18,8 +17,7 @@ from .sweep import SPLITS
 
 
 class _DeprecatedAlias(argparse.Action):
-    """An old spelling of an option: stores into the new one's ``dest``
-    and prints a warning on stderr."""
+    """An old spelling of an option: a warning on stderr, then stored."""
 
     def __init__(self, *args, new: str = '', **kwargs) -> None:
         self.new = new
@@ -39,12 +37,11 @@ def add_eval_args(
     no_bn_recal: bool = True,
     recal_help: str = "each sub-network's",
 ) -> None:
-    """Add to ``p``: ``config``, the checkpoints (``checkpoints='many'``:
-    one or more, with ``--labels``; ``'one'``: ``checkpoint``),
-    ``--subnets`` and ``--space`` (if ``subnets``), ``--bn-recal-images``
-    (its help naming ``recal_help``'s statistics) and ``--no-bn-recal``
-    (if ``no_bn_recal``), ``--split`` and ``--max-images`` (if ``split``;
-    old spelling ``--max-val-images``: a deprecation warning), ``--seed``,
+    """Add to ``p``: ``config``, the checkpoints (``'many'``: with
+    ``--labels``; ``'one'``), ``--subnets`` and ``--space`` (``subnets``),
+    ``--bn-recal-images`` (help: ``recal_help``'s statistics),
+    ``--no-bn-recal`` (``no_bn_recal``), ``--split`` and ``--max-images``
+    (``split``; deprecated ``--max-val-images``), ``--seed``,
     ``--non-strict`` and ``--cfg-options``."""
     add = p.add_argument
     add('config', help='config file (mmst or upstream)')
@@ -100,8 +97,7 @@ def check_eval_args(
     max_checkpoints: Optional[int] = None,
 ) -> argparse.Namespace:
     """Refuse more than ``max_checkpoints`` checkpoints (``p.error``: exit
-    status 2); invalid values are refused by the library, one line, exit
-    status 1 (:func:`mmst.utils.run_tool`)."""
+    status 2; invalid values: the library's one line, exit status 1)."""
     given = len(getattr(args, 'checkpoints', ()))
     if max_checkpoints and given > max_checkpoints:
         most = f'at most {max_checkpoints}'
@@ -111,12 +107,9 @@ def check_eval_args(
 
 
 def eval_kwargs(args: argparse.Namespace, keys: Sequence[str] = ()) -> dict:
-    """The keyword arguments of :func:`mmst.analysis.run_loafing`,
-    ``run_logit_magnitude``, ``build_menu`` and ``export_subnet`` from
-    those of :func:`add_eval_args`: ``bn_recal_images`` (0 with
-    ``--no-bn-recal``), ``seed``, ``cfg_options``, ``strict`` and, where
-    the parser has them, ``labels``, ``subnets``, ``space``, ``split``,
-    ``max_images``; plus the attributes named in ``keys``."""
+    """The keyword arguments of the analysis functions from the options of
+    :func:`add_eval_args` (``bn_recal_images`` 0 with ``--no-bn-recal``,
+    ``strict``: not ``--non-strict``), plus the attributes in ``keys``."""
     no_recal = getattr(args, 'no_bn_recal', False)
     kwargs = dict(
         bn_recal_images=0 if no_recal else args.bn_recal_images,
@@ -143,11 +136,9 @@ def tool_parser(
     plot: str = '',
     **eval_options,
 ) -> argparse.ArgumentParser:
-    """An analysis tool's parser: the options of :func:`add_eval_args`
-    (``eval_options`` passed on); with ``outputs``, ``--out-dir`` (default
-    :func:`default_out_dir` of ``prog``) and ``--no-progress``; with
-    ``plot`` (the PNG file's stem, e.g. ``'loafing'``), ``--plot`` and
-    ``--title``."""
+    """An analysis tool's parser: :func:`add_eval_args` (``eval_options``);
+    with ``outputs``, ``--out-dir`` and ``--no-progress``; with ``plot``
+    (the PNG file's stem), ``--plot`` and ``--title``."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     add_eval_args(p, **eval_options)
     if outputs:

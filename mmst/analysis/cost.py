@@ -50,12 +50,10 @@ def count_params(
 
 
 class TensorOutputs(nn.Module):
-    """One input in, tensors out (FLOPs counting, ONNX export): the raw
-    head outputs ``model(inputs, None, 'tensor')`` of a plain mm model, or
-    ``model.extract_feat(inputs)`` with ``features=True`` (a detector's
-    backbone + neck); with ``flatten`` as a tuple of tensors
-    (:func:`flatten_outputs`: the ONNX graph's outputs, in order).
-    """
+    """One input in, tensors out (FLOPs counting, ONNX export):
+    ``model(inputs, None, 'tensor')``, or ``model.extract_feat(inputs)``
+    with ``features=True``; with ``flatten`` a tuple of tensors
+    (:func:`flatten_outputs`: the ONNX graph's outputs, in order)."""
 
     def __init__(
         self, model: nn.Module, flatten: bool = True, features: bool = False

@@ -1,9 +1,6 @@
-"""Latency of a model's forward on the user's device, eager PyTorch (and
-ONNX Runtime when installed): median and interquartile range of timed runs
-of one ``model(inputs, data_samples, mode='tensor')`` call on a
-preprocessed batch (no data loading, preprocessing or post-processing)
-after warm-up runs; on CUDA synchronised before each clock reading.
-"""
+"""Latency of a model's ``mode='tensor'`` forward on a preprocessed batch
+on the user's device, eager PyTorch (and ONNX Runtime when installed):
+median and IQR of timed runs after warm-up runs (CUDA synchronised)."""
 
 import os
 import platform
@@ -107,19 +104,15 @@ def time_runs(
     device: Optional[torch.device] = None,
 ) -> List[float]:
     """The wall-clock times (ms) of ``repeats`` calls of ``fn`` after
-    ``warmup`` untimed ones.
-
-    Raises:
-        ValueError: ``warmup < 0`` or ``repeats < 1``.
-    """
+    ``warmup`` untimed ones. Raises ValueError: ``warmup < 0`` or
+    ``repeats < 1``."""
     if warmup < 0:
         raise ValueError(f'warmup={warmup!r} is invalid; allowed: >= 0')
     if repeats < 1:
         raise ValueError(f'repeats={repeats!r} is invalid; allowed: >= 1')
-    cuda = device is not None and device.type == 'cuda'
 
     def sync() -> None:
-        if cuda:
+        if device is not None and device.type == 'cuda':
             torch.cuda.synchronize(device)
 
     for _ in range(warmup):
@@ -139,11 +132,7 @@ def tile_batch(
     inputs: torch.Tensor, data_samples: Optional[list], batch_size: int
 ) -> Tuple[torch.Tensor, Optional[list]]:
     """``inputs`` (N, ...) and ``data_samples`` repeated cyclically to
-    ``batch_size``.
-
-    Raises:
-        ValueError: ``batch_size < 1``.
-    """
+    ``batch_size``. Raises ValueError: ``batch_size < 1``."""
     if batch_size < 1:
         raise ValueError(
             f'batch size {batch_size!r} is invalid; allowed: >= 1'
@@ -197,9 +186,7 @@ def onnxruntime_latency(
     """:func:`summarize` of one ONNX Runtime ``run`` (CPU provider,
     ``threads``: ``intra_op_num_threads``, None: ORT's default) of
     ``onnx_file`` on ``inputs`` (float32 on the CPU, its first input).
-
-    Raises:
-        ImportError: onnxruntime is not installed.
+    Raises ImportError: onnxruntime is not installed.
     """
     import onnxruntime as ort
 

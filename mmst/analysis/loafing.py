@@ -1,9 +1,6 @@
-"""The loafing table: the task metric of the main network (its stored BN
-statistics: the number ``tools/test.py`` gives) and of its sub-networks,
-each with BN statistics re-estimated on the same seeded training images
-(as ``SubnetValLoop`` and :func:`mmst.deploy.export_subnet`), with
-parameters and FLOPs (``docs/analysis.md``).
-"""
+"""The loafing table: the task metric of the main network (stored BN
+statistics, as ``tools/test.py``) and of its sub-networks (BN re-estimated
+as ``SubnetValLoop``), with parameters and FLOPs (``docs/analysis.md``)."""
 
 import functools
 import os.path as osp
@@ -40,13 +37,10 @@ def sweep_networks(
     **sweep_options,
 ) -> Tuple[List[dict], dict]:
     """The main network and the sub-networks of one config measured by a
-    new ``measure()`` per checkpoint in one :func:`mmst.analysis.open_sweep`
-    (shared by :func:`run_loafing` and ``run_logit_magnitude``).
-    ``labels``: one distinct name per checkpoint (default
-    ``<folder>/<file stem>``); ``subnets``: specs
-    (:func:`mmst.subnet.parse_subnet_specs`); ``sweep_options``: those of
-    :func:`~.open_sweep` (``space``, ``bn_recal_images``, ``split``,
-    ``max_images``, ``seed``, ``cfg_options``); ``row(sweep, subnet,
+    new ``measure()`` per checkpoint in one :func:`~.open_sweep` (its
+    ``sweep_options``). ``labels``: one distinct name per checkpoint
+    (default ``<folder>/<file stem>``); ``subnets``: specs
+    (:func:`mmst.subnet.parse_subnet_specs`); ``row(sweep, subnet,
     depths)``: more entries of a network's row (subnet None: the main
     network); ``check(sweep.arch)`` before loading.
 
@@ -54,9 +48,8 @@ def sweep_networks(
         tuple: The networks (``name``, ``subnet`` (blocks per stage),
         ``bn_stats``, the ``row`` entries and ``key``: per label the
         measure's result) and ``dict(config, split, eval_images,
-        bn_recal_images, seed, strict, checkpoints, labels, used,
-        recal_images, has_bn, space)`` (``used``: the re-estimation images
-        of each checkpoint, ``recal_images``: per re-estimation).
+        bn_recal_images, seed, strict, checkpoints, labels, used (per
+        checkpoint), recal_images (per re-estimation), has_bn, space)``.
 
     Raises:
         ValueError: An invalid argument (the message names it).
@@ -71,8 +64,7 @@ def sweep_networks(
         members = [None] + sweep.members(specs)
         networks = [_network(sweep, sub, row, key) for sub in members]
         used = []
-        bar = progress(len(labels), desc, not show_progress)
-        try:
+        with progress(len(labels), desc, not show_progress) as bar:
             for label, path in zip(labels, checkpoints):
                 bar.set_postfix_str(label)
                 sweep.load(path, strict)
@@ -81,8 +73,6 @@ def sweep_networks(
                 for net, result in zip(networks, found):
                     net[key][label] = result[measure.__name__]
                 bar.update(1)
-        finally:
-            bar.close()
     paths = [osp.abspath(path) for path in checkpoints]
     return networks, dict(
         config=osp.abspath(config),
@@ -101,7 +91,6 @@ def sweep_networks(
 
 
 def _network(sweep, sub, row: Optional[Callable], key: str) -> dict:
-    """The row of the main network (``sub`` None) or a sub-network."""
     depths = sweep.elastic.stage_depths
     depths = depths if sub is None else [len(k) for k in sub]
     recal = sub is not None and sweep.recal_images
@@ -158,25 +147,22 @@ def run_loafing(
             net['recal_images_used'] = used[-1]
         net['results'] = {lb: net['metrics'][lb][metric] for lb in labels}
     space = facts['space']
-    return dict(
-        {k: facts[k] for k in ('config', 'split', 'eval_images')},
+    facts.update(
         metric=metric,
         bn_recal_images=facts['recal_images'],
-        has_bn=facts['has_bn'],
-        seed=facts['seed'],
-        strict=facts['strict'],
         input_shape=shape,
         flops_convention=FLOPS_CONVENTION,
         space=dict(
             stage_depths=space.stage_depths, depth_choices=space.depth_choices
         ),
-        checkpoints=facts['checkpoints'],
-        networks=networks,
     )
+    keys = 'config split eval_images metric bn_recal_images has_bn seed '
+    keys += 'strict input_shape flops_convention space checkpoints'
+    return dict({k: facts[k] for k in keys.split()}, networks=networks)
 
 
 def write_csv(result: dict, path: str) -> None:
-    """One row per network: sizes, BN statistics, metric per checkpoint."""
+    """One row per network: sizes, BN statistics, metric per label."""
     labels = report.labels_of(result)
     header = ['network', 'subnet', 'blocks', 'flops', 'params', 'bn_stats']
     header += [f'{label} {result["metric"]}' for label in labels]

@@ -1,8 +1,6 @@
 """Average L2 norm of the raw logits of the main network and its
-sub-networks (BN re-estimated as in the loafing table) over the val (or
-test) set, with top-1 accuracy (ST++ paper, Fig. 4; ``docs/analysis.md``);
-classifiers only.
-"""
+sub-networks (BN re-estimated as in the loafing table) with top-1 accuracy
+(ST++ paper, Fig. 4; ``docs/analysis.md``); classifiers only."""
 
 import copy
 import os.path as osp
@@ -82,13 +80,13 @@ def run_logit_magnitude(
 
     Returns:
         dict: ``config``, ``split``, ``eval_images``, ``bn_recal_images``,
-        ``seed``, ``strict``, ``checkpoints`` and ``networks`` (per
-        network: ``name``, ``subnet`` (blocks per stage), ``bn_stats`` and
-        ``stats``: per label the :class:`LogitMagnitude` dict).
+        ``seed``, ``strict``, ``checkpoints`` and ``networks`` (``name``,
+        ``subnet``, ``bn_stats``, ``stats``: per label the
+        :class:`LogitMagnitude` dict).
 
     Raises:
         ValueError: Not a classifier, or an invalid argument.
-        CheckpointError: As in :func:`mmst.analysis.run_loafing`.
+        CheckpointError: As :func:`mmst.analysis.run_loafing`.
     """
     kw = dict(options, check=check_classifier, desc='logit_magnitude')
     networks, facts = sweep_networks(

@@ -89,9 +89,9 @@ def write_outputs(
     indent: int = 2,
     plot_path: Optional[str] = None,
 ) -> Dict[str, str]:
-    """Write ``out_dir/<stem>.json`` (``result``, atomically) and, where
-    given, ``.csv`` (``csv(result, path)``), ``.md`` (``md(result)``) and
-    ``.png`` (``png(result, path)``, or ``plot_path``); return the paths."""
+    """Write ``out_dir/<stem>.json`` (atomically) and, where given,
+    ``.csv`` (``csv(result, path)``), ``.md`` (``md(result)``) and ``.png``
+    (``png(result, path)``, or ``plot_path``); return the paths."""
     os.makedirs(out_dir, exist_ok=True)
     kinds = dict(json=True, csv=csv, md=md, png=png)
     paths = {k: osp.join(out_dir, f'{stem}.{k}') for k in kinds if kinds[k]}

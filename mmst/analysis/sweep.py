@@ -1,11 +1,6 @@
 """What the analysis tools evaluate (config, Runner as ``tools/test.py``
-builds it, checkpoint, evaluation and BN re-estimation loaders, sub-network
-space) and the member sweep over it (:func:`open_sweep`): the model built
-once, per checkpoint every member's BN statistics re-estimated in one pass,
-then every member run on the same batches with shared prefixes, each
-:class:`Measure` given each member's batch (``docs/architecture.md``).
-Users: the loafing table, the logit magnitude, the depth menu,
-``extract_subnet.py``; ``SubnetValLoop`` runs the same on the live model.
+builds it, checkpoint, loaders, sub-network space) and the member sweep
+over it (:func:`open_sweep`; ``docs/architecture.md``).
 """
 
 import copy
@@ -69,9 +64,8 @@ def load_config(
     keep the first ``max_images`` images of the ``split`` set.
 
     Raises:
-        ValueError: Unknown ``split``, no such dataloader / evaluator, or
-            ``max_images < 1``.
-        StackError: A task library the base configs need is missing.
+        ValueError: Unknown ``split``, no such loader / evaluator, or
+            ``max_images < 1``. StackError: A task library is missing.
     """
     if split not in SPLITS:
         raise ValueError(
@@ -122,12 +116,11 @@ def build_runner(cfg: Config, work_dir: str) -> Runner:
 
 
 def load_weights(runner: Runner, checkpoint: str, strict: bool = True) -> dict:
-    """Load and return ``checkpoint`` (model left in eval mode) with
-    :func:`mmst.converters.checkpoint_io.load_runner_checkpoint`.
+    """Load and return ``checkpoint`` (model left in eval mode).
 
     Raises:
-        CheckpointError: Missing (a ``FileNotFoundError``), unreadable,
-            or ``strict`` and it does not fit (the first keys named).
+        CheckpointError: Missing, unreadable, or ``strict`` and not fitting
+            (:func:`mmst.converters.checkpoint_io.load_runner_checkpoint`).
     """
     ckpt = load_runner_checkpoint(runner, checkpoint, strict=strict)
     runner.model.eval()
@@ -141,8 +134,7 @@ def model_space(
     (``'default'``, ``'space1'`` ...) overrides the depths.
 
     Raises:
-        TypeError: The backbone's residual stages cannot be found (declare
-            ``elastic_stages``).
+        TypeError: No residual stages found (declare ``elastic_stages``).
         ValueError: ``preset`` is not a preset of this backbone.
     """
     elastic, space = elastic_of(model)
@@ -182,8 +174,8 @@ def progress(total: int, desc: str, disable: bool = False):
     """A tqdm progress bar on stderr."""
     from tqdm import tqdm
 
-    kwargs = dict(file=sys.stderr, dynamic_ncols=True, disable=disable)
-    return tqdm(total=total, desc=desc, **kwargs)
+    kw = dict(file=sys.stderr, dynamic_ncols=True, disable=disable)
+    return tqdm(total=total, desc=desc, **kw)
 
 
 def default_labels(checkpoints: Sequence[str]) -> List[str]:
@@ -206,8 +198,7 @@ def check_checkpoints(
 
     Raises:
         ValueError: No checkpoint, or not one distinct label each.
-        CheckpointError: A checkpoint is unreadable (a missing file is also
-            a ``FileNotFoundError``).
+        CheckpointError: A checkpoint is missing or unreadable.
     """
     if isinstance(checkpoints, str):
         checkpoints = [checkpoints]
@@ -247,9 +238,8 @@ def select_metric(metrics: Dict[str, float], key: Optional[str]) -> str:
 class Measure:
     """What a sweep measures of each member: ``begin(sweep, count)`` before
     a pass over ``count`` members, ``process(index, data)`` per batch and
-    member inside its context (depth, BN statistics, eval mode, no
-    autograd; run any forward on a copy of ``data``), ``results()`` after
-    it: one dict per member, in order."""
+    member in its context (run any forward on a copy of ``data``),
+    ``results()`` after it: one dict per member, in order."""
 
     def begin(self, sweep: 'Sweep', count: int) -> None:
         self.sweep = sweep
@@ -267,7 +257,8 @@ class TaskMetric(Measure):
 
     def begin(self, sweep: 'Sweep', count: int) -> None:
         super().begin(sweep, count)
-        self.evaluators = [sweep.new_evaluator() for _ in range(count)]
+        args = sweep.runner, sweep.cfg, sweep.split, sweep.loader.dataset
+        self.evaluators = [build_evaluator(*args) for _ in range(count)]
 
     def process(self, index: int, data: dict) -> None:
         batch = copy.deepcopy(data)
@@ -285,8 +276,7 @@ class TaskMetric(Measure):
 @dataclass
 class Sweep:
     """A config's model, built once, with what every member is measured on:
-    its config and runner, elastic backbone and space, the ``split``, the
-    evaluation batches ``loader`` (a dataloader, or cached batches with a
+    the evaluation batches ``loader`` (or cached batches with a
     ``dataset``), the re-estimation batches ``recal`` (None: none) and
     ``recal_images`` per re-estimation (0: stored statistics, asked or no
     BN layer trains); ``has_bn``: whether training updates BN statistics.
@@ -315,30 +305,9 @@ class Sweep:
         """The members ``specs`` name (:func:`mmst.subnet.resolve_subnets`)."""
         return resolve_subnets(specs, self.space, what)
 
-    def new_evaluator(self):
-        """A new evaluator of the split (its ``dataset_meta`` set)."""
-        dataset = self.loader.dataset
-        return build_evaluator(self.runner, self.cfg, self.split, dataset)
-
     def load(self, checkpoint: str, strict: bool = True) -> dict:
         """Load ``checkpoint`` (:func:`load_weights`)."""
         return load_weights(self.runner, checkpoint, strict)
-
-    def bn_stats(
-        self, members: Sequence[Optional[Subnet]], on_batch: OnBatch = None
-    ) -> Tuple[List[Optional[dict]], int]:
-        """Per member its re-estimated BN statistics (None for the main
-        network ``None``, and for all when ``recal_images`` is 0) and the
-        images used."""
-        subs = [m for m in members if m is not None]
-        if not self.recal_images or not subs:
-            return [None] * len(members), 0
-        arch, recal, images = self.arch, self.recal, self.recal_images
-        found, used = member_bn_stats(
-            arch, recal, images, subs, self.elastic, on_batch
-        )
-        stats = iter(found)
-        return [None if m is None else next(stats) for m in members], used
 
     @torch.no_grad()
     def run(
@@ -350,11 +319,19 @@ class Sweep:
         timings: Optional[Dict[str, float]] = None,
     ) -> Tuple[List[Dict[str, dict]], int]:
         """Measure ``members`` (None: the main network) of the loaded
-        weights: per member ``{type(measure).__name__: its result}``, and
-        the re-estimation images used (0: none); the seconds of each step
-        added to ``timings``' ``recal_s`` and ``eval_s`` if given."""
+        weights, each with its BN statistics re-estimated (the main network
+        and ``recal_images=0``: the stored ones): per member
+        ``{type(measure).__name__: its result}``, and the re-estimation
+        images used (0: none); the seconds of each step added to
+        ``timings``' ``recal_s`` and ``eval_s`` if given."""
         t0 = time.perf_counter()
-        stats, used = self.bn_stats(members, on_recal_batch)
+        subs = [m for m in members if m is not None]
+        stats, used = [None] * len(members), 0
+        if self.recal_images and subs:
+            args = self.arch, self.recal, self.recal_images, subs
+            found, used = member_bn_stats(*args, self.elastic, on_recal_batch)
+            found = iter(found)
+            stats = [None if m is None else next(found) for m in members]
         t1 = time.perf_counter()
         for measure in measures:
             measure.begin(self, len(members))
@@ -389,11 +366,8 @@ def open_sweep(
     """The :class:`Sweep` of ``config`` (its runner's logs in a temporary
     folder). ``space``: a preset; ``bn_recal_images``: images per
     re-estimation (0: stored statistics); ``seed``: of the re-estimation
-    images and augmentations; ``recal_loader=False``: the caller sets
-    ``recal``. The others as :func:`load_config`.
-
-    Raises:
-        ValueError: An invalid argument (the message names it).
+    images; ``recal_loader=False``: the caller sets ``recal``; the others
+    as :func:`load_config`. Raises ValueError: an invalid argument.
     """
     check_bn_recal_images(bn_recal_images)
     cfg = load_config(config, cfg_options, split, max_images)

@@ -1,6 +1,5 @@
-"""The sweep of a depth menu: :func:`build_menu` in steps (data, member
-rows, metric units per checkpoint, latency units, frontiers), and
-:func:`export_member`."""
+"""The sweep of a depth menu (:func:`build_menu`: data, member rows,
+metric and latency units, frontiers) and :func:`export_member`."""
 
 import copy
 import math
@@ -41,8 +40,7 @@ def build_menu(
     the metric of one member for one checkpoint (BN statistics
     re-estimated as :func:`mmst.engine.evaluate_subnet` does), the latency
     of one member. A menu in ``out_dir`` with the same settings is resumed.
-    The batches are decoded once (:func:`cache_loader`, evaluation batches
-    up to ``cache_mb`` MiB): the numbers equal the loaders'.
+    The batches are decoded once (:func:`cache_loader`, up to ``cache_mb``).
 
     Returns:
         dict: ``settings``, ``machine``, ``metric``, ``checkpoints``,
@@ -79,15 +77,13 @@ def build_menu(
         }
         todo_latency = [(s, r) for s, r in rows if r['latency'] is None]
         units.start(resumed, sum(map(len, todo.values())) + len(todo_latency))
-        try:
+        with units.bar:
             for label, path in zip(st.labels, st.checkpoints):
                 if todo[label]:
                     measure.metric_units(
                         units, sweep, st, label, path, todo[label]
                     )
             measure.latency_units(units, sweep, st, prepared, todo_latency)
-        finally:
-            units.bar.close()
     menu['complete'] = _complete(menu, st.labels)
     menu['frontiers'] = {
         label: dict(
@@ -102,8 +98,7 @@ def build_menu(
 
 
 def _open_menu(st: MenuSettings, sweep: Sweep, subs: list, machine: dict):
-    """The menu to resume (same settings) or a new one, and whether it is
-    resumed."""
+    """The menu to resume (same settings) or a new one; whether resumed."""
     settings = fingerprint(st, sweep.cfg, subs, machine)
     menu = load_existing(st.out_dir, settings, st.force)
     resumed = menu is not None
@@ -118,9 +113,8 @@ def _open_menu(st: MenuSettings, sweep: Sweep, subs: list, machine: dict):
 def _prepare_data(
     sweep: Sweep, st: MenuSettings, menu: dict, timings: dict
 ) -> Optional[dict]:
-    """Cache the evaluation and re-estimation batches, record the data
-    facts in ``menu``; return the preprocessed first evaluation batch (the
-    latency input; None for a finished menu)."""
+    """Cache the batches, record the data facts in ``menu``; return the
+    preprocessed first evaluation batch (None for a finished menu)."""
     if menu['members'] and _complete(menu, st.labels):
         return None
     t0 = time.perf_counter()
@@ -149,8 +143,8 @@ def _prepare_data(
 
 
 def _rows(menu: dict, subs: list, sweep: Sweep) -> list:
-    """(subnet, row) of every member, in order: the menu's row when it has
-    one, else a new row with its size and FLOPs (counted once)."""
+    """(subnet, row) of every member, in order: the menu's row, else a new
+    row with its size and FLOPs."""
     rows = {m['name']: m for m in menu['members']}
     ordered, flops_of = [], None
     for sub in subs:

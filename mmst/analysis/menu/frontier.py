@@ -86,8 +86,8 @@ def frontier(
 def _check_choice(
     menu: dict, label: Optional[str], batch_size: Optional[int], bounds
 ) -> Tuple[str, int]:
-    """The label and latency batch size of a choice (defaults filled in),
-    the bounds checked."""
+    """The label and batch size of a choice (defaults filled in), the
+    bounds checked."""
     labels = [c['label'] for c in menu['checkpoints']]
     label = labels[-1] if label is None else label
     if label not in labels:
@@ -128,9 +128,7 @@ def choose_member(
     Raises:
         ValueError: ``label`` or ``batch_size`` is not in the menu, or a
             bound is not a finite number.
-        BudgetError: No member fits; the message names the cheapest member
-            under each constrained cost (the best one under
-            ``min_metric``) with its numbers.
+        BudgetError: No member fits (the nearest one to each bound named).
     """
     names = '--max-latency-ms', '--max-flops', '--min-metric'
     bounds = max_latency_ms, max_flops, min_metric
@@ -168,8 +166,8 @@ def choose_member(
 
 
 def _no_fit(menu, rows, label, batch_size, bounds) -> BudgetError:
-    """The error of an impossible budget: the bounds, and the member
-    nearest to each (by its number, then the metric or the latency)."""
+    """The error of an impossible budget: the bounds, the nearest member
+    to each."""
     rt, metric = menu.get('latency_runtime', 'eager'), menu['metric']
     at = f' ms at batch {batch_size}'
     kinds = (  # the bound's text, the nearest member, its tie-breaker

@@ -1,7 +1,6 @@
-"""The units of a menu (the metric of the members of one checkpoint: one
-pass of :func:`mmst.analysis.open_sweep`'s sweep; the latency of one
-member; how its FLOPs are counted) and the evaluation and re-estimation
-batches they run on, decoded once and kept in memory."""
+"""The units of a menu (the metric of the members of one checkpoint in one
+sweep pass; the latency of one member; its FLOPs) and the batches they run
+on, decoded once and kept in memory."""
 
 import copy
 import functools
@@ -96,9 +95,8 @@ def flops_counter(
 
 
 class Units:
-    """The bookkeeping of one build: the menu, rewritten to
-    ``out_dir/menu.json`` after every finished unit, the timings, the
-    progress bar and the ``on_unit(menu, unit)`` callback."""
+    """One build's bookkeeping: the menu (saved after every unit), the
+    timings, the progress bar and the ``on_unit(menu, unit)`` callback."""
 
     def __init__(self, menu: dict, st, on_unit: Optional[Callable]) -> None:
         self.menu, self.st, self.on_unit = menu, st, on_unit
@@ -129,9 +127,8 @@ class Units:
 def metric_units(
     units: Units, sweep: Sweep, st, label: str, path: str, todo: list
 ) -> None:
-    """The metric (each member a unit) of the members of ``todo``
-    ((subnet, row) pairs) for checkpoint ``label`` at ``path``: one
-    :meth:`~mmst.analysis.Sweep.run` of :class:`TaskMetric`."""
+    """The metric (each member a unit) of ``todo`` ((subnet, row) pairs)
+    for checkpoint ``label`` at ``path``: one :meth:`Sweep.run`."""
     bar, menu = units.bar, units.menu
     bar.set_postfix_str(f'{label}: {len(todo)} member(s)')
     with quiet_logs():
@@ -162,9 +159,8 @@ def metric_units(
 
 
 def _onnx_file(arch, input_shape: Sequence[int], folder: str):
-    """The active sub-network of ``arch`` as an ONNX file in ``folder``
-    (:func:`mmst.deploy.export_onnx`); None, with a warning, when it
-    does not export."""
+    """The active sub-network of ``arch`` as an ONNX file in ``folder``;
+    None, with a warning, when it does not export."""
     from mmst.deploy import export_onnx
 
     path = osp.join(folder, 'member.onnx')
@@ -196,9 +192,8 @@ def _ort_possible(arch, st) -> bool:
 def latency_units(
     units: Units, sweep: Sweep, st, prepared: dict, todo: List[tuple]
 ) -> None:
-    """The latency (each member a unit) of the members of ``todo``
-    ((subnet, row) pairs) at every batch size on ``prepared`` (the
-    preprocessed first batch): eager PyTorch, and ONNX Runtime if asked."""
+    """The latency (each member a unit) of ``todo`` ((subnet, row) pairs)
+    at every batch size on ``prepared``: eager, and ONNX Runtime if asked."""
     if not todo:  # ``prepared`` is None
         return
     arch, elastic = sweep.arch, sweep.elastic

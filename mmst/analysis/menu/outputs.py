@@ -1,5 +1,4 @@
-"""The menu's files: ``menu.csv``, ``menu.md`` and ``menu.png`` (with
-``menu.json``, :func:`write_outputs`)."""
+"""The menu's files: ``menu.json``, ``.csv``, ``.md`` and ``.png``."""
 
 import functools
 import math
@@ -121,8 +120,7 @@ def markdown_table(menu: dict, chosen: Optional[dict] = None) -> str:
 
 
 def _panel(ax, menu: dict, cost: str, scale: float, chosen) -> None:
-    """One cost's scatter of every checkpoint, its frontier as a step
-    line, ``chosen`` ringed."""
+    """One cost's scatter per checkpoint, frontier stepped, chosen ringed."""
     lb = menu['latency_batch_size']
     rt = menu.get('latency_runtime', 'eager')
     for i, label in enumerate(report.labels_of(menu)):
@@ -187,9 +185,8 @@ def write_outputs(
     title: Optional[str] = None,
     chosen: Optional[Tuple[str, dict]] = None,
 ) -> Dict[str, str]:
-    """Write ``menu.json``, ``.csv``, ``.md`` and the plot (default
-    ``out_dir/menu.png``), ``chosen`` = (label, member) marked; return the
-    paths."""
+    """Write ``menu.json``, ``.csv``, ``.md`` and ``.png`` (or
+    ``plot_path``), ``chosen`` = (label, member) marked; return the paths."""
     md = functools.partial(markdown_table, chosen=chosen and chosen[1])
     ring = (chosen[0], chosen[1]['name']) if chosen else None
     png = functools.partial(plot, title=title, chosen=ring)

@@ -38,6 +38,7 @@ _SETTINGS = (
     'space split max_images metric bn_recal_images seed batch_sizes warmup '
     'repeats'
 ).split()
+_WARMUP = 'warmup >= 0, repeats >= 1'
 
 
 def _checkpoint(label: str, path: str) -> dict:
@@ -250,47 +251,25 @@ class MenuSettings:
         self.checkpoints, self.labels = check_checkpoints(
             self.checkpoints, self.labels
         )
-        self._check_batch_sizes()
+        bs = self.batch_sizes = [int(b) for b in self.batch_sizes]
+        if self.latency_batch_size is None and bs:
+            self.latency_batch_size = bs[0]
+        lbs = self.latency_batch_size
+        w, r, t = self.warmup, self.repeats, self.threads
+        one_of = 'one of --batch-sizes ' + ' | '.join(map(str, bs))
         check_bn_recal_images(self.bn_recal_images)
-        if self.warmup < 0 or self.repeats < 1:
-            raise ValueError(
-                f'--warmup {self.warmup} / --repeats {self.repeats} is '
-                'invalid; allowed: warmup >= 0, repeats >= 1'
-            )
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(
-                f'--threads {self.threads} is invalid; allowed: >= 1'
-            )
+        _check_all(  # (allowed?, option and value, what is allowed)
+            (bs and min(bs) >= 1, f'--batch-sizes {bs}', 'integers >= 1'),
+            (len(set(bs)) == len(bs), f'--batch-sizes {bs}', 'distinct sizes'),
+            (lbs in bs, f'--latency-batch-size {lbs}', one_of),
+            (w >= 0 and r >= 1, f'--warmup {w} / --repeats {r}', _WARMUP),
+            (t is None or t >= 1, f'--threads {t}', '>= 1'),
+        )
         self.torch_device = resolve_device(self.device)
-        self._check_runtimes()
-        self.specs = parse_subnet_specs(self.subnets)
-        self.out_dir = self.out_dir or default_out_dir(self.config)
-
-    def _check_batch_sizes(self) -> None:
-        sizes = self.batch_sizes = [int(b) for b in self.batch_sizes]
-        if not sizes or any(b < 1 for b in sizes):
-            raise ValueError(
-                f'--batch-sizes {sizes} is invalid; allowed: integers >= 1'
-            )
-        if len(set(sizes)) < len(sizes):
-            raise ValueError(
-                f'--batch-sizes {sizes} is invalid; allowed: distinct sizes'
-            )
-        if self.latency_batch_size is None:
-            self.latency_batch_size = sizes[0]
-        if self.latency_batch_size not in sizes:
-            raise ValueError(
-                f'--latency-batch-size {self.latency_batch_size} is '
-                'invalid; allowed: one of --batch-sizes '
-                + ' | '.join(map(str, sizes))
-            )
-
-    def _check_runtimes(self) -> None:
+        installed = onnxruntime_available()
         if self.ort is None:
-            self.ort = (
-                onnxruntime_available() and self.torch_device.type == 'cpu'
-            )
-        elif self.ort and not onnxruntime_available():
+            self.ort = installed and self.torch_device.type == 'cpu'
+        if self.ort and not installed:
             raise ValueError(
                 '--onnxruntime needs the onnx and onnxruntime packages (pip '
                 'install onnx onnxruntime); they are not installed'
@@ -302,3 +281,13 @@ class MenuSettings:
                 'latency (--onnxruntime: onnx and onnxruntime installed, '
                 'device cpu)'
             )
+        self.specs = parse_subnet_specs(self.subnets)
+        self.out_dir = self.out_dir or default_out_dir(self.config)
+
+
+def _check_all(*checks) -> None:
+    """A ValueError for the first ``(allowed, given, what is allowed)``
+    that is not allowed."""
+    for ok, given, allowed in checks:
+        if not ok:
+            raise ValueError(f'{given} is invalid; allowed: {allowed}')
