@@ -53,7 +53,7 @@ BUDGETS = (0.1, 0.25, 0.5, 1.0)
 #: a fine-tuning budget into iterations; each run reports what it used
 FT_RATIO = 2.15
 #: at the middle budget: learning rates (the config's first), no warm-up
-FT_LRS = (0.02, 0.05, 0.1)
+FT_LRS = (0.02, 0.005, 0.01, 0.05)
 KNOBS = {
     'N1': {'model.num_subnets': 1},
     'N2': {'model.num_subnets': 2},
@@ -269,9 +269,13 @@ def run(args) -> None:
     """Run the plans' jobs, ``--jobs`` at a time, each in a process."""
     os.makedirs(osp.join(args.work_dir, 'runs'), exist_ok=True)
     pending = plan(args)
-    running = {}  # name -> Popen
+    running = {}  # name -> Popen, or None: started by an earlier `run`
     while pending or running:
         for name, proc in list(running.items()):
+            if proc is None:  # another `run` process started it
+                if _result(args.work_dir, name):
+                    del running[name]
+                continue
             if proc.poll() is None:
                 continue
             del running[name]
@@ -287,8 +291,13 @@ def run(args) -> None:
             pending.remove(job)
             if _result(args.work_dir, spec['name']):
                 continue
-            os.makedirs(spec['work_dir'], exist_ok=True)
             spec_path = osp.join(spec['work_dir'], 'spec.json')
+            if osp.exists(spec_path):
+                # started by an earlier `run` that was stopped: wait for its
+                # result (delete the folder of a run that died to redo it)
+                running[spec['name']] = None
+                continue
+            os.makedirs(spec['work_dir'], exist_ok=True)
             with open(spec_path, 'w') as f:
                 json.dump(spec, f)
             print(
