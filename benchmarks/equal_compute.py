@@ -1,6 +1,7 @@
 """What ST++'s extra cost buys at equal compute, on Fashion-MNIST (ResNet-20).
 
-    python benchmarks/equal_compute.py run PLAN... [--seeds 0 1 2] [--jobs 2]
+    python benchmarks/equal_compute.py run PLAN... [--seeds 0 1 2]
+        [--variant-seeds 0] [--jobs 2]
     python benchmarks/equal_compute.py menu [--jobs 2]
     python benchmarks/equal_compute.py report
 
@@ -15,11 +16,12 @@ stopped ``run`` continues where it stopped):
 - ``finetune``: CT for ``--epochs`` epochs, seed 0 (the main job's CT
   checkpoint), then ST++ fine-tuned from it
   (``resnet20_stpp_ft_fmnist.py``) for budgets of 0.1 .. 1 CT-epoch
-  equivalents, per seed; at the middle budget also other learning rates and
-  no warm-up; and CT fine-tuned from it for the same budgets.
-- ``knobs``: per seed, ST++ with fewer sub-networks per step (N = 1, 2;
-  the config's is 3) and with smaller sub-network inputs, for
-  ``--epochs`` epochs.
+  equivalents, per seed; per ``--variant-seeds``: at the middle budget
+  other learning rates and no warm-up, and CT fine-tuned from it for the
+  same budgets.
+- ``knobs``: per ``--variant-seeds``, ST++ with fewer sub-networks per
+  step (N = 1, 2; the config's is 3) and with smaller sub-network inputs,
+  for ``--epochs`` epochs.
 
 ``menu`` measures every member of the space (BN statistics re-estimated on
 2000 training images each, all 10000 test images, FLOPs) of the
@@ -200,9 +202,12 @@ def plan(args) -> list:
             return (make, [base])
 
         mid = BUDGETS[len(BUDGETS) // 2]
+
+        def warmup(budget):
+            return min(20, round(budget * ipe / FT_RATIO) // 5)
+
         for seed in args.seeds:
             for budget in BUDGETS:
-                warm = min(20, round(budget * ipe / FT_RATIO) // 5)
                 jobs.append(
                     ft(
                         f'ft_b{budget}_s{seed}',
@@ -210,9 +215,11 @@ def plan(args) -> list:
                         budget,
                         seed,
                         FT_RATIO,
-                        warmup=warm,
+                        warmup=warmup(budget),
                     )
                 )
+        for seed in args.variant_seeds:
+            for budget in BUDGETS:
                 jobs.append(
                     ft(
                         f'ctft_b{budget}_s{seed}',
@@ -221,10 +228,9 @@ def plan(args) -> list:
                         seed,
                         1.0,
                         lr=0.02,
-                        warmup=warm,
+                        warmup=warmup(budget),
                     )
                 )
-            warm = min(20, round(mid * ipe / FT_RATIO) // 5)
             for lr in FT_LRS[1:]:
                 jobs.append(
                     ft(
@@ -234,7 +240,7 @@ def plan(args) -> list:
                         seed,
                         FT_RATIO,
                         lr=lr,
-                        warmup=warm,
+                        warmup=warmup(mid),
                     )
                 )
             jobs.append(
@@ -247,7 +253,7 @@ def plan(args) -> list:
                     warmup=0,
                 )
             )
-    for seed in args.seeds if 'knobs' in args.plans else []:
+    for seed in args.variant_seeds if 'knobs' in args.plans else []:
         for knob, overrides in KNOBS.items():
             jobs.append(
                 (
@@ -503,6 +509,14 @@ def main() -> None:
         'spec file; menu-share: run names',
     )
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument(
+        '--variant-seeds',
+        type=int,
+        nargs='+',
+        default=[0],
+        help='seeds of the knobs, the CT fine-tuning and the fine-tuning '
+        'variants (default: 0)',
+    )
     p.add_argument('--epochs', type=int, default=1)
     p.add_argument('--jobs', type=int, default=2)
     p.add_argument(
