@@ -1,117 +1,44 @@
 """Analysis of trained elastic networks as a library: the member sweep,
 the loafing table, logit magnitudes, sub-network cost and latency, the
 depth menu (``docs/analysis.md``); the command-line tools under ``tools/``
-are thin wrappers around it. Exporting a member: :mod:`mmst.deploy`."""
+are thin wrappers around it. Exporting a member: :mod:`mmst.deploy`.
 
-from mmst.subnet.space import resolve_subnet_depths
+The names below are imported from their submodule on first use (the sweep
+imports MMEngine's runner, seconds); the other helpers live in the
+submodules (``mmst.analysis.sweep``, ``.cost``, ``.latency``, ``.menu``).
+"""
 
-from .cost import (
-    FLOPS_CONVENTION,
-    TensorOutputs,
-    count_flops,
-    count_params,
-    flatten_outputs,
-    skipped_blocks,
-)
-from .latency import (
-    eager_latency,
-    machine_info,
-    onnxruntime_latency,
-    resolve_device,
-)
-from .loafing import (
-    markdown_table,
-    plot,
-    run_loafing,
-    write_all,
-    write_csv,
-)
-from .logits import (
-    LogitMagnitude,
-    check_classifier,
-    logit_table,
-    plot_logit_magnitude,
-    run_logit_magnitude,
-    write_logit_magnitude,
-)
-from .menu import (
-    BudgetError,
-    MenuSettingsError,
-    build_menu,
-    choose_member,
-    export_member,
-    frontier,
-    pareto_front,
-    write_outputs,
-)
-from .sweep import (
-    SPLITS,
-    Measure,
-    Sweep,
-    TaskMetric,
-    build_evaluation,
-    build_recal_loader,
-    build_runner,
-    check_bn_recal_images,
-    check_checkpoints,
-    default_labels,
-    input_shape_of,
-    load_config,
-    load_weights,
-    model_space,
-    open_sweep,
-    progress,
-    quiet_logs,
-    select_metric,
-)
+from ..utils import lazy_getattr
 
-__all__ = [
-    'check_bn_recal_images',
-    'FLOPS_CONVENTION',
-    'count_flops',
-    'count_params',
-    'skipped_blocks',
-    'SPLITS',
-    'build_evaluation',
-    'build_recal_loader',
-    'build_runner',
-    'input_shape_of',
-    'load_config',
-    'load_weights',
-    'model_space',
-    'progress',
-    'quiet_logs',
-    'Measure',
-    'Sweep',
-    'TaskMetric',
-    'check_checkpoints',
-    'open_sweep',
-    'default_labels',
-    'markdown_table',
-    'plot',
-    'run_loafing',
-    'select_metric',
-    'write_all',
-    'write_csv',
-    'check_classifier',
-    'LogitMagnitude',
-    'logit_table',
-    'plot_logit_magnitude',
-    'run_logit_magnitude',
-    'write_logit_magnitude',
-    'TensorOutputs',
-    'flatten_outputs',
-    'resolve_subnet_depths',
-    'eager_latency',
-    'machine_info',
-    'onnxruntime_latency',
-    'resolve_device',
-    'BudgetError',
-    'MenuSettingsError',
-    'build_menu',
-    'choose_member',
-    'export_member',
-    'frontier',
-    'pareto_front',
-    'write_outputs',
-]
+# name -> submodule, imported on first access (PEP 562).
+_LAZY = {
+    'FLOPS_CONVENTION': 'cost',
+    'count_flops': 'cost',
+    'count_params': 'cost',
+    'flatten_outputs': 'cost',
+    'Measure': 'sweep',
+    'Sweep': 'sweep',
+    'TaskMetric': 'sweep',
+    'build_evaluation': 'sweep',
+    'build_recal_loader': 'sweep',
+    'build_runner': 'sweep',
+    'input_shape_of': 'sweep',
+    'load_config': 'sweep',
+    'load_weights': 'sweep',
+    'model_space': 'sweep',
+    'open_sweep': 'sweep',
+    'markdown_table': 'loafing',
+    'run_loafing': 'loafing',
+    'write_all': 'loafing',
+    'LogitMagnitude': 'logits',
+    'check_classifier': 'logits',
+    'logit_table': 'logits',
+    'run_logit_magnitude': 'logits',
+    'write_logit_magnitude': 'logits',
+    'build_menu': 'menu',
+    'choose_member': 'menu',
+    'export_member': 'menu',
+}
+__all__ = list(_LAZY)
+
+__getattr__ = lazy_getattr(__name__, _LAZY)
