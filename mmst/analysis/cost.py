@@ -21,32 +21,19 @@ FLOPS_CONVENTION = (
 )
 
 
-def skipped_blocks(
-    elastic: ElasticDepth, subnet: Optional[Subnet]
-) -> List[nn.Module]:
-    """The blocks ``subnet`` skips (None: the full network, none)."""
-    if subnet is None:
-        return []
-    return [
-        block
-        for kept, stage in zip(subnet, elastic.stages)
-        for i, block in enumerate(stage)
-        if i not in kept
-    ]
-
-
 def count_params(
     arch: nn.Module, elastic: ElasticDepth, subnet: Optional[Subnet]
 ) -> int:
     """Parameters of ``arch`` that ``subnet`` uses (all of them for
-    ``subnet=None``): the total less those of the skipped blocks."""
-    total = sum(p.numel() for p in arch.parameters())
-    skipped = sum(
+    ``subnet=None``): the total less those of the blocks it skips."""
+    skipped = [
         p.numel()
-        for block in skipped_blocks(elastic, subnet)
+        for kept, stage in zip(subnet or (), elastic.stages)
+        for i, block in enumerate(stage)
+        if i not in kept
         for p in block.parameters()
-    )
-    return total - skipped
+    ]
+    return sum(p.numel() for p in arch.parameters()) - sum(skipped)
 
 
 class TensorOutputs(nn.Module):

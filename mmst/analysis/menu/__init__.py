@@ -1,44 +1,29 @@
 """The depth menu: every sub-network of a trained elastic model measured on
 the user's device, the Pareto frontier of metric vs cost, and the choice
 of one member under a budget (``docs/depth_menu.md``, which lists the
-modules).
+modules). Its names are imported from their module on first use (PEP 562).
 """
 
-from .build import build_menu, export_member
-from .frontier import (
-    BudgetError,
-    choose_member,
-    frontier,
-    member_cost,
-    member_metric,
-    pareto_front,
-)
-from .measure import CachedBatches, cache_loader
-from .outputs import markdown_table, write_outputs
-from .settings import (
-    MENU_FORMAT,
-    MenuSettings,
-    MenuSettingsError,
-    default_out_dir,
-    load_existing,
-)
+from ...utils import lazy_getattr
 
-__all__ = [
-    'BudgetError',
-    'CachedBatches',
-    'MENU_FORMAT',
-    'MenuSettings',
-    'MenuSettingsError',
-    'build_menu',
-    'cache_loader',
-    'choose_member',
-    'default_out_dir',
-    'export_member',
-    'frontier',
-    'load_existing',
-    'markdown_table',
-    'member_cost',
-    'member_metric',
-    'pareto_front',
-    'write_outputs',
-]
+_LAZY = {
+    'build_menu': 'build',
+    'export_member': 'build',
+    'CachedBatches': 'measure',
+    'cache_loader': 'measure',
+    'BudgetError': 'outputs',
+    'choose_member': 'outputs',
+    'frontier': 'outputs',
+    'markdown_table': 'outputs',
+    'member_cost': 'outputs',
+    'member_metric': 'outputs',
+    'pareto_front': 'outputs',
+    'write_outputs': 'outputs',
+    'MENU_FORMAT': 'settings',
+    'MenuSettings': 'settings',
+    'MenuSettingsError': 'settings',
+    'default_out_dir': 'settings',
+    'load_existing': 'settings',
+}
+__all__ = list(_LAZY)
+__getattr__ = lazy_getattr(__name__, _LAZY)

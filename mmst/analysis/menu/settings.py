@@ -17,7 +17,7 @@ from mmst.subnet import parse_subnet_specs
 from .. import cli
 from ..latency import onnxruntime_available, resolve_device
 from ..sweep import check_bn_recal_images, check_checkpoints
-from .frontier import check_runtime
+from .outputs import check_runtime
 
 #: ``menu.json`` layout version.
 MENU_FORMAT = 'mmst-depth-menu/1'
@@ -49,13 +49,10 @@ class MenuSettingsError(ValueError):
     """An existing ``menu.json`` was made with other settings."""
 
 
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+def file_sha256(path: str) -> str:
     """SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, 'sha256').hexdigest()
 
 
 def _stable(obj: Any) -> Any:
