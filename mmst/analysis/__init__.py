@@ -10,35 +10,17 @@ submodules (``mmst.analysis.sweep``, ``.cost``, ``.latency``, ``.menu``).
 
 from ..utils import lazy_getattr
 
-# name -> submodule, imported on first access (PEP 562).
-_LAZY = {
-    'FLOPS_CONVENTION': 'cost',
-    'count_flops': 'cost',
-    'count_params': 'cost',
-    'flatten_outputs': 'cost',
-    'Measure': 'sweep',
-    'Sweep': 'sweep',
-    'TaskMetric': 'sweep',
-    'build_evaluation': 'sweep',
-    'build_recal_loader': 'sweep',
-    'build_runner': 'sweep',
-    'input_shape_of': 'sweep',
-    'load_config': 'sweep',
-    'load_weights': 'sweep',
-    'model_space': 'sweep',
-    'open_sweep': 'sweep',
-    'markdown_table': 'loafing',
-    'run_loafing': 'loafing',
-    'write_all': 'loafing',
-    'LogitMagnitude': 'logits',
-    'check_classifier': 'logits',
-    'logit_table': 'logits',
-    'run_logit_magnitude': 'logits',
-    'write_logit_magnitude': 'logits',
-    'build_menu': 'menu',
-    'choose_member': 'menu',
-    'export_member': 'menu',
+# submodule -> its names here, imported on first access (PEP 562)
+_NAMES = {
+    'cost': 'FLOPS_CONVENTION count_flops count_params flatten_outputs',
+    'sweep': 'Measure Sweep TaskMetric build_evaluation build_recal_loader '
+    'build_runner input_shape_of load_config load_weights model_space '
+    'open_sweep',
+    'loafing': 'markdown_table run_loafing write_all',
+    'logits': 'LogitMagnitude check_classifier logit_table '
+    'run_logit_magnitude write_logit_magnitude',
+    'menu': 'build_menu choose_member export_member',
 }
+_LAZY = {name: mod for mod, names in _NAMES.items() for name in names.split()}
 __all__ = list(_LAZY)
-
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,24 +6,15 @@ modules). Its names are imported from their module on first use (PEP 562).
 
 from ...utils import lazy_getattr
 
-_LAZY = {
-    'build_menu': 'build',
-    'export_member': 'build',
-    'CachedBatches': 'measure',
-    'cache_loader': 'measure',
-    'BudgetError': 'outputs',
-    'choose_member': 'outputs',
-    'frontier': 'outputs',
-    'markdown_table': 'outputs',
-    'member_cost': 'outputs',
-    'member_metric': 'outputs',
-    'pareto_front': 'outputs',
-    'write_outputs': 'outputs',
-    'MENU_FORMAT': 'settings',
-    'MenuSettings': 'settings',
-    'MenuSettingsError': 'settings',
-    'default_out_dir': 'settings',
-    'load_existing': 'settings',
+# module -> its names here
+_NAMES = {
+    'build': 'build_menu export_member',
+    'measure': 'CachedBatches cache_loader',
+    'outputs': 'BudgetError choose_member frontier markdown_table '
+    'member_cost member_metric pareto_front write_outputs',
+    'settings': 'MENU_FORMAT MenuSettings MenuSettingsError default_out_dir '
+    'load_existing',
 }
+_LAZY = {name: mod for mod, names in _NAMES.items() for name in names.split()}
 __all__ = list(_LAZY)
 __getattr__ = lazy_getattr(__name__, _LAZY)
