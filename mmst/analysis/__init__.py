@@ -5,7 +5,7 @@ are thin wrappers around it. Exporting a member: :mod:`mmst.deploy`.
 
 The names below are imported from their submodule on first use (the sweep
 imports MMEngine's runner, seconds); the other helpers live in the
-submodules (``mmst.analysis.sweep``, ``.cost``, ``.latency``, ``.menu``).
+submodules (``mmst.analysis.sweep``, ``.cost``, ``.menu``).
 """
 
 from ..utils import lazy_getattr

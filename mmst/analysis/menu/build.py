@@ -11,8 +11,7 @@ import torch
 from mmst.engine.bn_recal import check_recal_images, closing_iter
 from mmst.subnet import format_subnet
 
-from ..cost import count_params
-from ..latency import machine_info
+from ..cost import count_params, machine_info
 from ..sweep import Sweep, build_recal_loader, open_sweep, quiet_logs
 from . import measure
 from .outputs import frontier

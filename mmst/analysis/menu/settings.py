@@ -15,7 +15,7 @@ from mmst.fileio import write_json_atomic
 from mmst.subnet import parse_subnet_specs
 
 from .. import cli
-from ..latency import onnxruntime_available, resolve_device
+from ..cost import FLOPS_CONVENTION, onnxruntime_available, resolve_device
 from ..sweep import check_bn_recal_images, check_checkpoints
 from .outputs import check_runtime
 
@@ -106,8 +106,6 @@ def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
 def new_menu(st, settings: dict, machine: dict, space) -> dict:
     """An empty menu of settings ``st`` (``settings``: its
     :func:`fingerprint`) over ``space``."""
-    from ..cost import FLOPS_CONVENTION
-
     return dict(
         format=MENU_FORMAT,
         settings=settings,
