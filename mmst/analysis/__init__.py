@@ -2,15 +2,12 @@
 the loafing table, logit magnitudes, sub-network cost and latency, the
 depth menu (``docs/analysis.md``); the command-line tools under ``tools/``
 are thin wrappers around it. Exporting a member: :mod:`mmst.deploy`.
-
-The names below are imported from their submodule on first use (the sweep
-imports MMEngine's runner, seconds); the other helpers live in the
-submodules (``mmst.analysis.sweep``, ``.cost``, ``.menu``).
+The names below load their submodule on first use (PEP 562; the sweep
+imports MMEngine's runner: seconds); other helpers stay in the submodules.
 """
 
 from ..utils import lazy_getattr
 
-# submodule -> its names here, imported on first access (PEP 562)
 _NAMES = {
     'cost': 'FLOPS_CONVENTION count_flops count_params flatten_outputs',
     'sweep': 'Measure Sweep TaskMetric build_evaluation build_recal_loader '

@@ -9,7 +9,7 @@ import os
 import platform
 import statistics
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -103,7 +103,6 @@ def count_flops(
     traced = arch
     if 'mode' in inspect.signature(arch.forward).parameters:
         traced = TensorOutputs(arch, flatten=False)
-
     active = nullcontext() if elastic is None else elastic.activate(subnet)
     try:
         with quiet_logs(logging.ERROR), active:
@@ -153,13 +152,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
+    with suppress(OSError), open('/proc/cpuinfo') as f:
+        for line in f:
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
@@ -195,14 +191,9 @@ def summarize(times_ms: Sequence[float]) -> Dict[str, float]:
     q1 = q3 = times[0]
     if len(times) > 1:
         q1, _, q3 = statistics.quantiles(times, n=4, method='inclusive')
-    return dict(
-        median_ms=statistics.median(times),
-        q1_ms=q1,
-        q3_ms=q3,
-        iqr_ms=q3 - q1,
-        min_ms=times[0],
-        runs=len(times),
-    )
+    median = statistics.median(times)
+    quartiles = dict(median_ms=median, q1_ms=q1, q3_ms=q3, iqr_ms=q3 - q1)
+    return dict(quartiles, min_ms=times[0], runs=len(times))
 
 
 def time_runs(

@@ -6,7 +6,6 @@ modules). Its names are imported from their module on first use (PEP 562).
 
 from ...utils import lazy_getattr
 
-# module -> its names here
 _NAMES = {
     'build': 'build_menu export_member',
     'measure': 'CachedBatches cache_loader',

@@ -174,10 +174,8 @@ def _onnx_file(arch, input_shape: Sequence[int], folder: str):
     return path
 
 
-def _ort_possible(arch, st) -> bool:
-    """Whether ONNX Runtime latency is asked for and the task exports."""
-    if not st.ort:
-        return False
+def _ort_possible(arch) -> bool:
+    """Whether the task of ``arch`` exports to ONNX (else a warning)."""
     from mmst.deploy import check_onnx_task
 
     try:
@@ -199,7 +197,7 @@ def latency_units(
     input_shape = units.menu['input_shape']
     inputs = prepared['inputs'].to(st.torch_device)
     samples = prepared.get('data_samples')
-    ort_ok = _ort_possible(arch, st)
+    ort_ok = st.ort and _ort_possible(arch)
     for sub, row in todo:
         units.bar.set_postfix_str(f'latency {row["name"]}')
         t0 = time.perf_counter()

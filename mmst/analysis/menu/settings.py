@@ -41,8 +41,8 @@ _SETTINGS = (
 _WARMUP = 'warmup >= 0, repeats >= 1'
 
 
-def _checkpoint(label: str, path: str) -> dict:
-    return dict(label=label, path=osp.abspath(path))
+def _checkpoint(label: str, path: str, **more) -> dict:
+    return dict(label=label, path=osp.abspath(path), **more)
 
 
 class MenuSettingsError(ValueError):
@@ -87,9 +87,7 @@ def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
         config_sha256=config_sha256(cfg),
         cfg_options=_stable(dict(st.cfg_options or {})),
         checkpoints=[
-            dict(
-                _checkpoint(lb, p), size=osp.getsize(p), sha256=file_sha256(p)
-            )
+            _checkpoint(lb, p, size=osp.getsize(p), sha256=file_sha256(p))
             for lb, p in zip(st.labels, st.checkpoints)
         ],
         subnets=[[len(s) for s in sub] for sub in subnets],
