@@ -2,7 +2,7 @@
 
 import importlib.util
 import sys
-from typing import Callable, Tuple, Type
+from typing import Callable, Dict, Tuple, Type
 
 
 def has_package(name: str) -> bool:
@@ -50,3 +50,23 @@ def run_tool(
         print(f'{prog}: error: {e}', file=sys.stderr)
         sys.exit(1)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def lazy_getattr(package: str, names: Dict[str, str]) -> Callable:
+    """A PEP 562 module ``__getattr__`` for ``package``: ``package.NAME``,
+    for ``NAME`` a key of ``names``, imports the submodule ``names[NAME]``
+    (relative to ``package``) on first access and keeps the value in the
+    package; any other name raises AttributeError."""
+
+    def __getattr__(name: str):
+        if name not in names:
+            raise AttributeError(
+                f'module {package!r} has no attribute {name!r}'
+            )
+        value = getattr(
+            importlib.import_module(f'.{names[name]}', package), name
+        )
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__

@@ -1,117 +1,23 @@
 """Analysis of trained elastic networks as a library: the member sweep,
 the loafing table, logit magnitudes, sub-network cost and latency, the
 depth menu (``docs/analysis.md``); the command-line tools under ``tools/``
-are thin wrappers around it. Exporting a member: :mod:`mmst.deploy`."""
+are thin wrappers around it. Exporting a member: :mod:`mmst.deploy`.
+The names below load their submodule on first use (PEP 562; the sweep
+imports MMEngine's runner: seconds); other helpers stay in the submodules.
+"""
 
-from mmst.subnet.space import resolve_subnet_depths
+from ..utils import lazy_getattr
 
-from .cost import (
-    FLOPS_CONVENTION,
-    TensorOutputs,
-    count_flops,
-    count_params,
-    flatten_outputs,
-    skipped_blocks,
-)
-from .latency import (
-    eager_latency,
-    machine_info,
-    onnxruntime_latency,
-    resolve_device,
-)
-from .loafing import (
-    markdown_table,
-    plot,
-    run_loafing,
-    write_all,
-    write_csv,
-)
-from .logits import (
-    LogitMagnitude,
-    check_classifier,
-    logit_table,
-    plot_logit_magnitude,
-    run_logit_magnitude,
-    write_logit_magnitude,
-)
-from .menu import (
-    BudgetError,
-    MenuSettingsError,
-    build_menu,
-    choose_member,
-    export_member,
-    frontier,
-    pareto_front,
-    write_outputs,
-)
-from .sweep import (
-    SPLITS,
-    Measure,
-    Sweep,
-    TaskMetric,
-    build_evaluation,
-    build_recal_loader,
-    build_runner,
-    check_bn_recal_images,
-    check_checkpoints,
-    default_labels,
-    input_shape_of,
-    load_config,
-    load_weights,
-    model_space,
-    open_sweep,
-    progress,
-    quiet_logs,
-    select_metric,
-)
-
-__all__ = [
-    'check_bn_recal_images',
-    'FLOPS_CONVENTION',
-    'count_flops',
-    'count_params',
-    'skipped_blocks',
-    'SPLITS',
-    'build_evaluation',
-    'build_recal_loader',
-    'build_runner',
-    'input_shape_of',
-    'load_config',
-    'load_weights',
-    'model_space',
-    'progress',
-    'quiet_logs',
-    'Measure',
-    'Sweep',
-    'TaskMetric',
-    'check_checkpoints',
+_NAMES = {
+    'cost': 'FLOPS_CONVENTION count_flops count_params flatten_outputs',
+    'sweep': 'Measure Sweep TaskMetric build_evaluation build_recal_loader '
+    'build_runner input_shape_of load_config load_weights model_space '
     'open_sweep',
-    'default_labels',
-    'markdown_table',
-    'plot',
-    'run_loafing',
-    'select_metric',
-    'write_all',
-    'write_csv',
-    'check_classifier',
-    'LogitMagnitude',
-    'logit_table',
-    'plot_logit_magnitude',
-    'run_logit_magnitude',
-    'write_logit_magnitude',
-    'TensorOutputs',
-    'flatten_outputs',
-    'resolve_subnet_depths',
-    'eager_latency',
-    'machine_info',
-    'onnxruntime_latency',
-    'resolve_device',
-    'BudgetError',
-    'MenuSettingsError',
-    'build_menu',
-    'choose_member',
-    'export_member',
-    'frontier',
-    'pareto_front',
-    'write_outputs',
-]
+    'loafing': 'markdown_table run_loafing write_all',
+    'logits': 'LogitMagnitude check_classifier logit_table '
+    'run_logit_magnitude write_logit_magnitude',
+    'menu': 'build_menu choose_member export_member',
+}
+_LAZY = {name: mod for mod, names in _NAMES.items() for name in names.split()}
+__all__ = list(_LAZY)
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -76,14 +76,9 @@ def add_eval_args(
     if split:
         add('--split', choices=SPLITS, default='val')
         add('--max-images', type=int, help='evaluate on the first N images')
-        add(
-            '--max-val-images',
-            dest='max_images',
-            type=int,
-            action=_DeprecatedAlias,
-            new='--max-images',
-            help='deprecated spelling of --max-images',
-        )
+        text = 'deprecated spelling of --max-images'
+        alias = dict(action=_DeprecatedAlias, new='--max-images', help=text)
+        add('--max-val-images', dest='max_images', type=int, **alias)
     text = 'seed of the BN re-estimation images and augmentations'
     add('--seed', type=int, default=0, help=text)
     add_non_strict_argument(p)
@@ -147,8 +142,7 @@ def tool_parser(
         text = 'no progress bar'
         p.add_argument('--no-progress', action='store_true', help=text)
     if plot:
-        p.add_argument(
-            '--plot', help=f'PNG file (default: OUT_DIR/{plot}.png)'
-        )
+        text = f'PNG file (default: OUT_DIR/{plot}.png)'
+        p.add_argument('--plot', help=text)
         p.add_argument('--title', help='plot title')
     return p

@@ -15,8 +15,6 @@ from . import report
 from .loafing import sweep_networks
 from .sweep import Measure
 
-_STATS = ('mean_l2', 'std_l2', 'top1', 'images')
-
 
 def check_classifier(arch: nn.Module) -> None:
     """Raise a ValueError unless ``arch`` is an image classifier."""
@@ -68,7 +66,8 @@ class LogitMagnitude(Measure):
             mean = total / max(count, 1)
             var = max(total_sq / max(count, 1) - mean**2, 0.0)
             top1 = 100.0 * correct / max(count, 1)
-            out.append(dict(zip(_STATS, (mean, var**0.5, top1, count))))
+            std = var**0.5
+            out.append(dict(mean_l2=mean, std_l2=std, top1=top1, images=count))
         return out
 
 

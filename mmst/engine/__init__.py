@@ -11,8 +11,7 @@ imported on first use, by a registry lookup (``type='mmst.SubnetValLoop'``,
 (``from mmst.engine import SubnetValLoop``).
 """
 
-import importlib
-
+from ..utils import lazy_getattr
 from .checkpoint import AtomicLocalBackend, find_resume_checkpoint
 from .safe_globals import allow_mmengine_checkpoint_globals
 from .work_dir_lock import WorkDirLock, WorkDirLockedError
@@ -69,14 +68,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """``mmst.engine.NAME`` for a name of :data:`_LAZY`: imports its
-    submodule on first access."""
-    if name not in _LAZY:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(f'.{_LAZY[name]}', __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__():

@@ -482,7 +482,7 @@ def test_mobilenet_v3_menu_export(tmp_path):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from mmst.analysis.latency import onnxruntime_available
+    from mmst.analysis.cost import onnxruntime_available
     from mmst.apis import prepare_config
     from tests.test_core.common import make_folder_dataset, runner_cfg
 
@@ -612,7 +612,7 @@ def test_detector_menu(tmp_path):
 
 
 def test_latency_helpers():
-    from mmst.analysis.latency import resolve_device, summarize, tile_batch
+    from mmst.analysis.cost import resolve_device, summarize, tile_batch
 
     stats = summarize([4.0, 1.0, 3.0, 2.0, 5.0])
     assert stats['median_ms'] == 3.0 and stats['min_ms'] == 1.0

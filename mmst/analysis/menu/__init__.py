@@ -1,44 +1,19 @@
 """The depth menu: every sub-network of a trained elastic model measured on
 the user's device, the Pareto frontier of metric vs cost, and the choice
 of one member under a budget (``docs/depth_menu.md``, which lists the
-modules).
+modules). Its names are imported from their module on first use (PEP 562).
 """
 
-from .build import build_menu, export_member
-from .frontier import (
-    BudgetError,
-    choose_member,
-    frontier,
-    member_cost,
-    member_metric,
-    pareto_front,
-)
-from .measure import CachedBatches, cache_loader
-from .outputs import markdown_table, write_outputs
-from .settings import (
-    MENU_FORMAT,
-    MenuSettings,
-    MenuSettingsError,
-    default_out_dir,
-    load_existing,
-)
+from ...utils import lazy_getattr
 
-__all__ = [
-    'BudgetError',
-    'CachedBatches',
-    'MENU_FORMAT',
-    'MenuSettings',
-    'MenuSettingsError',
-    'build_menu',
-    'cache_loader',
-    'choose_member',
-    'default_out_dir',
-    'export_member',
-    'frontier',
+_NAMES = {
+    'build': 'build_menu export_member',
+    'measure': 'CachedBatches cache_loader',
+    'outputs': 'BudgetError choose_member frontier markdown_table '
+    'member_cost member_metric pareto_front write_outputs',
+    'settings': 'MENU_FORMAT MenuSettings MenuSettingsError default_out_dir '
     'load_existing',
-    'markdown_table',
-    'member_cost',
-    'member_metric',
-    'pareto_front',
-    'write_outputs',
-]
+}
+_LAZY = {name: mod for mod, names in _NAMES.items() for name in names.split()}
+__all__ = list(_LAZY)
+__getattr__ = lazy_getattr(__name__, _LAZY)

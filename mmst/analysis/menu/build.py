@@ -11,11 +11,10 @@ import torch
 from mmst.engine.bn_recal import check_recal_images, closing_iter
 from mmst.subnet import format_subnet
 
-from ..cost import count_params
-from ..latency import machine_info
+from ..cost import count_params, machine_info
 from ..sweep import Sweep, build_recal_loader, open_sweep, quiet_logs
 from . import measure
-from .frontier import frontier
+from .outputs import frontier
 from .settings import MenuSettings, fingerprint, load_existing, new_menu
 
 UNTRAINED_BN = (

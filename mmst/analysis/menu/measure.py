@@ -15,8 +15,7 @@ import torch
 
 from mmst.engine.bn_recal import _batch_len, closing_iter
 
-from .. import latency as lat
-from ..cost import TensorOutputs, count_flops
+from .. import cost
 from ..sweep import Sweep, TaskMetric, progress, quiet_logs, select_metric
 from .settings import DEFAULT_CACHE_MB, save
 
@@ -84,12 +83,12 @@ def flops_counter(
     backbone), else none (``None``)."""
     candidates = [(arch, 'model')]
     if hasattr(arch, 'extract_feat'):
-        features = TensorOutputs(arch, flatten=False, features=True)
+        features = cost.TensorOutputs(arch, flatten=False, features=True)
         candidates.append((features, 'backbone+neck'))
     for module, scope in candidates:
-        if count_flops(module, input_shape, elastic, None) is not None:
+        if cost.count_flops(module, input_shape, elastic, None) is not None:
             return functools.partial(
-                count_flops, module, input_shape, elastic
+                cost.count_flops, module, input_shape, elastic
             ), scope
     return (lambda sub: None), None
 
@@ -175,10 +174,8 @@ def _onnx_file(arch, input_shape: Sequence[int], folder: str):
     return path
 
 
-def _ort_possible(arch, st) -> bool:
-    """Whether ONNX Runtime latency is asked for and the task exports."""
-    if not st.ort:
-        return False
+def _ort_possible(arch) -> bool:
+    """Whether the task of ``arch`` exports to ONNX (else a warning)."""
     from mmst.deploy import check_onnx_task
 
     try:
@@ -200,7 +197,7 @@ def latency_units(
     input_shape = units.menu['input_shape']
     inputs = prepared['inputs'].to(st.torch_device)
     samples = prepared.get('data_samples')
-    ort_ok = _ort_possible(arch, st)
+    ort_ok = st.ort and _ort_possible(arch)
     for sub, row in todo:
         units.bar.set_postfix_str(f'latency {row["name"]}')
         t0 = time.perf_counter()
@@ -210,12 +207,12 @@ def latency_units(
         ) as onnx_dir, elastic.activate(sub):
             onnx_file = ort_ok and _onnx_file(arch, input_shape, onnx_dir)
             for bs in st.batch_sizes:
-                x, s = lat.tile_batch(inputs, samples, bs)
-                entry[str(bs)] = lat.eager_latency(
+                x, s = cost.tile_batch(inputs, samples, bs)
+                entry[str(bs)] = cost.eager_latency(
                     arch, x, s, st.warmup, st.repeats
                 )
                 if onnx_file:
-                    ort_entry[str(bs)] = lat.onnxruntime_latency(
+                    ort_entry[str(bs)] = cost.onnxruntime_latency(
                         onnx_file, x, st.warmup, st.repeats, st.threads
                     )
         row['latency'] = entry

@@ -15,9 +15,9 @@ from mmst.fileio import write_json_atomic
 from mmst.subnet import parse_subnet_specs
 
 from .. import cli
-from ..latency import onnxruntime_available, resolve_device
+from ..cost import FLOPS_CONVENTION, onnxruntime_available, resolve_device
 from ..sweep import check_bn_recal_images, check_checkpoints
-from .frontier import check_runtime
+from .outputs import check_runtime
 
 #: ``menu.json`` layout version.
 MENU_FORMAT = 'mmst-depth-menu/1'
@@ -41,21 +41,18 @@ _SETTINGS = (
 _WARMUP = 'warmup >= 0, repeats >= 1'
 
 
-def _checkpoint(label: str, path: str) -> dict:
-    return dict(label=label, path=osp.abspath(path))
+def _checkpoint(label: str, path: str, **more) -> dict:
+    return dict(label=label, path=osp.abspath(path), **more)
 
 
 class MenuSettingsError(ValueError):
     """An existing ``menu.json`` was made with other settings."""
 
 
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+def file_sha256(path: str) -> str:
     """SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, 'sha256').hexdigest()
 
 
 def _stable(obj: Any) -> Any:
@@ -90,9 +87,7 @@ def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
         config_sha256=config_sha256(cfg),
         cfg_options=_stable(dict(st.cfg_options or {})),
         checkpoints=[
-            dict(
-                _checkpoint(lb, p), size=osp.getsize(p), sha256=file_sha256(p)
-            )
+            _checkpoint(lb, p, size=osp.getsize(p), sha256=file_sha256(p))
             for lb, p in zip(st.labels, st.checkpoints)
         ],
         subnets=[[len(s) for s in sub] for sub in subnets],
@@ -109,8 +104,6 @@ def fingerprint(st, cfg, subnets: list, machine: dict) -> dict:
 def new_menu(st, settings: dict, machine: dict, space) -> dict:
     """An empty menu of settings ``st`` (``settings``: its
     :func:`fingerprint`) over ``space``."""
-    from ..cost import FLOPS_CONVENTION
-
     return dict(
         format=MENU_FORMAT,
         settings=settings,
