@@ -28,6 +28,8 @@ HERE = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(HERE, 'tools', 'analysis_tools'))
 import depth_menu  # noqa: E402
 
+from mmst.analysis.menu import default_out_dir  # noqa: E402
+
 
 def main() -> None:
     argv = sys.argv[1:]
@@ -56,7 +58,7 @@ def main() -> None:
         machine=menu['machine'],
         torch_threads=torch.get_num_threads(),
     )
-    out_dir = args.out_dir or depth_menu.default_out_dir(args.config)
+    out_dir = args.out_dir or default_out_dir(args.config)
     with open(osp.join(out_dir, 'benchmark.json'), 'w') as f:
         json.dump(report, f, indent=2)
     print(

@@ -59,6 +59,11 @@ def is_st_model(model_cfg: Optional[dict]) -> bool:
     return getattr(type_, '__name__', None) == 'StimulativeTraining'
 
 
+def _is_cost_hook(hook) -> bool:
+    kind = hook.get('type') if isinstance(hook, dict) else None
+    return str(kind).split('.')[-1] == 'STCostHook'
+
+
 def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
     """The config of the plain upstream model that an mmst config trains.
 
@@ -75,7 +80,9 @@ def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
       MMEngine's default wrapper;
     - ``val_cfg`` / ``test_cfg``: mmst's loops (``mmst.SubnetValLoop``)
       become MMEngine's ``ValLoop`` / ``TestLoop`` (``fp16`` kept, the
-      sub-network keys dropped).
+      sub-network keys dropped);
+    - ``custom_hooks``: ``mmst.STCostHook`` (what ST training costs,
+      which ``prepare_config`` adds) removed.
 
     Everything else stays, ``custom_imports`` included: it imports mmst,
     which only registers modules, and a plain model may use them (e.g.
@@ -150,6 +157,10 @@ def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
         wrapper.get('type'), MODEL_WRAPPERS
     ):
         cfg.pop('model_wrapper_cfg')
+
+    hooks = cfg.get('custom_hooks')
+    if hooks and any(_is_cost_hook(h) for h in hooks):
+        cfg.custom_hooks = [h for h in hooks if not _is_cost_hook(h)]
 
     for key, plain_type in PLAIN_LOOPS.items():
         loop = cfg.get(key)

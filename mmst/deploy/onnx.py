@@ -201,7 +201,7 @@ def onnx_parity(
     on the same preprocessed batches and compare every output.
 
     The allowed difference follows from float32 rounding (see
-    :mod:`mmst.analysis.rounding`): for each output,
+    :mod:`mmst.deploy.rounding`): for each output,
     ``2 * gamma(L) * max|output|``, where ``L`` is the number of terms the
     network's summing ops accumulate (:func:`accumulation_length`, counted
     on one image) and ``max|output|`` the largest magnitude of that output

@@ -28,6 +28,8 @@ def _cfg(rel: str) -> Config:
 @pytest.mark.parametrize('rel', ST_CONFIGS)
 def test_st_config_becomes_its_architecture(rel):
     cfg = _cfg(rel)
+    prepare_config(cfg)  # as tools/train.py: adds mmst.STCostHook
+    hooks = cfg.custom_hooks
     before = copy.deepcopy(cfg.to_dict())
     plain = plain_config(cfg)
     assert cfg.to_dict() == before, 'the argument was modified'
@@ -43,11 +45,16 @@ def test_st_config_becomes_its_architecture(rel):
             assert plain[key] == dict(type=loop), plain[key]
         else:
             assert plain.get(key) == cfg.get(key)
+    # the cost of ST training is not measured for the plain model
+    assert plain.custom_hooks == hooks[:-1]
+    assert hooks[-1] == dict(type='mmst.STCostHook')
     # everything else is kept, custom_imports included
     rest = {
         k
         for k in cfg.keys()
-        if k not in ('model', 'model_wrapper_cfg', 'val_cfg', 'test_cfg')
+        if k
+        not in ('model', 'model_wrapper_cfg', 'val_cfg', 'test_cfg')
+        + ('custom_hooks',)
     }
     for key in rest:
         assert plain[key] == cfg[key], key
