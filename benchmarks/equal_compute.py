@@ -2,7 +2,7 @@
 
     python benchmarks/equal_compute.py run PLAN... [--seeds 0 1 2]
         [--variant-seeds 0] [--jobs 2]
-    python benchmarks/equal_compute.py menu [--jobs 2]
+    python benchmarks/equal_compute.py menu [RUN_PREFIX...] [--jobs 2]
     python benchmarks/equal_compute.py report
 
 Plans (each run trains a shipped config with an iteration-based cosine
@@ -24,8 +24,9 @@ stopped ``run`` continues where it stopped):
   for ``--epochs`` epochs.
 
 ``menu`` measures every member of the space (BN statistics re-estimated on
-2000 training images each, all 10000 test images, FLOPs) of the
-``equal`` and ``knobs`` checkpoints (``mmst.analysis.run_loafing`` with
+2000 training images each, all 10000 test images, FLOPs) of the finished
+runs whose names start with a RUN_PREFIX (default ``cteq_`` and
+``stpp_s``: CT at ST++'s compute and ST++) (``mmst.analysis.run_loafing`` with
 ``subnets=('all',)``, the depth menu's numbers without latency);
 ``report`` prints the Markdown tables of docs/benchmarks.md ("What ST++'s
 extra cost buys"). Everything goes to ``--work-dir``
@@ -346,7 +347,7 @@ def menu(args) -> None:
     runs = sorted(
         n[:-5]
         for n in os.listdir(osp.join(args.work_dir, 'runs'))
-        if n.endswith('.json') and not n.startswith(('ft', 'ctft'))
+        if n.endswith('.json') and n.startswith(tuple(args.rest))
     )
     out = osp.join(args.work_dir, 'menu')
     os.makedirs(out, exist_ok=True)
@@ -442,6 +443,33 @@ def _menus(work, prefix, seeds):
     return out
 
 
+def _member_table(menus: dict) -> None:
+    """Every member, sorted by FLOPs: mean +- std top-1 per run kind, its
+    Pareto frontier (of the means, accuracy against FLOPs) marked *."""
+    from mmst.analysis.menu import pareto_front
+
+    first = next(iter(menus.values()))[0]
+    names = sorted(first, key=lambda n: (first[n]['flops'], n))
+    flops = [first[n]['flops'] for n in names]
+    columns = []
+    for runs in menus.values():
+        tops = [[m[n]['top1'] for m in runs] for n in names]
+        front = pareto_front(list(zip(flops, map(statistics.mean, tops))))
+        columns.append(
+            [_ms(t) + (' *' if f else '') for t, f in zip(tops, front)]
+        )
+    print(
+        '\nEvery member: test top-1 (%), mean +- std over seeds, * on the '
+        "run kind's frontier (no member with fewer FLOPs is as accurate); "
+        'MFLOPs per image:\n'
+    )
+    print('| member | MFLOPs | ' + ' | '.join(menus) + ' |')
+    print('|---|---|' + '---|' * len(menus))
+    for i, name in enumerate(names):
+        cells = ' | '.join(c[i] for c in columns)
+        print(f'| {name} | {flops[i] / 1e6:.1f} | {cells} |')
+
+
 def report(args) -> None:
     work, seeds = args.work_dir, args.seeds
     print('Equal compute (every run from scratch):\n')
@@ -462,19 +490,7 @@ def report(args) -> None:
     }
     menus = {p: m for p, m in menus.items() if m}
     if menus:
-        names = list(next(iter(menus.values()))[0])
-        print(
-            '\nEvery member (test top-1 %, mean over seeds; MFLOPs per '
-            'image):\n'
-        )
-        print('| member | MFLOPs | ' + ' | '.join(menus) + ' |')
-        print('|---|---|' + '---|' * len(menus))
-        for n in sorted(
-            names, key=lambda n: menus[next(iter(menus))][0][n]['flops']
-        ):
-            flops = next(iter(menus.values()))[0][n]['flops'] / 1e6
-            cells = [_ms([m[n]['top1'] for m in ms]) for ms in menus.values()]
-            print(f'| {n} | {flops:.1f} | ' + ' | '.join(cells) + ' |')
+        _member_table(menus)
     ft_budgets = [b for b in BUDGETS if _group(work, f'ft_b{b}', seeds)]
     if ft_budgets:
         print('\nFrom the CT checkpoint (seed 0), fine-tuned:\n')
@@ -523,6 +539,8 @@ def main() -> None:
         '--work-dir', default=osp.join(HERE, 'work_dirs', 'equal_compute')
     )
     args = p.parse_args()
+    if args.command == 'menu':
+        args.rest = args.rest or ['cteq_', 'stpp_s']
     if args.command == 'run':
         args.plans = args.rest or ['equal']
         bad = set(args.plans) - {'equal', 'finetune', 'knobs'}
