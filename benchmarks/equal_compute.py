@@ -521,8 +521,8 @@ def main() -> None:
     p.add_argument(
         'rest',
         nargs='*',
-        help='run: plans (equal finetune knobs); train-one: a '
-        'spec file; menu-share: run names',
+        help='run: plans (equal finetune knobs); menu: run name '
+        'prefixes; train-one: a spec file; menu-share: run names',
     )
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument(
