@@ -78,6 +78,7 @@ CONFIG_KINDS: Dict[str, str] = {
     'mmpretrain/fashion_mnist/resnet20_ct_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/resnet20_st_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/resnet20_stpp_fmnist.py': 'fashion_mnist',
+    'mmpretrain/fashion_mnist/resnet20_stpp_ft_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/swin_ct_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/swin_stpp_fmnist.py': 'fashion_mnist',
     'mmpretrain/imagenet/resnet101_st_in1k.py': 'imagenet',
