@@ -88,23 +88,10 @@ def train(spec: dict) -> dict:
         type='IterBasedTrainLoop', max_iters=iters, val_interval=iters
     )
     schedule = [dict(type='CosineAnnealingLR', by_epoch=False, T_max=iters)]
-    if warmup:
-        schedule = [
-            dict(
-                type='LinearLR',
-                start_factor=0.1,
-                by_epoch=False,
-                begin=0,
-                end=warmup,
-            ),
-            dict(
-                type='CosineAnnealingLR',
-                by_epoch=False,
-                begin=warmup,
-                end=iters,
-                T_max=iters - warmup,
-            ),
-        ]
+    if warmup:  # the fine-tuning config's warm-up and decay, other ends
+        schedule = Config.fromfile(STPP_FT).param_scheduler
+        schedule[0].end = schedule[1].begin = warmup
+        schedule[1].end, schedule[1].T_max = iters, iters - warmup
     cfg.param_scheduler = schedule
     if spec.get('lr'):
         cfg.optim_wrapper.optimizer.lr = spec['lr']
