@@ -472,6 +472,97 @@ def test_cli_impossible_budget(trained, menu):
     assert 'choice' not in json.loads((out / 'menu.json').read_text())
 
 
+def _family_metrics(family, loader, evaluator) -> dict:
+    """Each member's metrics, the family's model switched to it, on every
+    batch of ``loader`` (as the menu's TaskMetric)."""
+    found = {}
+    for name in family.members:
+        family.set_member(name)
+        for data in loader:
+            batch = copy.deepcopy(data)
+            outputs = family.model.val_step(batch)
+            evaluator.process(data_samples=outputs, data_batch=batch)
+        found[name] = evaluator.evaluate(len(loader.dataset))
+    return found
+
+
+@fmnist
+def test_family_reproduces_the_menu(trained, menu):
+    """The depth family of E2 (mmst/deploy/family.py, mmst.apis.DepthFamily):
+    plain-loadable by MMEngine; each member, switched to at run time, gives
+    its menu row's metrics exactly; switching away and back gives the same
+    outputs bit for bit; members outside the family and impossible budgets
+    are refused, naming the members."""
+    from mmengine.runner import load_checkpoint
+
+    from mmst.analysis import build_evaluation, build_runner, load_config
+    from mmst.apis import init_family, init_model
+    from mmst.deploy import family_members, read_family, write_family
+
+    result, _ = menu
+    path = trained['root'] / 'family.pth'
+    # default: the members on the latency or FLOPs frontier
+    front = {n for f in result['frontiers']['E2'].values() for n in f}
+    rows = {m['name']: m for m in result['members']}
+    assert [m['name'] for m in family_members(result, 'E2')] == [
+        n for n in rows if n in front
+    ]
+    with pytest.raises(ValueError, match=r'\[2,2,2\]: not measured for .E2.'):
+        family_members(result, 'E2', ['1,1,1', '2,2,2'])
+    summary = write_family(result, str(path), 'E2', SUBNETS)
+    assert summary['members'] == list(rows)
+    assert summary['recal_images'] == RECAL
+    with pytest.raises(FileExistsError, match='--force'):
+        write_family(result, str(path), 'E2')
+    # the full network loads into the plain upstream model with MMEngine's
+    # own loader, strictly
+    plain = init_model(trained['config'])
+    load_checkpoint(plain, str(path), map_location='cpu', strict=True)
+    _, stored = read_family(path)
+    assert (
+        stored['label'] == 'E2' and stored['menu']['metric'] == 'accuracy/top1'
+    )
+
+    family = init_family(trained['config'], path)
+    assert family.members == summary['members'] and family.member is None
+    cfg = load_config(trained['config'])
+    runner = build_runner(cfg, str(trained['root'] / 'family_eval'))
+    loader, evaluator = build_evaluation(runner, cfg)
+    for name, metrics in _family_metrics(family, loader, evaluator).items():
+        assert metrics == rows[name]['results']['E2']['metrics'], name
+
+    data = family.model.data_preprocessor(next(iter(loader)), False)
+    x = data['inputs']
+
+    def out():
+        return family.model(x, mode='tensor')
+
+    family.set_member(None)  # the checkpoint as stored: the plain model
+    reference = init_model(trained['config'], trained['ckpts'][1])
+    assert torch.equal(out(), reference(x, mode='tensor'))
+    a, b = family.members[0], family.members[-1]
+    family.set_member(a)
+    first = out()
+    assert family.set_member(b)['name'] == b and not torch.equal(out(), first)
+    family.set_member(a)
+    assert family.member == a and torch.equal(out(), first)
+    with pytest.raises(ValueError) as e:
+        family.set_member('2,2,2')
+    assert str(e.value) == (
+        'member [2,2,2] is not in this family; allowed: '
+        + ' | '.join(family.members)
+    )
+    with pytest.raises(ValueError, match="member entry 'x' is invalid"):
+        family.set_member('x')
+    # budgets: the family's rows, as the menu's choice
+    best = choose_member(result, 'E2')
+    assert family.for_latency(1e9)['name'] == best['name'] == family.member
+    fewest = min(family.members, key=lambda n: rows[n]['flops'])
+    assert family.for_flops(rows[fewest]['flops'])['name'] == fewest
+    with pytest.raises(BudgetError, match="no member of 'E2' satisfies"):
+        family.for_latency(1e-6)
+
+
 # -- a non-ResNet backbone: MobileNetV3 -------------------------------------
 def test_mobilenet_v3_menu_export(tmp_path):
     """ST MobileNetV3-Small (4 elastic stages of 2, 3, 2, 3 blocks) on a
