@@ -188,7 +188,9 @@ def write_family(
     sweep_args = (st['config'], st['split'], st['max_images'])
     sweep_args += (st['cfg_options'] or None, st['space'])
     sweep_args += (st['bn_recal_images'] if recal else 0, st['seed'])
-    with _threads(st.get('threads')), open_sweep(*sweep_args) as sweep:
+    with _threads(st.get('threads')), open_sweep(
+        *sweep_args, eval_loader=False
+    ) as sweep:
         _check_source(st, path, sweep.cfg)
         ckpt = sweep.load(path, st.get('strict', True))
         stats, used = _member_stats(sweep, rows, device)
