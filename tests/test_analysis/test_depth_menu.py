@@ -520,6 +520,9 @@ def test_family_reproduces_the_menu(trained, menu, evaluation):
     # own loader, strictly: E2 as trained (below)
     plain = init_model(trained['config'])
     load_checkpoint(plain, str(path), map_location='cpu', strict=True)
+    source = torch.load(trained['ckpts'][1], weights_only=False)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, source['state_dict'][key]), key
     _, stored = read_family(path)
     assert (
         stored['label'] == 'E2' and stored['menu']['metric'] == 'accuracy/top1'
