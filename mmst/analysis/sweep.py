@@ -362,12 +362,15 @@ def open_sweep(
     bn_recal_images: int = 2000,
     seed: int = 0,
     recal_loader: bool = True,
+    eval_loader: bool = True,
 ) -> Iterator[Sweep]:
     """The :class:`Sweep` of ``config`` (its runner's logs in a temporary
     folder). ``space``: a preset; ``bn_recal_images``: images per
     re-estimation (0: stored statistics); ``seed``: of the re-estimation
-    images; ``recal_loader=False``: the caller sets ``recal``; the others
-    as :func:`load_config`. Raises ValueError: an invalid argument.
+    images; ``recal_loader=False``: the caller sets ``recal``;
+    ``eval_loader=False``: no evaluation ``loader`` (None; its data set is
+    not read); the others as :func:`load_config`. Raises ValueError: an
+    invalid argument.
     """
     check_bn_recal_images(bn_recal_images)
     cfg = load_config(config, cfg_options, split, max_images)
@@ -376,7 +379,9 @@ def open_sweep(
         elastic, space_ = model_space(runner.model, space)
         has_bn = has_trainable_bn(unwrap_st(runner.model))
         images = bn_recal_images if has_bn else 0
-        loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
+        loader = None
+        if eval_loader:
+            loader = runner.build_dataloader(cfg.get(f'{split}_dataloader'))
         recal = (
             build_recal_loader(cfg, seed) if images and recal_loader else None
         )

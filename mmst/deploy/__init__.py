@@ -1,13 +1,23 @@
 """Deploying sub-networks: a member of the space as a standalone config +
 checkpoint (:mod:`.export`), as an ONNX file checked against PyTorch
 (:mod:`.onnx`) within a bound derived from float32 rounding
-(:mod:`.rounding`); ``docs/analysis.md``, "Exporting a sub-network"."""
+(:mod:`.rounding`); ``docs/analysis.md``, "Exporting a sub-network"; the
+measured members of a depth menu in one family checkpoint
+(:mod:`.family`, ``docs/family.md``)."""
 
 from .export import (
     build_model,
     export_model_subnet,
     export_subnet,
     subnet_config,
+)
+from .family import (
+    FAMILY_FORMAT,
+    FAMILY_KEY,
+    family_members,
+    family_menu,
+    read_family,
+    write_family,
 )
 from .onnx import (
     ONNX_TASKS,
@@ -23,6 +33,12 @@ __all__ = [
     'export_model_subnet',
     'export_subnet',
     'subnet_config',
+    'FAMILY_FORMAT',
+    'FAMILY_KEY',
+    'family_members',
+    'family_menu',
+    'read_family',
+    'write_family',
     'ONNX_TASKS',
     'check_onnx_task',
     'eval_inputs',

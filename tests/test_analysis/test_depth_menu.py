@@ -272,27 +272,29 @@ def test_menu_contents_and_files(menu):
     assert Path(paths['png']).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
+@pytest.fixture(scope='module')
+def evaluation(trained):
+    """``(cfg, runner, loader, evaluator)`` of the tiny config's
+    evaluation, as ``tools/test.py`` builds them."""
+    from mmst.analysis import build_evaluation, build_runner, load_config
+
+    cfg = load_config(trained['config'])
+    runner = build_runner(cfg, str(trained['root'] / 'plain_eval'))
+    return (cfg, runner, *build_evaluation(runner, cfg))
+
+
 @fmnist
-def test_cached_batches_give_the_loaders_numbers(trained, menu):
+def test_cached_batches_give_the_loaders_numbers(trained, menu, evaluation):
     """The menu shares decoded batches across members; mmst.engine's
     evaluate_subnet on freshly built loaders gives the same numbers."""
-    from mmst.analysis import (
-        build_evaluation,
-        build_recal_loader,
-        build_runner,
-        load_config,
-        load_weights,
-        model_space,
-    )
+    from mmst.analysis import build_recal_loader, load_weights, model_space
     from mmst.engine import evaluate_subnet
     from mmst.subnet import SubnetSpace
 
     result, _ = menu
-    cfg = load_config(trained['config'])
-    runner = build_runner(cfg, str(trained['root'] / 'plain_eval'))
+    cfg, runner, loader, evaluator = evaluation
     load_weights(runner, trained['ckpts'][1])
     elastic, _ = model_space(runner.model)
-    loader, evaluator = build_evaluation(runner, cfg)
     recal = build_recal_loader(cfg, 0)
     space = SubnetSpace(elastic.stage_depths)
     for member in (result['members'][0], result['members'][2]):
@@ -472,6 +474,97 @@ def test_cli_impossible_budget(trained, menu):
     assert 'choice' not in json.loads((out / 'menu.json').read_text())
 
 
+def _family_metrics(family, loader, evaluator) -> dict:
+    """Each member's metrics, the family's model switched to it, on every
+    batch of ``loader`` (as the menu's TaskMetric)."""
+    found = {}
+    for name in family.members:
+        family.set_member(name)
+        for data in loader:
+            batch = copy.deepcopy(data)
+            with torch.no_grad():
+                outputs = family.model.val_step(batch)
+            evaluator.process(data_samples=outputs, data_batch=batch)
+        found[name] = evaluator.evaluate(len(loader.dataset))
+    return found
+
+
+@fmnist
+def test_family_reproduces_the_menu(trained, menu, evaluation):
+    """The depth family of E2 (mmst/deploy/family.py, mmst.apis.DepthFamily):
+    plain-loadable by MMEngine; each member, switched to at run time, gives
+    its menu row's metrics exactly; switching away and back gives the same
+    outputs bit for bit; members outside the family and impossible budgets
+    are refused, naming the members."""
+    from mmengine.runner import load_checkpoint
+
+    from mmst.apis import init_family, init_model
+    from mmst.deploy import family_members, read_family, write_family
+
+    result, _ = menu
+    path = trained['root'] / 'family.pth'
+    # default: the members on the latency or FLOPs frontier
+    front = {n for f in result['frontiers']['E2'].values() for n in f}
+    rows = {m['name']: m for m in result['members']}
+    assert [m['name'] for m in family_members(result, 'E2')] == [
+        n for n in rows if n in front
+    ]
+    with pytest.raises(ValueError, match=r'\[2,2,2\]: not measured for .E2.'):
+        family_members(result, 'E2', ['1,1,1', '2,2,2'])
+    summary = write_family(result, str(path), 'E2', SUBNETS)
+    assert summary['members'] == list(rows)
+    assert summary['recal_images'] == RECAL
+    with pytest.raises(FileExistsError, match='--force'):
+        write_family(result, str(path), 'E2')
+    # the full network loads into the plain upstream model with MMEngine's
+    # own loader, strictly: E2 as trained (below)
+    plain = init_model(trained['config'])
+    load_checkpoint(plain, str(path), map_location='cpu', strict=True)
+    source = torch.load(trained['ckpts'][1], weights_only=False)
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, source['state_dict'][key]), key
+    _, stored = read_family(path)
+    assert (
+        stored['label'] == 'E2' and stored['menu']['metric'] == 'accuracy/top1'
+    )
+
+    family = init_family(trained['config'], path)
+    assert family.members == summary['members'] and family.member is None
+    _, _, loader, evaluator = evaluation
+    for name, metrics in _family_metrics(family, loader, evaluator).items():
+        assert metrics == rows[name]['results']['E2']['metrics'], name
+
+    data = family.model.data_preprocessor(next(iter(loader)), False)
+    x = data['inputs']
+
+    def out():
+        return family.model(x, mode='tensor')
+
+    family.set_member(None)  # the checkpoint as stored: the plain model
+    assert torch.equal(out(), plain(x, mode='tensor'))
+    a, b = family.members[0], family.members[-1]
+    family.set_member(a)
+    first = out()
+    assert family.set_member(b)['name'] == b and not torch.equal(out(), first)
+    family.set_member(a)
+    assert family.member == a and torch.equal(out(), first)
+    with pytest.raises(ValueError) as e:
+        family.set_member('2,2,2')
+    assert str(e.value) == (
+        'member [2,2,2] is not in this family; allowed: '
+        + ' | '.join(family.members)
+    )
+    with pytest.raises(ValueError, match="member entry 'x' is invalid"):
+        family.set_member('x')
+    # budgets: the family's rows, as the menu's choice
+    best = choose_member(result, 'E2')
+    assert family.for_latency(1e9)['name'] == best['name'] == family.member
+    fewest = min(family.members, key=lambda n: rows[n]['flops'])
+    assert family.for_flops(rows[fewest]['flops'])['name'] == fewest
+    with pytest.raises(BudgetError, match="no member of 'E2' satisfies"):
+        family.for_latency(1e-6)
+
+
 # -- a non-ResNet backbone: MobileNetV3 -------------------------------------
 def test_mobilenet_v3_menu_export(tmp_path):
     """ST MobileNetV3-Small (4 elastic stages of 2, 3, 2, 3 blocks) on a
@@ -567,25 +660,31 @@ def test_mobilenet_v3_menu_export(tmp_path):
 
 # -- a detector: ST* Faster R-CNN on generated COCO --------------------------
 def test_detector_menu(tmp_path):
-    """The menu of ST* Faster R-CNN (shrunk ResNet-50, generated COCO):
-    box mAP, FLOPs and the latency of the detector's tensor-mode forward
-    for two members; the budget choice and the export of the chosen one."""
-    from mmst.analysis import build_runner
+    """The menu of ST* Faster R-CNN (shrunk ResNet-50, generated COCO;
+    BN layers training, ``norm_eval=False``, so each member's statistics are
+    re-estimated): box mAP, FLOPs and the latency of the detector's
+    tensor-mode forward for two members; the budget choice and the export
+    of the chosen one; the depth family of both (``--family``): each
+    member's metrics from it equal the menu's, switching back gives the
+    same backbone features bit for bit."""
+    from mmst.analysis import build_evaluation, build_runner
+    from mmst.apis import init_family
     from tests.test_downstream.data import make_coco, tiny_config
 
     root = make_coco(tmp_path / 'coco')
     cfg = tiny_config(
         str(REPO / 'configs' / 'faster_rcnn_r50_st.py'), 'coco', root
     )
+    cfg.model.architecture.backbone.norm_eval = False
     config = tmp_path / 'faster_rcnn_tiny.py'
     cfg.dump(str(config))
     # initial weights: the numbers do not matter here, the sweep does
     from mmst.analysis import load_config
 
-    runner = build_runner(load_config(str(config)), str(tmp_path / 'build'))
+    loaded = load_config(str(config))
+    runner = build_runner(loaded, str(tmp_path / 'build'))
     ckpt = tmp_path / 'init.pth'
     torch.save(dict(state_dict=runner.model.state_dict(), meta={}), ckpt)
-    del runner
 
     out = tmp_path / 'menu'
     menu = _tool().main(
@@ -594,8 +693,11 @@ def test_detector_menu(tmp_path):
         + ['--batch-sizes', '1', '--warmup', '0', '--repeats', '1']
         + ['--threads', '1', '--no-progress', '--no-onnxruntime']
         + ['--out-dir', str(out), '--export', str(tmp_path / 'export')]
+        + ['--family', str(tmp_path / 'family.pth')]
+        + ['--family-members', 'smallest', 'full']
     )
     assert menu['metric'] == 'coco/bbox_mAP'
+    assert menu['bn_stats'] == 're-estimated'
     assert menu['eval_images'] == 2
     small, full = menu['members']
     # the two-stage detector's tensor forward needs data samples: FLOPs of
@@ -609,6 +711,21 @@ def test_detector_menu(tmp_path):
     summary = menu['choice']['export']
     assert Path(summary['checkpoint']).is_file()
     assert (out / 'menu.png').is_file()
+
+    assert menu['family']['members'] == [small['name'], full['name']]
+    family = init_family(None, menu['family']['path'])  # the menu's config
+    loader, evaluator = build_evaluation(runner, loaded)
+    for name, metrics in _family_metrics(family, loader, evaluator).items():
+        row = small if name == small['name'] else full
+        assert metrics == row['results']['init']['metrics'], name
+    x = family.model.data_preprocessor(next(iter(loader)), False)['inputs']
+    feats = []
+    for name in (small['name'], full['name'], small['name']):
+        family.set_member(name)
+        with torch.no_grad():
+            feats.append(family.model.extract_feat(x)[0])
+    assert torch.equal(feats[0], feats[2])
+    assert not torch.equal(feats[0], feats[1])
 
 
 def test_latency_helpers():

@@ -12,7 +12,8 @@ exported. See docs/depth_menu.md.
         [--threads N]
         [--onnxruntime | --no-onnxruntime]
         [--max-latency-ms MS] [--max-flops N] [--min-metric V]
-        [--select LABEL] [--export DIR [--onnx]] [--out-dir DIR]
+        [--select LABEL] [--export DIR [--onnx]]
+        [--family OUT.pth [--family-members SPEC ...]] [--out-dir DIR]
         [--plot FILE] [--title TEXT] [--force] [--no-progress]
         [--non-strict] [--cfg-options k=v ...]
 """
@@ -30,6 +31,7 @@ from mmst.analysis.menu import (
     markdown_table,
     write_outputs,
 )
+from mmst.deploy.family import write_family
 
 PROG = 'depth_menu'
 
@@ -110,11 +112,30 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     text = 'with --export: also an ONNX file'
     p.add_argument('--onnx', action='store_true', help=text)
-    text = 'restart a menu made with other settings (and overwrite an export)'
+    p.add_argument(
+        '--family',
+        metavar='OUT.pth',
+        help='write a depth-family checkpoint of the --select checkpoint: '
+        'the weights once, each member with its BN statistics and '
+        'measurements (docs/family.md)',
+    )
+    p.add_argument(
+        '--family-members',
+        nargs='+',
+        metavar='SPEC',
+        help='with --family: these members (default: the latency and FLOPs '
+        'Pareto frontiers)',
+    )
+    text = (
+        'restart a menu made with other settings (and overwrite an export '
+        'or a family)'
+    )
     p.add_argument('--force', action='store_true', help=text)
     args = p.parse_args(argv)
     if args.onnx and not args.export:
         p.error('--onnx needs --export DIR')
+    if args.family_members and not args.family:
+        p.error('--family-members needs --family OUT.pth')
     return args
 
 
@@ -178,6 +199,17 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         print('exported ' + ', '.join(files))
         if 'onnx_parity' in summary:
             print(f'ONNX parity: {summary["onnx_parity"]}')
+    if args.family:
+        family = write_family(
+            menu,
+            args.family,
+            args.select,
+            args.family_members,
+            force=args.force,
+        )
+        menu['family'] = family
+        names = ' '.join(family['members'])
+        print(f'wrote family {family["path"]} ({family["label"]}: {names})')
     print('wrote ' + ', '.join(paths.values()))
     return menu
 
