@@ -194,7 +194,7 @@ class DepthFamily:
             BudgetError: No member fits (the nearest one to each bound
                 named); ValueError: an invalid bound or batch size.
         """
-        from mmst.analysis.menu.frontier import choose_member
+        from mmst.analysis.menu.outputs import choose_member
 
         row = choose_member(
             self.menu,

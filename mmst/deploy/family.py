@@ -66,7 +66,7 @@ def family_members(
             member has no metric for ``label`` in the menu (the message
             names the members that have one).
     """
-    from mmst.analysis.menu.frontier import frontier, member_metric
+    from mmst.analysis.menu.outputs import frontier, member_metric
     from mmst.subnet import SubnetSpace, format_subnet, resolve_subnets
 
     label = _label_of(menu, label)
@@ -173,7 +173,7 @@ def write_family(
             config changed since the menu (SHA-256).
         CheckpointError: The checkpoint no longer loads.
     """
-    from mmst.analysis.latency import resolve_device
+    from mmst.analysis.cost import resolve_device
     from mmst.analysis.sweep import open_sweep
 
     from .export import check_outputs
