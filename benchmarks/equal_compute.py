@@ -194,18 +194,20 @@ def plan(args) -> list:
         def warmup(budget):
             return min(20, round(budget * ipe / FT_RATIO) // 5)
 
-        for seed in args.seeds:
-            for budget in BUDGETS:
-                jobs.append(
-                    ft(
-                        f'ft_b{budget}_s{seed}',
-                        STPP_FT,
-                        budget,
-                        seed,
-                        FT_RATIO,
-                        warmup=warmup(budget),
-                    )
-                )
+        curve = [
+            ft(
+                f'ft_b{budget}_s{seed}',
+                STPP_FT,
+                budget,
+                seed,
+                FT_RATIO,
+                warmup=warmup(budget),
+            )
+            for seed in args.seeds
+            for budget in BUDGETS
+        ]
+        # the first seed's curve, the variants, then the other seeds
+        jobs += curve[: len(BUDGETS)]
         for seed in args.variant_seeds:
             for budget in BUDGETS:
                 jobs.append(
@@ -241,6 +243,7 @@ def plan(args) -> list:
                     warmup=0,
                 )
             )
+        jobs += curve[len(BUDGETS) :]
     for seed in args.variant_seeds if 'knobs' in args.plans else []:
         for knob, overrides in KNOBS.items():
             jobs.append(
