@@ -2,8 +2,9 @@
 Fashion-MNIST: the loafing table (tools/analysis_tools/loafing.py), the
 logit magnitude (logit_magnitude.py), and a sub-network extracted with
 tools/model_converters/extract_subnet.py, which ``tools/test.py`` must
-evaluate to exactly the loafing table's number; and that the tools are
-thin command lines over mmst.analysis, none importing another by path."""
+evaluate to exactly the loafing table's number; ST++ fine-tuned from the
+probed checkpoint; and that the tools are thin command lines over
+mmst.analysis, none importing another by path."""
 
 import ast
 import csv
@@ -17,11 +18,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tests.test_distributed.common import repo_module, tools_test
+from tests.test_distributed.common import repo_module, run_tool, tools_test
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / 'data' / 'fashion_mnist'
 CT_CONFIG = REPO / 'configs/mmpretrain/fashion_mnist/resnet20_ct_fmnist.py'
+FT_CONFIG = (
+    REPO / 'configs/mmpretrain/fashion_mnist/resnet20_stpp_ft_fmnist.py'
+)
 LOAFING = REPO / 'tools' / 'analysis_tools' / 'loafing.py'
 LOGITS = REPO / 'tools' / 'analysis_tools' / 'logit_magnitude.py'
 EXTRACT = REPO / 'tools' / 'model_converters' / 'extract_subnet.py'
@@ -298,6 +302,57 @@ def test_extract_subnet_refusals(tools, trained):
     assert 'mmst' in fixed.custom_imports['imports']
     with pytest.raises(ValueError, match='fixed sub-network already'):
         subnet_config(fixed, [1, 1, 1, 1])
+
+
+def test_stpp_finetune_from_the_probed_checkpoint(trained, loafing_result):
+    """docs/usage.md, "ST++ from a checkpoint you already have": the
+    loafing table probed the CT checkpoint (a plain mmpretrain classifier's
+    keys, as a model-zoo checkpoint); ``tools/train.py`` fine-tunes it with
+    the shipped config, shortened with the documented ``--cfg-options``,
+    and reports the same networks on the same images beside the cost. How
+    much the sub-networks gain is measured at full scale (docs/
+    benchmarks.md): 4 iterations here only show the path works."""
+    root = trained['root']
+    config = root / 'ft_fmnist.py'
+    config.write_text(
+        Path(trained['config'])
+        .read_text()
+        .replace(str(CT_CONFIG), str(FT_CONFIG))
+        + f'val_cfg = dict(bn_recal_images={RECAL})\n'
+    )
+    work, iters = root / 'ft', 4
+    run_tool(
+        'train',
+        config,
+        '--work-dir',
+        work,
+        '--cfg-options',
+        f'load_from={trained["ckpts"][1]}',
+        f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={iters}',
+        'param_scheduler.0.end=1',
+        'param_scheduler.1.begin=1',
+        f'param_scheduler.1.end={iters}',
+        f'param_scheduler.1.T_max={iters - 1}',
+    )
+    (scalars,) = work.glob('*/vis_data/scalars.json')
+    rows = [json.loads(line) for line in scalars.read_text().splitlines()]
+    after = next(r for r in rows if 'accuracy/top1' in r)
+    probe, _ = loafing_result
+    for net in probe['networks'][:2]:  # main, [1,1,1]
+        key = 'accuracy/top1'
+        key = key if net['name'] == 'main' else f'subnet{net["name"]}/{key}'
+        assert key in after, sorted(after)
+    # the CT weights were loaded: far above chance (10%) at once
+    assert after['accuracy/top1'] > 20.0, after
+    (cost,) = work.glob('*/cost.json')
+    cost = json.loads(cost.read_text())
+    assert cost['iters'] == iters and 1.2 < cost['flops_ratio'] < 3.0
+    per_epoch = 1024 // 64
+    assert cost['ct_epochs'] == pytest.approx(
+        cost['flops_ratio'] * iters / per_epoch, rel=1e-12
+    )
+    assert after['cost/ct_epochs'] == cost['ct_epochs']
 
 
 def test_logit_magnitude(tools, trained, loafing_result):
