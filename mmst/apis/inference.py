@@ -82,7 +82,8 @@ def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
       become MMEngine's ``ValLoop`` / ``TestLoop`` (``fp16`` kept, the
       sub-network keys dropped);
     - ``custom_hooks``: ``mmst.STCostHook`` (what ST training costs,
-      which ``prepare_config`` adds) removed.
+      which ``prepare_config`` adds) removed (the key too when no other
+      hook is left).
 
     Everything else stays, ``custom_imports`` included: it imports mmst,
     which only registers modules, and a plain model may use them (e.g.
@@ -160,7 +161,11 @@ def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
 
     hooks = cfg.get('custom_hooks')
     if hooks and any(_is_cost_hook(h) for h in hooks):
-        cfg.custom_hooks = [h for h in hooks if not _is_cost_hook(h)]
+        kept = [h for h in hooks if not _is_cost_hook(h)]
+        if kept:
+            cfg.custom_hooks = kept
+        else:  # as before prepare_config added it
+            cfg.pop('custom_hooks')
 
     for key, plain_type in PLAIN_LOOPS.items():
         loop = cfg.get(key)
