@@ -55,8 +55,12 @@ BUDGETS = (0.1, 0.25, 0.5, 1.0)
 #: ST++'s FLOPs ratio (cost.json of the ``equal`` seed-0 run) used to turn
 #: a fine-tuning budget into iterations; each run reports what it used
 FT_RATIO = 2.15
-#: at the middle budget: learning rates (the config's first), no warm-up
+#: the learning rate of the curve, then the others tried at the middle
+#: budget (with no warm-up too)
 FT_LRS = (0.02, 0.005, 0.01, 0.05)
+#: the shipped fine-tuning config's learning rate (the best of FT_LRS),
+#: run on every seed at the middle budget
+FT_CONFIG_LR = 0.05
 KNOBS = {
     'N1': {'model.num_subnets': 1},
     'N2': {'model.num_subnets': 2},
@@ -244,6 +248,19 @@ def plan(args) -> list:
                 )
             )
         jobs += curve[len(BUDGETS) :]
+        jobs += [
+            ft(
+                f'ft_b{mid}_lr{FT_CONFIG_LR}_s{seed}',
+                STPP_FT,
+                mid,
+                seed,
+                FT_RATIO,
+                lr=FT_CONFIG_LR,
+                warmup=warmup(mid),
+            )
+            for seed in args.seeds
+            if seed not in args.variant_seeds
+        ]
     for seed in args.variant_seeds if 'knobs' in args.plans else []:
         for knob, overrides in KNOBS.items():
             jobs.append(
