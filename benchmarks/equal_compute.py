@@ -479,6 +479,12 @@ def _member_table(menus: dict) -> None:
 
 def report(args) -> None:
     work, seeds = args.work_dir, args.seeds
+    if not _group(work, 'stpp', seeds):
+        raise SystemExit(
+            f'no ST++ results in {work}/runs: run `python '
+            'benchmarks/equal_compute.py run equal` first (or give '
+            '--work-dir)'
+        )
     print('Equal compute (every run from scratch):\n')
     print(HEADER)
     for label, prefix in (
@@ -505,10 +511,16 @@ def report(args) -> None:
         print(_row('start: CT checkpoint', _group(work, 'ct', [0])))
         for b in ft_budgets:
             print(
-                _row(f'ST++ ft, budget {b}', _group(work, f'ft_b{b}', seeds))
+                _row(
+                    f'ST++ ft, budget {b}, lr 0.02',
+                    _group(work, f'ft_b{b}', seeds),
+                )
             )
             print(
-                _row(f'CT ft, budget {b}', _group(work, f'ctft_b{b}', seeds))
+                _row(
+                    f'CT ft, budget {b}, lr 0.02',
+                    _group(work, f'ctft_b{b}', seeds),
+                )
             )
         mid = BUDGETS[len(BUDGETS) // 2]
         for lr in FT_LRS[1:]:
@@ -517,13 +529,16 @@ def report(args) -> None:
                 print(_row(f'ST++ ft, budget {mid}, lr {lr}', runs))
         runs = _group(work, f'ft_b{mid}_nowarm', seeds)
         if runs:
-            print(_row(f'ST++ ft, budget {mid}, no warm-up', runs))
+            print(_row(f'ST++ ft, budget {mid}, lr 0.02, no warm-up', runs))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument(
-        'command', choices=['run', 'menu', 'report', 'train-one', 'menu-share']
+        'command',
+        choices=['run', 'menu', 'report', 'train-one', 'menu-share'],
+        help='run, menu, report (train-one and menu-share: what run and '
+        'menu start in their processes)',
     )
     p.add_argument(
         'rest',
@@ -531,7 +546,13 @@ def main() -> None:
         help='run: plans (equal finetune knobs); menu: run name '
         'prefixes; train-one: a spec file; menu-share: run names',
     )
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        default=[0, 1, 2],
+        help='seeds of ST++, CT and the fine-tuning curve (default: 0 1 2)',
+    )
     p.add_argument(
         '--variant-seeds',
         type=int,
@@ -540,10 +561,23 @@ def main() -> None:
         help='seeds of the knobs, the CT fine-tuning and the fine-tuning '
         'variants (default: 0)',
     )
-    p.add_argument('--epochs', type=int, default=1)
-    p.add_argument('--jobs', type=int, default=2)
     p.add_argument(
-        '--work-dir', default=osp.join(HERE, 'work_dirs', 'equal_compute')
+        '--epochs',
+        type=int,
+        default=1,
+        help='epochs of ST++ (and of CT at the same iterations; default 1)',
+    )
+    p.add_argument(
+        '--jobs',
+        type=int,
+        default=2,
+        help='runs at a time, one torch thread each (default 2)',
+    )
+    p.add_argument(
+        '--work-dir',
+        default=osp.join(HERE, 'work_dirs', 'equal_compute'),
+        help='results, checkpoints and logs (default: '
+        'work_dirs/equal_compute in the repository)',
     )
     args = p.parse_args()
     if args.command == 'menu':
