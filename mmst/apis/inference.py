@@ -28,7 +28,7 @@ from mmst.converters.checkpoint_io import (  # noqa: F401  (load_checkpoint)
     state_dict_of,
 )
 
-from .launch import ST_TYPES
+from .launch import ST_TYPES, is_cost_hook
 
 # Loop configs of the plain model replacing mmst's loops.
 PLAIN_LOOPS = {'val_cfg': 'ValLoop', 'test_cfg': 'TestLoop'}
@@ -57,11 +57,6 @@ def is_st_model(model_cfg: Optional[dict]) -> bool:
     if isinstance(type_, str):
         return type_ in ST_TYPES
     return getattr(type_, '__name__', None) == 'StimulativeTraining'
-
-
-def _is_cost_hook(hook) -> bool:
-    kind = hook.get('type') if isinstance(hook, dict) else None
-    return str(kind).split('.')[-1] == 'STCostHook'
 
 
 def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
@@ -160,8 +155,8 @@ def plain_config(cfg_or_path: Union[str, os.PathLike, Config]) -> Config:
         cfg.pop('model_wrapper_cfg')
 
     hooks = cfg.get('custom_hooks')
-    if hooks and any(_is_cost_hook(h) for h in hooks):
-        kept = [h for h in hooks if not _is_cost_hook(h)]
+    if hooks and any(is_cost_hook(h) for h in hooks):
+        kept = [h for h in hooks if not is_cost_hook(h)]
         if kept:
             cfg.custom_hooks = kept
         else:  # as before prepare_config added it

@@ -274,12 +274,17 @@ def init_process_group(cfg: Config, launcher: str) -> None:
     )
 
 
+def is_cost_hook(hook) -> bool:
+    """Whether a ``custom_hooks`` entry is ``mmst.STCostHook``."""
+    kind = hook.get('type') if isinstance(hook, dict) else None
+    return str(kind).split('.')[-1] == 'STCostHook'
+
+
 def add_cost_hook(cfg: Config) -> None:
     """Append ``dict(type='mmst.STCostHook')`` to ``cfg.custom_hooks``
     unless a hook of that type is there."""
     hooks = list(cfg.get('custom_hooks') or [])
-    types = {str(h.get('type', '')).split('.')[-1] for h in hooks}
-    if 'STCostHook' not in types:
+    if not any(is_cost_hook(h) for h in hooks):
         cfg.custom_hooks = hooks + [dict(type='mmst.STCostHook')]
 
 
