@@ -3,6 +3,7 @@ from .stimulative import (
     elastic_of,
     freeze_bn_running_stats,
     one_iteration,
+    subnet_weight,
     unwrap_st,
 )
 
@@ -11,5 +12,6 @@ __all__ = [
     'StimulativeTraining',
     'freeze_bn_running_stats',
     'one_iteration',
+    'subnet_weight',
     'unwrap_st',
 ]

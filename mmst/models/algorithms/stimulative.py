@@ -41,6 +41,32 @@ BN_STATS_MODES = ('main', 'shared')
 SUBNET_LOSSES = ('kl', 'task')
 # Message-hub key of the rank-independent seed of the sub-network sequence.
 SEQUENCE_SEED_KEY = 'mmst_subnet_seed'
+#: Keys of ``subnet_schedule`` and their defaults.
+SCHEDULE_DEFAULTS = dict(begin=0, warmup=0, by_epoch=False)
+
+
+def subnet_weight(step: int, begin: int = 0, warmup: int = 0) -> float:
+    """The weight of the sub-network losses at ``step`` (an iteration or
+    an epoch, counted from 0 as MMEngine does) under
+    ``subnet_schedule=dict(begin=begin, warmup=warmup)``.
+
+    0 before ``begin`` (no sub-network pass runs); from ``begin`` on
+    ``min(1, (step - begin + 1) / (warmup + 1))``: a linear rise over the
+    ``warmup`` steps from ``begin``, ``1 / (warmup + 1)`` at ``begin``,
+    then 1 from ``begin + warmup`` on (``warmup=0``: 1 from ``begin``).
+    No step with passes has weight 0.
+
+    Args:
+        step (int): The iteration or epoch, >= 0.
+        begin (int): The first step with sub-network passes.
+        warmup (int): Steps over which the weight rises to 1.
+
+    Returns:
+        float: The weight, in [0, 1].
+    """
+    if step < begin:
+        return 0.0
+    return min(1.0, (step - begin + 1) / (warmup + 1))
 
 
 @contextmanager
@@ -160,6 +186,20 @@ class StimulativeTraining(BaseModel):
             package) or a config dict; None infers it from the model.
         seed (int, optional): Seed of the sub-network / input-size sequence;
             None uses the runner's seed.
+        subnet_schedule (dict, optional): When and how strongly the
+            sub-networks join: ``begin`` (int >= 0, default 0), the first
+            iteration (0-based) with sub-network passes, before which the
+            step is the main pass alone (the authors'
+            ``--sampling_begin_epoch``); ``warmup`` (int >= 0, default 0):
+            the sub-network losses are multiplied by
+            :func:`subnet_weight` (a linear rise to 1 over ``warmup``
+            iterations from ``begin``) before their backward;
+            ``by_epoch`` (bool, default False): count ``begin`` and
+            ``warmup`` in epochs (an epoch-based ``train_cfg``; the weight
+            is constant within an epoch). The iteration / epoch is the
+            runner's (its message hub), so every rank and a resumed run
+            agree. None (the default, the paper's setting): passes from the
+            first iteration at weight 1. Inert with ``num_subnets=0``.
         data_preprocessor (dict, optional): Used as the architecture's data
             preprocessor when its config has none (the Runner passes a
             config's top-level ``data_preprocessor`` here).
@@ -190,6 +230,7 @@ class StimulativeTraining(BaseModel):
         bn_stats: str = 'main',
         task: Union[None, str, dict] = None,
         seed: Optional[int] = None,
+        subnet_schedule: Optional[dict] = None,
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
@@ -212,6 +253,7 @@ class StimulativeTraining(BaseModel):
             raise invalid('bn_stats', bn_stats, ' | '.join(BN_STATS_MODES))
         self.bn_stats = bn_stats
         self.seed = check_int('seed', seed, allow_none=True)
+        self.subnet_schedule = self._check_schedule(subnet_schedule)
 
         # The sub-network loss decides the logit normalisation's default,
         # so it is resolved from the task's class before the task is built.
@@ -285,6 +327,32 @@ class StimulativeTraining(BaseModel):
         self._register_load_state_dict_pre_hook(self._add_prefix)
 
     # -- construction ---------------------------------------------------
+    @staticmethod
+    def _check_schedule(cfg: Optional[dict]) -> Optional[dict]:
+        """``subnet_schedule`` with its defaults filled in, or None."""
+        if cfg is None:
+            return None
+        if not isinstance(cfg, dict):
+            raise invalid(
+                'subnet_schedule',
+                cfg,
+                'None or dict(begin=..., warmup=..., by_epoch=...)',
+            )
+        unknown = set(cfg) - set(SCHEDULE_DEFAULTS)
+        if unknown:
+            raise SettingError(
+                'subnet_schedule',
+                f' has unknown keys {sorted(unknown)}; allowed: '
+                + ', '.join(map(repr, SCHEDULE_DEFAULTS)),
+            )
+        schedule = {**SCHEDULE_DEFAULTS, **cfg}
+        with setting_prefix('subnet_schedule'):
+            for key in ('begin', 'warmup'):
+                schedule[key] = check_int(key, schedule[key], 0)
+            if not isinstance(schedule['by_epoch'], bool):
+                raise invalid('by_epoch', schedule['by_epoch'], 'True, False')
+        return schedule
+
     def _build_space(self, cfg: dict, backbone: nn.Module) -> SubnetSpace:
         if not isinstance(cfg, dict):
             raise invalid('space', cfg, 'dict(depths=..., mode=...)')
@@ -438,13 +506,45 @@ class StimulativeTraining(BaseModel):
             hub.update_info(SEQUENCE_SEED_KEY, seed)
         return seed
 
-    def _rng(self, pass_index: int) -> random.Random:
-        hub = MessageHub.get_current_instance()
-        seed = self._sequence_seed(hub)
+    def _iteration(self, hub: MessageHub) -> int:
+        """The runner's iteration (0-based), or outside a runner the
+        number of ``train_step`` calls of this model so far."""
         iteration = hub.get_info('iter')
         if iteration is None:  # outside a runner: count the steps here
             iteration = getattr(self, '_local_iter', 0)
-        return SubnetSpace.rng_for(seed, iteration, pass_index)
+        return iteration
+
+    def _rng(self, pass_index: int) -> random.Random:
+        hub = MessageHub.get_current_instance()
+        seed = self._sequence_seed(hub)
+        return SubnetSpace.rng_for(seed, self._iteration(hub), pass_index)
+
+    def current_subnet_weight(self) -> float:
+        """The weight of this iteration's sub-network losses under
+        ``subnet_schedule`` (:func:`subnet_weight` of the runner's
+        iteration or epoch); 0: no sub-network pass. 1.0 without a
+        schedule.
+
+        Raises:
+            RuntimeError: ``by_epoch=True`` outside a runner (no epoch in
+                the message hub).
+        """
+        schedule = self.subnet_schedule
+        if schedule is None:
+            return 1.0
+        hub = MessageHub.get_current_instance()
+        if schedule['by_epoch']:
+            step = hub.get_info('epoch')
+            if step is None:
+                raise RuntimeError(
+                    'subnet_schedule.by_epoch=True counts epochs, but the '
+                    "message hub has no 'epoch' (set by MMEngine's "
+                    'RuntimeInfoHook in a runner); outside a runner use '
+                    "by_epoch=False or update_info('epoch', ...)"
+                )
+        else:
+            step = self._iteration(hub)
+        return subnet_weight(step, schedule['begin'], schedule['warmup'])
 
     def sample(self, pass_index: int, shorter_side: int):
         """The sub-network and input size of a pass, fixed by the seed, the
@@ -479,7 +579,9 @@ class StimulativeTraining(BaseModel):
 
         Every pass is backwarded as soon as its loss exists, so peak memory
         is that of one pass whatever N is. Gradient accumulation counts the
-        iteration once.
+        iteration once. Under ``subnet_schedule`` the sub-network passes
+        run from its ``begin`` on, each loss multiplied by
+        :meth:`current_subnet_weight` before its backward.
 
         Args:
             data (dict | tuple | list): A batch from the dataloader.
@@ -490,7 +592,15 @@ class StimulativeTraining(BaseModel):
                 averages gradients there).
 
         Returns:
-            dict[str, Tensor]: Log variables.
+            dict[str, Tensor | float]: Log variables: the architecture's
+            losses; ``loss``, the total that was backwarded (main loss +
+            weight x the sum of the sub-network losses). With
+            ``num_subnets > 0`` also ``loss_main`` and, with a
+            ``subnet_schedule``, ``subnet_weight`` (0 before ``begin``),
+            every iteration; on iterations with sub-network passes
+            ``loss_subnet`` (their unweighted mean), ``subnet_size`` (mean
+            shorter input side, px) and ``subnet_depth_s{i}`` (mean
+            blocks kept in stage i).
         """
         if not isinstance(optim_wrapper, OptimWrapper):
             raise TypeError(
@@ -500,6 +610,8 @@ class StimulativeTraining(BaseModel):
         arch = self.architecture
         depth_sums = [0] * len(self.space.stage_depths)
         subnet_loss_sum, size_sum = 0.0, 0
+        weight = self.current_subnet_weight() if self.num_subnets else 0.0
+        passes = self.num_subnets if weight > 0 else 0
         meter = self.flop_meter
         count = meter.count if meter is not None else _not_counted
         with one_iteration(optim_wrapper) as backward:
@@ -515,7 +627,7 @@ class StimulativeTraining(BaseModel):
                 main_loss, log_vars = self.parse_losses(main_losses)
                 backward(main_loss)
 
-            for i in range(1, self.num_subnets + 1):
+            for i in range(1, passes + 1):
                 subnet, size = self.sample(i, shorter)
                 with self._subnet_context(subnet), count(subnet, size):
                     with optim_wrapper.optim_context(self):
@@ -539,7 +651,8 @@ class StimulativeTraining(BaseModel):
                     # checkpointing (``with_cp=True``) re-runs the kept
                     # blocks' forward here, and must see the same frozen BN
                     # statistics and skipped blocks as the forward did.
-                    backward(sub_loss)
+                    # subnet_schedule's warm-up scales the gradients.
+                    backward(sub_loss if weight == 1.0 else sub_loss * weight)
                 subnet_loss_sum += sub_loss.item()
                 size_sum += size
                 depth_sums = [
@@ -554,13 +667,16 @@ class StimulativeTraining(BaseModel):
             optim_wrapper.zero_grad()
 
         if self.num_subnets:
-            n = self.num_subnets
             log_vars['loss_main'] = log_vars['loss']
-            log_vars['loss_subnet'] = subnet_loss_sum / n
-            log_vars['loss'] = log_vars['loss'] + subnet_loss_sum
-            log_vars['subnet_size'] = size_sum / n
+            if self.subnet_schedule is not None:
+                log_vars['subnet_weight'] = weight
+        if passes:
+            log_vars['loss_subnet'] = subnet_loss_sum / passes
+            # the total that was backwarded
+            log_vars['loss'] = log_vars['loss'] + weight * subnet_loss_sum
+            log_vars['subnet_size'] = size_sum / passes
             for s, total in enumerate(depth_sums):
-                log_vars[f'subnet_depth_s{s + 1}'] = total / n
+                log_vars[f'subnet_depth_s{s + 1}'] = total / passes
         return log_vars
 
     # -- evaluation: the architecture's own -----------------------------
