@@ -315,6 +315,52 @@ def check_sync_bn(
     raise SettingError(found[0][0], rest)
 
 
+def check_subnet_schedule(cfg: Config) -> None:
+    """Refuse ``model.subnet_schedule.by_epoch=True`` with an
+    iteration-based training loop (``train_cfg.by_epoch=False``, or a
+    ``train_cfg.type`` that is MMEngine's ``IterBasedTrainLoop`` or a
+    subclass): there the runner's epoch stays 0, so a ``begin`` > 0 in
+    epochs would never start the sub-network passes. Call it in the
+    config's default scope (``train_cfg.type`` is looked up there).
+
+    Raises:
+        mmst.settings.SettingError: ``model.subnet_schedule.by_epoch=True
+            ...`` naming the ``train_cfg`` key and what is allowed.
+    """
+    from mmengine.runner import IterBasedTrainLoop
+
+    model = cfg.get('model')
+    schedule = (
+        model.get('subnet_schedule') if isinstance(model, dict) else None
+    )
+    train_cfg = cfg.get('train_cfg')
+    if not (
+        isinstance(schedule, dict)
+        and schedule.get('by_epoch') is True
+        and isinstance(train_cfg, dict)
+    ):
+        return
+    if 'type' in train_cfg:
+        loop = train_cfg['type']
+        loop = LOOPS.get(loop) if isinstance(loop, str) else loop
+        if not (
+            isinstance(loop, type) and issubclass(loop, IterBasedTrainLoop)
+        ):
+            return
+        how = f'train_cfg.type={train_cfg["type"]!r}'
+    elif train_cfg.get('by_epoch') is False:
+        how = 'train_cfg.by_epoch=False'
+    else:
+        return
+    raise SettingError(
+        'model.subnet_schedule.by_epoch',
+        f'=True counts begin and warmup in epochs, but {how} trains by '
+        "iterations (MMEngine's IterBasedTrainLoop), where the epoch stays "
+        '0; allowed: by_epoch=False (begin and warmup in iterations), or '
+        'an epoch-based train_cfg',
+    )
+
+
 def build_config_model(cfg: Config) -> torch.nn.Module:
     """The model of ``cfg`` as the Runner builds it (the config's
     top-level ``data_preprocessor`` merged in), in the config's default
@@ -360,7 +406,9 @@ def check_config(
       does not matter there. And no synchronised BN (``sync_bn``,
       ``norm_cfg=dict(type='SyncBN')``) in a distributed run without GPUs
       (:func:`check_sync_bn`; testing runs BN in eval mode, which
-      SyncBN does on CPU too).
+      SyncBN does on CPU too). And ``model.subnet_schedule.by_epoch=True``
+      only with an epoch-based ``train_cfg``
+      (:func:`check_subnet_schedule`).
 
     Errors name the full dotted key: ``model.distill.temperature=0 is
     invalid; allowed: a number > 0``; an upstream component's error gets a
@@ -393,6 +441,8 @@ def check_config(
             with setting_prefix(key):
                 check_subnet_val_args(**args)
         _check_transforms(cfg)
+        if training:
+            check_subnet_schedule(cfg)
         model = None
         if build_model and cfg.get('model'):
             model = build_config_model(cfg)
