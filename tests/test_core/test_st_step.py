@@ -38,9 +38,15 @@ def manual_forward(arch, x, depths):
 
 
 def reference_gradients(
-    arch, inputs, labels, passes, forward=manual_forward, full=(2, 2, 2)
+    arch,
+    inputs,
+    labels,
+    passes,
+    forward=manual_forward,
+    full=(2, 2, 2),
+    weight=1.0,
 ):
-    """CE(norm(z), y) + sum_i KL(softmax(t) || softmax(norm(s_i))),
+    """CE(norm(z), y) + weight * sum_i KL(softmax(t) || softmax(norm(s_i))),
     each sub-network on the input resized once from the original batch;
     ``forward(arch, x, depths)`` gives the logits of the network keeping
     the first ``depths[i]`` blocks of stage i (``full``: the main one).
@@ -57,7 +63,8 @@ def reference_gradients(
         )
         s = layernorm(forward(arch, x, depths))
         losses.append(
-            F.kl_div(
+            weight
+            * F.kl_div(
                 F.log_softmax(s, -1), F.softmax(t, -1), reduction='batchmean'
             )
         )
@@ -80,17 +87,18 @@ def reference_gradients(
 
 
 def step_matches_method(
-    model, data, forward=manual_forward, full=(2, 2, 2), size=28
+    model, data, forward=manual_forward, full=(2, 2, 2), size=28, weight=1.0
 ):
     """Run ``model.train_step(data)`` and check its summed gradients
     against :func:`reference_gradients` on a copy of the architecture
     taken before the step, for the sub-networks and sizes the step draws
-    (``model.sample``, asked beforehand). Returns ``(log_vars, passes)``.
+    (``model.sample``, asked beforehand) at the sub-network loss
+    ``weight`` (0: no sub-network pass). Returns ``(log_vars, passes)``.
     """
     reference = copy.deepcopy(model.architecture)
     optim = RecordingOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     passes = []
-    for i in range(1, model.num_subnets + 1):
+    for i in range(1, (model.num_subnets if weight else 0) + 1):
         subnet, sub_size = model.sample(i, size)
         passes.append(([len(s) for s in subnet], sub_size))
     log_vars = model.train_step(data, optim)
@@ -98,7 +106,7 @@ def step_matches_method(
     pre = reference.data_preprocessor(data, True)
     labels = torch.stack([s.gt_label for s in pre['data_samples']]).view(-1)
     expected, per_pass = reference_gradients(
-        reference, pre['inputs'], labels, passes, forward, full
+        reference, pre['inputs'], labels, passes, forward, full, weight
     )
     # The step runs each pass with the same kernels on the same shapes as
     # the reference, but adds the N + 1 pass gradients g_j in another order
@@ -146,6 +154,62 @@ def test_stpp_step_matches_method(bn_stats):
     # main: only the main pass moves the running statistics.
     tracked = int(model.architecture.backbone.norm1.num_batches_tracked)
     assert tracked == (1 if bn_stats == 'main' else 4)
+
+
+@pytest.mark.parametrize('by_epoch', [False, True])
+def test_subnet_schedule_starts_passes_and_weights_them(by_epoch):
+    """``subnet_schedule=dict(begin=2, warmup=2)``: at iterations (or
+    epochs) 0 and 1 the step is the main pass alone (one pass metered,
+    the CE's gradients); from 2 on the N passes run, their KLs weighted
+    1/3, 2/3, 1, 1 in the gradients (the reference of docs/method.md
+    with the weight) and in the logged total."""
+    from mmst.engine import FlopMeter
+
+    torch.manual_seed(0)
+    schedule = dict(begin=2, warmup=2, by_epoch=by_epoch)
+    model = build(
+        st_cfg(
+            num_subnets=2,
+            logit_norm='layernorm',
+            input_resize=dict(ratio_range=(0.43, 1.0)),
+            seed=7,
+            subnet_schedule=schedule,
+        )
+    ).train()
+    model.flop_meter = FlopMeter()
+    # a hub of its own, its steps cleared at the end: later tests read
+    # the latest hub's iteration
+    hub = MessageHub.get_instance(f'test_subnet_schedule_{by_epoch}')
+    key = 'epoch' if by_epoch else 'iter'
+    weights, metered = [], []
+    try:
+        for step in range(6):
+            hub.update_info(key, step)
+            expected = [0.0, 0.0, 1 / 3, 2 / 3, 1.0, 1.0][step]
+            log_vars, passes = step_matches_method(
+                model, batch(seed=step), weight=expected
+            )
+            weights.append(log_vars['subnet_weight'])
+            metered.append(len(model.flop_meter.pop()))
+            if expected:
+                total = float(log_vars['loss_main']) + expected * 2 * float(
+                    log_vars['loss_subnet']
+                )
+                assert float(log_vars['loss']) == pytest.approx(total)
+            else:
+                assert 'loss_subnet' not in log_vars
+                assert log_vars['loss'] is log_vars['loss_main']
+    finally:
+        hub.update_info('iter', None)
+        hub.update_info('epoch', None)
+    assert weights == [0.0, 0.0, 1 / 3, 2 / 3, 1.0, 1.0]
+    assert metered == [1, 1, 3, 3, 3, 3]
+    if by_epoch:  # outside a runner, no epoch: refused, not guessed
+        with pytest.raises(RuntimeError, match='by_epoch=True counts'):
+            model.train_step(
+                batch(),
+                OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)),
+            )
 
 
 def test_n0_is_conventional_training():
