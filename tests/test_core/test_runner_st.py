@@ -19,21 +19,22 @@ from .common import (
 )
 
 
-def _st_model():
+def _st_model(**kwargs):
     return st_cfg(
         num_subnets=2,
         logit_norm='layernorm',
         input_resize=dict(ratio_range=(0.43, 1.0)),
         arch=dict(in_channels=3),
+        **kwargs,
     )
 
 
-def _train(tmp_path, name, data_root, max_epochs=2, **kwargs):
+def _train(tmp_path, name, data_root, max_epochs=2, model=None, **kwargs):
     cfg = Config(
         runner_cfg(
             tmp_path / name,
             data_root,
-            _st_model(),
+            model or _st_model(),
             max_epochs=max_epochs,
             **kwargs,
         )
@@ -45,26 +46,43 @@ def _train(tmp_path, name, data_root, max_epochs=2, **kwargs):
     return runner
 
 
-def _depth_log(work_dir):
+def _train_log(work_dir):
+    """Per logged training step: the sub-network passes' mean depths and
+    size (None without passes), the sub-network loss weight and the FLOPs
+    ratio."""
     rows = []
     for path in sorted(work_dir.glob('*/vis_data/scalars.json')):
         for line in path.read_text().splitlines():
             rec = json.loads(line)
-            if 'subnet_depth_s1' in rec:
-                rows.append(
-                    (
-                        rec['step'],
+            if 'subnet_weight' in rec:
+                drawn = None
+                if 'subnet_depth_s1' in rec:
+                    drawn = (
                         rec['subnet_depth_s1'],
                         rec['subnet_depth_s2'],
                         rec['subnet_size'],
+                    )
+                rows.append(
+                    (
+                        rec['step'],
+                        drawn,
+                        rec['subnet_weight'],
+                        rec['flops_ratio'],
                     )
                 )
     return rows
 
 
+#: Sub-network passes from iteration 2, weighted 1/3, 2/3, then 1: the
+#: run interrupted after epoch 1 (iterations 0-2) resumes inside the
+#: warm-up (iteration 3: 2/3).
+SCHEDULE = dict(begin=2, warmup=2)
+
+
 def test_plain_checkpoint_and_exact_resume(tmp_path):
     data_root = make_folder_dataset(tmp_path / 'data')
-    full = _train(tmp_path, 'full', data_root)
+    model = _st_model(subnet_schedule=SCHEDULE)
+    full = _train(tmp_path, 'full', data_root, model=model)
 
     ckpt = _load_checkpoint(str(tmp_path / 'full' / 'epoch_2.pth'))
     keys = list(ckpt['state_dict'])
@@ -88,11 +106,10 @@ def test_plain_checkpoint_and_exact_resume(tmp_path):
     # loaded, not computed: the same bits
     assert torch.equal(backbone.conv1.weight, plain.backbone.conv1.weight)
 
-    # Interrupted after epoch 1, resumed: the same weights and sub-networks.
-    _train(tmp_path, 'part', data_root, max_epochs=1)
-    cfg = Config(
-        runner_cfg(tmp_path / 'part', data_root, _st_model(), max_epochs=2)
-    )
+    # Interrupted after epoch 1, resumed: the same weights, sub-networks
+    # and sub-network loss weights.
+    _train(tmp_path, 'part', data_root, max_epochs=1, model=model)
+    cfg = Config(runner_cfg(tmp_path / 'part', data_root, model, max_epochs=2))
     cfg.resume = True
     cfg.load_from = str(tmp_path / 'part' / 'epoch_1.pth')
     cfg.custom_hooks = [dict(type='mmst.STCostHook')]
@@ -103,9 +120,13 @@ def test_plain_checkpoint_and_exact_resume(tmp_path):
     assert list(a) == list(b)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
-    sequence = _depth_log(tmp_path / 'full')
-    assert len(sequence) == 6  # 2 epochs x 3 iterations, logged each
-    assert sequence == _depth_log(tmp_path / 'part')
+    log = _train_log(tmp_path / 'full')
+    assert len(log) == 6  # 2 epochs x 3 iterations, logged each
+    assert [w for _, _, w, _ in log] == [0, 0, 1 / 3, 2 / 3, 1, 1]
+    # no sub-network pass before iteration 2: a CT step's FLOPs
+    assert [d is None for _, d, _, _ in log] == [True] * 2 + [False] * 4
+    assert [r == 1 for *_, r in log] == [True] * 2 + [False] * 4
+    assert log == _train_log(tmp_path / 'part')
 
     # The cost (mmst.engine.STCostHook) goes on counting after the resume:
     # the same FLOPs ratio, CT-epoch equivalents and images as one run.
