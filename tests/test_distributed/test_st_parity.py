@@ -140,6 +140,11 @@ def test_mmst_wrapper_matches_single_process(results, mode):
     # training moved the weights, and the ranks saw different data
     assert (ranks[0]['final'] - ref['init']).abs().max() > 0.01
     assert ranks[0]['losses'] != ranks[1]['losses']
+    # mmst_accum2 has a subnet_schedule (begin=1, warmup=2): every rank and
+    # the references weighted the same iterations the same
+    weights = [None] * 4 if mode == 'mmst' else [0, 1 / 3, 2 / 3, 1]
+    for run in (*ranks, ref):
+        assert run['subnet_weights'] == weights
 
 
 def test_torch_ddp_every_pass_matches_single_process(results):

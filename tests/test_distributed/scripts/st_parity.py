@@ -18,7 +18,9 @@ Modes (``{mode}_rank{r}.pth``):
 
 - ``mmst``: :class:`mmst.STDistributedDataParallel` (one all-reduce per
   optimizer step);
-- ``mmst_accum2``: the same with ``accumulative_counts=2``;
+- ``mmst_accum2``: the same with ``accumulative_counts=2`` and a
+  ``subnet_schedule`` (:data:`SCHEDULE`: no sub-network pass at iteration
+  0, then weights 1/3, 2/3, 1; its reference has the same);
 - ``nosync``: the wrapper is built (weights broadcast) but the step is
   called with ``sync_gradients=None``, i.e. without the all-reduce;
 - ``torchddp``: plain ``torch.nn.parallel.DistributedDataParallel`` with
@@ -49,12 +51,14 @@ MODES = ('mmst', 'mmst_accum2', 'nosync', 'torchddp', 'torchddp_main')
 PER_RANK = 4
 NUM_SUBNETS = 3
 SEED = 7
+#: The ``subnet_schedule`` of the ``mmst_accum2`` mode and its reference.
+SCHEDULE = dict(begin=1, warmup=2)
 
 
-def build_model(init_seed: int) -> nn.Module:
+def build_model(init_seed: int, schedule: Optional[dict] = None) -> nn.Module:
     """A GroupNorm ResNet (3 stages x 2 blocks) in ST++ (N=3, LayerNorm
-    KL, random smaller inputs); the default space lets every stage skip its
-    second block."""
+    KL, random smaller inputs, the ``subnet_schedule`` given); the default
+    space lets every stage skip its second block."""
     torch.manual_seed(init_seed)
     model = build(
         st_cfg(
@@ -63,6 +67,7 @@ def build_model(init_seed: int) -> nn.Module:
             logit_norm='layernorm',
             input_resize=dict(ratio_range=(0.43, 1.0)),
             seed=SEED,
+            subnet_schedule=schedule,
         )
     )
     return model.train()
@@ -93,7 +98,8 @@ def optim_for(model: nn.Module, accum: int) -> OptimWrapper:
 
 
 def sampled_passes(model: nn.Module) -> List[dict]:
-    """The sub-networks and input sizes of the current iteration."""
+    """The sub-networks and input sizes drawn for the current iteration
+    (they run from the schedule's ``begin`` on)."""
     passes = []
     for i in range(1, NUM_SUBNETS + 1):
         subnet, size = model.sample(i, 28)
@@ -171,7 +177,7 @@ def train(
 
     optim_wrapper = optim_for(model, accum)
     hub = MessageHub.get_current_instance()
-    passes, losses = [], []
+    passes, losses, weights = [], [], []
     for i in range(iters):
         hub.update_info('iter', i)
         data = global_batch(i, ranks)
@@ -180,12 +186,14 @@ def train(
         passes.append(sampled_passes(model))
         log_vars = step(data, optim_wrapper)
         losses.append(float(log_vars['loss'].detach()))
+        weights.append(log_vars.get('subnet_weight'))
     return dict(
         init=init,
         after_wrap=after_wrap,
         final=flat_params(model),
         passes=passes,
         losses=losses,
+        subnet_weights=weights,
         stage_depths=list(model.space.stage_depths),
     )
 
@@ -266,15 +274,20 @@ def main() -> None:
     rank, ranks = dist.get_rank(), dist.get_world_size()
     for mode in modes:
         accum = 2 if mode == 'mmst_accum2' else 1
+        schedule = SCHEDULE if accum == 2 else None
         # different initial weights per rank: the wrapper broadcasts rank 0's
-        result = train(build_model(rank), args.iters, accum, rank, ranks, mode)
+        result = train(
+            build_model(rank, schedule), args.iters, accum, rank, ranks, mode
+        )
         result.update(mode=mode, rank=rank, world_size=ranks, accum=accum)
         torch.save(result, osp.join(args.out_dir, f'{mode}_rank{rank}.pth'))
         ref_file = osp.join(args.out_dir, f'ref_accum{accum}.pth')
         if rank == 0 and not osp.exists(ref_file):
-            ref = train(build_model(0), args.iters, accum, None, ranks)
+            ref = train(
+                build_model(0, schedule), args.iters, accum, None, ranks
+            )
             ref['shard_order'] = train_shard_order(
-                build_model(0), args.iters, accum, ranks
+                build_model(0, schedule), args.iters, accum, ranks
             )
             torch.save(dict(ref, accum=accum), ref_file)
         dist.barrier()
