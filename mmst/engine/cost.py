@@ -1,7 +1,8 @@
 """What an ST run costs relative to conventional training (CT).
 
 Every ST iteration runs the main network's pass and ``num_subnets``
-sub-network passes (each a forward and a backward). :class:`FlopMeter`
+sub-network passes (each a forward and a backward; none before
+``subnet_schedule``'s ``begin``). :class:`FlopMeter`
 counts the FLOPs of each pass as it runs; :class:`STCostHook` turns them
 into three numbers, logged during training, added to every validation's
 metrics, logged at the end and written to ``cost.json`` in the run's log
