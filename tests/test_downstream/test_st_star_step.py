@@ -19,6 +19,7 @@ from typing import List, Tuple
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
@@ -138,10 +139,25 @@ def test_st_star_step_tiny(framework, tiny_coco, tiny_cityscapes):
     st_path, _, kind = FRAMEWORKS[framework]
     root = data_root(kind, tiny_coco, tiny_cityscapes)
     cfg = tiny_config(st_path, kind, root, num_subnets=2)
+    warmup = framework == 'fcos'
+    if warmup:  # the warm-up weight is the ST step's, for every task
+        cfg.model.subnet_schedule = dict(warmup=1)
     model, batch, optim_wrapper = _build(cfg)
     frozen = model.architecture.backbone.frozen_stages
     assert frozen == 1
-    _check_st_step(model, batch, optim_wrapper)
+    if not warmup:
+        _check_st_step(model, batch, optim_wrapper)
+        return
+    # iteration 0 in a hub of its own (cleared after): weight 1/2
+    hub = MessageHub.get_instance('test_st_star_step_warmup')
+    hub.update_info('iter', 0)
+    try:
+        log = _check_st_step(model, batch, optim_wrapper)
+    finally:
+        hub.update_info('iter', None)
+    assert log['subnet_weight'] == 0.5
+    total = float(log['loss_main']) + 0.5 * 2 * float(log['loss_subnet'])
+    assert float(log['loss']) == pytest.approx(total)
 
 
 def _boxes_at_the_border(batch) -> None:
