@@ -5,7 +5,7 @@ what it replaces (rebuilding the model, :func:`mmst.apis.init_model`) and
 one forward pass of the smallest and largest member.
 
     python benchmarks/family_switch.py FAMILY.pth [--config CONFIG] \\
-        [--onnx DIR [--latency-repeats 200]]
+        [--onnx DIR [--latency-repeats 100] [--rounds 3]]
     python benchmarks/family_switch.py --synthetic CONFIG \\
         [--members smallest full] [--input-shape 3 224 224]
     [--repeats 2000] [--threads 1] [--out FILE.json]
@@ -25,8 +25,9 @@ latencies.
 ``DIR/family.onnx`` in the ``'branches'`` layout, ``DIR/gather/family.onnx``
 in the ``'gather'`` layout) and times, per member at batch 1 on the first
 test image: PyTorch (the family switched to it), ONNX Runtime on its own
-file and on each one graph (CPU, ``--threads``), with the member's metric
-from the family. docs/benchmarks.md "Depth family switching" has the
+file and on each one graph (CPU, ``--threads``), one after the other,
+``--rounds`` times (the median of the rounds' medians), with the member's
+metric from the family. docs/benchmarks.md "Depth family switching" has the
 numbers.
 """
 
@@ -176,9 +177,12 @@ def run(args) -> dict:
 
 
 def onnx_members(family, out_dir: str, args) -> dict:
-    """Per member: its metric, PyTorch and ONNX Runtime latency (ms,
-    median of ``args.latency_repeats`` runs at batch 1), from its own file
-    and from the one graph in both layouts; the files' sizes."""
+    """Per member: its metric, PyTorch and ONNX Runtime latency (ms at
+    batch 1: the median over ``args.rounds`` rounds of the median of
+    ``args.latency_repeats`` runs), from its own file and from the one
+    graph in both layouts, timed one after the other for each member in
+    each round (so that a change of the machine's load hits all four); the
+    files' sizes."""
     import os
 
     from mmst.analysis.cost import eager_latency
@@ -194,35 +198,52 @@ def onnx_members(family, out_dir: str, args) -> dict:
         force=True,
     )
     x = eval_inputs(family.model.cfg, family.model, 1)[0]
-    timing = (args.warmup, args.latency_repeats, args.threads)
-    files = ort_latency(exported, x, *timing)
-    one = ort_latency(gather, x, *timing)
+    timing = (args.warmup, args.latency_repeats)
+    keys = (
+        'pytorch_ms',
+        'ort_member_file_ms',
+        'ort_one_graph_ms',
+        'ort_one_graph_gather_ms',
+    )
+    samples = {n: {k: [] for k in keys} for n in family.members}
+    for _ in range(args.rounds):
+        for name in family.members:
+            family.set_member(name)
+            eager = eager_latency(family.model, x, None, *timing)
+            one = [name]
+            files = ort_latency(exported, x, *timing, args.threads, one)
+            graph = ort_latency(gather, x, *timing, args.threads, one)
+            found = (
+                eager,
+                files[name]['member_file'],
+                files[name]['one_graph'],
+                graph[name]['one_graph'],
+            )
+            for key, summary in zip(keys, found):
+                samples[name][key].append(summary['median_ms'])
+    family.set_member(None)
     rows = []
     for name in family.members:
-        family.set_member(name)
-        eager = eager_latency(family.model, x, None, *timing[:2])
         results = family.row(name).get('results', {}).get(family.label, {})
         rows.append(
             dict(
                 member=name,
                 metric=results.get('metric'),
-                pytorch_ms=eager['median_ms'],
-                ort_member_file_ms=files[name]['member_file']['median_ms'],
-                ort_one_graph_ms=files[name]['one_graph']['median_ms'],
-                ort_one_graph_gather_ms=one[name]['one_graph']['median_ms'],
+                **{k: statistics.median(v) for k, v in samples[name].items()},
             )
         )
-    family.set_member(None)
     size = os.path.getsize
     return dict(
         metric=family.metric,
         rows=rows,
+        samples=samples,
         member_files_bytes=sum(
             size(f) for f in exported['member_files'].values()
         ),
         one_graph_bytes=size(exported['one_graph']),
         one_graph_gather_bytes=size(gather['one_graph']),
         latency_repeats=args.latency_repeats,
+        rounds=args.rounds,
         warmup=args.warmup,
     )
 
@@ -281,11 +302,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--latency-repeats',
         type=int,
-        default=200,
-        help='with --onnx: timed runs per member and runtime',
+        default=100,
+        help='with --onnx: timed runs per member, runtime and round',
     )
     p.add_argument(
         '--warmup', type=int, default=20, help='with --onnx: untimed runs'
+    )
+    p.add_argument(
+        '--rounds',
+        type=int,
+        default=3,
+        help='with --onnx: rounds over the members (median of the rounds)',
     )
     p.add_argument('--out', help='also write the result as JSON')
     args = p.parse_args(argv)

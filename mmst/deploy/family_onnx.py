@@ -629,10 +629,12 @@ def family_onnx_latency(
     warmup: int = 5,
     repeats: int = 30,
     threads: Optional[int] = None,
+    members: Optional[Sequence[str]] = None,
 ) -> Dict[str, dict]:
     """ONNX Runtime latency (CPU provider; :func:`mmst.analysis.cost.
-    onnxruntime_latency`) of every member exported by
-    :func:`export_family_onnx`, from its own file and from the one graph.
+    onnxruntime_latency`) of the members exported by
+    :func:`export_family_onnx`, each from its own file and from the one
+    graph, one after the other.
 
     Args:
         exported (dict): :func:`export_family_onnx`'s result.
@@ -640,18 +642,31 @@ def family_onnx_latency(
         warmup (int): Untimed runs. Defaults to 5.
         repeats (int): Timed runs. Defaults to 30.
         threads (int, optional): ``intra_op_num_threads`` (None: ORT's).
+        members (Sequence[str], optional): Names of exported members
+            (default: all).
 
     Returns:
         dict: {member name: {``'member_file'``, ``'one_graph'``: median,
         quartiles ... in ms (:func:`mmst.analysis.cost.summarize`)}}.
+
+    Raises:
+        ValueError: A member that was not exported (naming those that
+            were).
     """
     import numpy as np
 
     from mmst.analysis.cost import onnxruntime_latency
 
     timing = dict(warmup=warmup, repeats=repeats, threads=threads)
+    names = exported['members']
+    bad = [n for n in members or () if n not in names]
+    if bad:
+        raise ValueError(
+            f'members {bad} were not exported; allowed: ' + ' | '.join(names)
+        )
     found: Dict[str, dict] = {}
-    for i, name in enumerate(exported['members']):
+    for name in members or names:
+        i = names.index(name)
         found[name] = {}
         if name in exported['member_files']:
             found[name]['member_file'] = onnxruntime_latency(

@@ -564,8 +564,45 @@ def test_family_reproduces_the_menu(trained, menu, evaluation):
     assert family.for_flops(rows[fewest]['flops'])['name'] == fewest
     with pytest.raises(BudgetError, match="no member of 'E2' satisfies"):
         family.for_latency(1e-6)
+    _check_demo(family, result, str(path), loader)
     if onnxruntime_available():
         _check_family_onnx(family, [a, b], x[:4], trained['root'])
+
+
+def _check_demo(family, menu, path, loader):
+    """tools/analysis_tools/family_demo.py (mmst/apis/family_serve.py): per
+    budget the menu's choice serves the next test images; its accuracy is
+    that of the member's predictions (val_step) on them; impossible
+    budgets and schedules longer than the split are refused before
+    serving."""
+    from mmst.apis.family_serve import serve_budgets
+
+    demo = load_tool('analysis_tools/family_demo')
+    rows = {m['name']: m for m in menu['members']}
+    slow = max(rows.values(), key=lambda m: m['latency']['1']['median_ms'])
+    budgets = [1e9, min(m['latency']['1']['median_ms'] for m in rows.values())]
+    steps = demo.main(
+        [path, '--budgets', *map(str, budgets), '--images-per-budget', '3']
+    )
+    chosen = [choose_member(menu, 'E2', max_latency_ms=b) for b in budgets]
+    assert [s['member'] for s in steps] == [c['name'] for c in chosen]
+    assert slow['name'] != chosen[1]['name'] and steps[0]['images'] == 3
+    data = copy.deepcopy(next(iter(loader)))
+    data = dict(
+        inputs=data['inputs'][:6], data_samples=data['data_samples'][:6]
+    )
+    correct = []
+    for i, row in enumerate(chosen):
+        family.set_member(row['name'])
+        with torch.no_grad():
+            out = family.model.val_step(copy.deepcopy(data))[3 * i : 3 * i + 3]
+        correct += [int(s.pred_label == s.gt_label) for s in out]
+    assert steps[0]['accuracy'] == pytest.approx(100 * sum(correct[:3]) / 3)
+    assert steps[1]['accuracy_so_far'] == pytest.approx(100 * sum(correct) / 6)
+    with pytest.raises(BudgetError, match='the fastest member is'):
+        next(serve_budgets(family, [1e9, 1e-6]))
+    with pytest.raises(ValueError, match='need 400 images; the test split'):
+        next(serve_budgets(family, [9, 9], images_per_budget=200))
 
 
 def _check_family_onnx(family, members, x, root):
