@@ -4,6 +4,7 @@ over time (``tools/analysis_tools/family_demo.py``, ``docs/family.md``,
 member, which then serves test images one batch at a time."""
 
 import copy
+import math
 import statistics
 import time
 from typing import Iterator, List, Optional, Sequence
@@ -14,7 +15,8 @@ import torch
 def default_budgets(family) -> List[float]:
     """A budget schedule (ms) from the family's own latencies at the menu's
     batch size: the slowest member's, the median member's, the fastest
-    member's, the median's, the slowest's.
+    member's, the median's, the slowest's, each rounded up to 0.01 ms (so
+    that the printed budget is the budget).
 
     Raises:
         ValueError: The family has no latencies.
@@ -35,8 +37,11 @@ def default_budgets(family) -> List[float]:
         raise ValueError(
             'the family has no member latencies; give the budgets (ms)'
         )
-    mid = times[len(times) // 2]
-    return [times[-1], mid, times[0], mid, times[-1]]
+    slow, mid, fast = (
+        math.ceil(t * 100) / 100
+        for t in (times[-1], times[len(times) // 2], times[0])
+    )
+    return [slow, mid, fast, mid, slow]
 
 
 def _test_loader(family, split: str, batch_size: int):

@@ -74,7 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         f'depth menu on {menu["machine"].get("cpu") or menu["machine"]}; '
         f'serving on {args.device}, {torch.get_num_threads()} thread(s)'
     )
-    print('budgets (ms): ' + ' '.join(f'{b:.3g}' for b in budgets))
+    print('budgets (ms): ' + ' '.join(f'{b:g}' for b in budgets))
     print(HEADER)
     steps = []
     for s in serve_budgets(
@@ -82,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     ):
         steps.append(s)
         print(
-            f'| {s["step"]} | {s["budget_ms"]:.3g} | `{s["member"]}` | '
+            f'| {s["step"]} | {s["budget_ms"]:g} | `{s["member"]}` | '
             f'{s["menu_latency_ms"]:.3g} | {s["latency_ms"]:.3g} | '
             f'{s["choice_us"]:.0f} | {s["switch_us"]:.0f} | {s["images"]} | '
             f'{s["accuracy"]:.1f} '
