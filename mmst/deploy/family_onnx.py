@@ -206,6 +206,7 @@ def family_graph(family, members: Sequence[str], input_shape) -> nn.Module:
                     )
         family.set_member(None)
         model = copy.deepcopy(family.model).eval()
+        device = next(model.parameters()).device
     finally:
         family.set_member(active)
     index = _Index()
@@ -229,9 +230,9 @@ def family_graph(family, members: Sequence[str], input_shape) -> nn.Module:
             if all(keep):
                 continue
             gated.append(names[block])
-            keeps.append(torch.tensor(keep, dtype=torch.int64))
+            keeps.append(torch.tensor(keep, dtype=torch.int64, device=device))
     blocks = [model.get_submodule(n) for n in gated]
-    first = torch.zeros((), dtype=torch.int64)
+    first = torch.zeros((), dtype=torch.int64, device=device)
     index.value = first
     inputs = _block_inputs(model, blocks, input_shape)
     for name, block, x, keep in zip(gated, blocks, inputs, keeps):
@@ -239,9 +240,11 @@ def family_graph(family, members: Sequence[str], input_shape) -> nn.Module:
             _set_module(model, name, nn.Identity())
             continue
         body = _Body(block, index)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # TorchScript is what the ONNX exporter reads If nodes from
+            warnings.filterwarnings('ignore', '.*is deprecated', FutureWarning)
             traced = torch.jit.trace(body, (x, first.reshape(1)))
-        cond = torch.jit.script(_Cond(traced))
+            cond = torch.jit.script(_Cond(traced))
         _set_module(model, name, _Gate(cond, keep, index))
     return _FamilyGraph(model, index).eval()
 
@@ -432,7 +435,8 @@ def _export_gathered(family, names, input_shape, path, opset_version):
     param = next(graph.parameters())
     dummy = torch.zeros((1, *input_shape), device=param.device)
     member = torch.zeros((), dtype=torch.int64, device=param.device)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings('ignore', '.*is deprecated', FutureWarning)
         n_out = len(graph(dummy, member))
         traced = torch.jit.trace(graph, (dummy, member))
     outputs = [f'output{i}' for i in range(n_out)]
