@@ -4,7 +4,8 @@ member's statistics, the skipped blocks bypassed), in microseconds, next to
 what it replaces (rebuilding the model, :func:`mmst.apis.init_model`) and
 one forward pass of the smallest and largest member.
 
-    python benchmarks/family_switch.py FAMILY.pth [--config CONFIG]
+    python benchmarks/family_switch.py FAMILY.pth [--config CONFIG] \\
+        [--onnx DIR [--latency-repeats 100] [--rounds 3]]
     python benchmarks/family_switch.py --synthetic CONFIG \\
         [--members smallest full] [--input-shape 3 224 224]
     [--repeats 2000] [--threads 1] [--out FILE.json]
@@ -17,7 +18,17 @@ timed without data or training. Switches alternate between the first and
 the last member (each call changes member); timed by name (``'[1,1,1]'``)
 and by a spec the parser resolves (``'1,1,1'``), and by latency budget
 (:meth:`~mmst.apis.DepthFamily.for_latency`) when the family has
-latencies. docs/benchmarks.md "Depth family: switching" has the numbers.
+latencies.
+
+``--onnx DIR`` (a family file) also exports every member to ONNX
+(:func:`mmst.deploy.export_family_onnx`: ``DIR/member_*.onnx``,
+``DIR/family.onnx`` in the ``'branches'`` layout, ``DIR/gather/family.onnx``
+in the ``'gather'`` layout) and times, per member at batch 1 on the first
+test image: PyTorch (the family switched to it), ONNX Runtime on its own
+file and on each one graph (CPU, ``--threads``), one after the other,
+``--rounds`` times (the median of the rounds' medians), with the member's
+metric from the family. docs/benchmarks.md "Depth family switching" has the
+numbers.
 """
 
 import argparse
@@ -160,7 +171,104 @@ def run(args) -> dict:
         with torch.no_grad():
             samples = _time_ns(lambda: forward(x), args.forwards)
         result[f'forward_ms {name}'] = statistics.median(samples) / 1e6
+    if args.onnx:
+        result['onnx'] = onnx_members(family, args.onnx, args)
     return result
+
+
+def onnx_members(family, out_dir: str, args) -> dict:
+    """Per member: its metric, PyTorch and ONNX Runtime latency (ms at
+    batch 1: the median over ``args.rounds`` rounds of the median of
+    ``args.latency_repeats`` runs), from its own file and from the one
+    graph in both layouts, timed one after the other for each member in
+    each round (so that a change of the machine's load hits all four); the
+    files' sizes."""
+    import os
+
+    from mmst.analysis.cost import eager_latency
+    from mmst.deploy import eval_inputs, export_family_onnx
+    from mmst.deploy import family_onnx_latency as ort_latency
+
+    exported = export_family_onnx(family, out_dir, force=True)
+    gather = export_family_onnx(
+        family,
+        os.path.join(out_dir, 'gather'),
+        per_member=False,
+        layout='gather',
+        force=True,
+    )
+    x = eval_inputs(family.model.cfg, family.model, 1)[0]
+    timing = (args.warmup, args.latency_repeats)
+    keys = (
+        'pytorch_ms',
+        'ort_member_file_ms',
+        'ort_one_graph_ms',
+        'ort_one_graph_gather_ms',
+    )
+    samples = {n: {k: [] for k in keys} for n in family.members}
+    for _ in range(args.rounds):
+        for name in family.members:
+            family.set_member(name)
+            eager = eager_latency(family.model, x, None, *timing)
+            one = [name]
+            files = ort_latency(exported, x, *timing, args.threads, one)
+            graph = ort_latency(gather, x, *timing, args.threads, one)
+            found = (
+                eager,
+                files[name]['member_file'],
+                files[name]['one_graph'],
+                graph[name]['one_graph'],
+            )
+            for key, summary in zip(keys, found):
+                samples[name][key].append(summary['median_ms'])
+    family.set_member(None)
+    rows = []
+    for name in family.members:
+        results = family.row(name).get('results', {}).get(family.label, {})
+        rows.append(
+            dict(
+                member=name,
+                metric=results.get('metric'),
+                **{k: statistics.median(v) for k, v in samples[name].items()},
+            )
+        )
+    size = os.path.getsize
+    return dict(
+        metric=family.metric,
+        rows=rows,
+        samples=samples,
+        member_files_bytes=sum(
+            size(f) for f in exported['member_files'].values()
+        ),
+        one_graph_bytes=size(exported['one_graph']),
+        one_graph_gather_bytes=size(gather['one_graph']),
+        latency_repeats=args.latency_repeats,
+        rounds=args.rounds,
+        warmup=args.warmup,
+    )
+
+
+def markdown(onnx: dict) -> str:
+    """The per-member table of :func:`onnx_members`."""
+    lines = [
+        f'| member | {onnx["metric"]} | PyTorch ms | ORT member file ms | '
+        'ORT one graph ms | ORT one graph (gather) ms |',
+        '|---|---|---|---|---|---|',
+    ]
+    for r in onnx['rows']:
+        metric = '' if r['metric'] is None else f'{r["metric"]:.2f}'
+        times = [
+            r[k]
+            for k in (
+                'pytorch_ms',
+                'ort_member_file_ms',
+                'ort_one_graph_ms',
+                'ort_one_graph_gather_ms',
+            )
+        ]
+        cells = ' | '.join(f'{t:.3f}' for t in times)
+        lines.append(f'| `{r["member"]}` | {metric} | {cells} |')
+    return '\n'.join(lines)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -185,10 +293,33 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--rebuilds', type=int, default=3, help='rebuilds')
     p.add_argument('--forwards', type=int, default=10, help='forwards')
     p.add_argument('--threads', type=int, default=1)
+    p.add_argument(
+        '--onnx',
+        metavar='DIR',
+        help='with a family file: export every member to ONNX in DIR and '
+        'time PyTorch and ONNX Runtime per member',
+    )
+    p.add_argument(
+        '--latency-repeats',
+        type=int,
+        default=100,
+        help='with --onnx: timed runs per member, runtime and round',
+    )
+    p.add_argument(
+        '--warmup', type=int, default=20, help='with --onnx: untimed runs'
+    )
+    p.add_argument(
+        '--rounds',
+        type=int,
+        default=3,
+        help='with --onnx: rounds over the members (median of the rounds)',
+    )
     p.add_argument('--out', help='also write the result as JSON')
     args = p.parse_args(argv)
     if bool(args.family) == bool(args.synthetic):
         p.error('give a FAMILY.pth or --synthetic CONFIG (one of them)')
+    if args.onnx and args.synthetic:
+        p.error('--onnx needs a FAMILY.pth (its members and test images)')
     if args.synthetic and args.input_shape is None:
         args.input_shape = [3, 224, 224]
     return args
@@ -198,6 +329,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     result = run(args)
     print(json.dumps(result, indent=1))
+    if 'onnx' in result:
+        print(markdown(result['onnx']))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=1)

@@ -281,10 +281,12 @@ def onnxruntime_latency(
     warmup: int = 5,
     repeats: int = 30,
     threads: Optional[int] = None,
+    feeds: Optional[dict] = None,
 ) -> Dict[str, float]:
     """:func:`summarize` of one ONNX Runtime ``run`` (CPU provider,
     ``threads``: ``intra_op_num_threads``, None: ORT's default) of
-    ``onnx_file`` on ``inputs`` (float32 on the CPU, its first input).
+    ``onnx_file`` on ``inputs`` (float32 on the CPU, its first input) and
+    ``feeds`` (its other inputs, {name: numpy array}).
     Raises ImportError: onnxruntime is not installed.
     """
     import onnxruntime as ort
@@ -297,6 +299,6 @@ def onnxruntime_latency(
         onnx_file, options, providers=['CPUExecutionProvider']
     )
     name = session.get_inputs()[0].name
-    feed = {name: inputs.detach().cpu().float().numpy()}
+    feed = {name: inputs.detach().cpu().float().numpy(), **(feeds or {})}
     times = time_runs(lambda: session.run(None, feed), warmup, repeats)
     return summarize(times)

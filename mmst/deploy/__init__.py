@@ -3,7 +3,8 @@ checkpoint (:mod:`.export`), as an ONNX file checked against PyTorch
 (:mod:`.onnx`) within a bound derived from float32 rounding
 (:mod:`.rounding`); ``docs/analysis.md``, "Exporting a sub-network"; the
 measured members of a depth menu in one family checkpoint
-(:mod:`.family`, ``docs/family.md``)."""
+(:mod:`.family`, ``docs/family.md``) and its members in ONNX
+(:mod:`.family_onnx`)."""
 
 from .export import (
     build_model,
@@ -18,6 +19,13 @@ from .family import (
     family_menu,
     read_family,
     write_family,
+)
+from .family_onnx import (
+    export_family_checkpoint_onnx,
+    export_family_onnx,
+    family_onnx_latency,
+    family_onnx_parity,
+    merge_member_graphs,
 )
 from .onnx import (
     ONNX_TASKS,
@@ -39,6 +47,11 @@ __all__ = [
     'family_menu',
     'read_family',
     'write_family',
+    'export_family_checkpoint_onnx',
+    'export_family_onnx',
+    'family_onnx_latency',
+    'family_onnx_parity',
+    'merge_member_graphs',
     'ONNX_TASKS',
     'check_onnx_task',
     'eval_inputs',

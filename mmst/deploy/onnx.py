@@ -75,6 +75,7 @@ def export_onnx(
     dynamic_batch: bool = True,
     force: bool = False,
     strict: bool = True,
+    fold_bn: bool = True,
 ) -> dict:
     """Export a model's ``mode='tensor'`` forward to ONNX (TorchScript
     exporter, ``dynamo=False``).
@@ -98,6 +99,12 @@ def export_onnx(
         force (bool): Overwrite ``out_file``. Defaults to False.
         strict (bool): With a config: refuse a checkpoint that does not fit
             the model (:func:`mmst.apis.init_model`). Defaults to True.
+        fold_bn (bool): Let the exporter fold BN layers into the
+            convolutions before them (and fold constants). False keeps them
+            as ``BatchNormalization`` nodes with the parameters under their
+            PyTorch names (ONNX Runtime folds them when it loads the file;
+            :func:`mmst.deploy.export_family_onnx` shares the weights of
+            its members this way). Defaults to True.
 
     Returns:
         dict: ``file``, ``input_shape``, ``outputs`` (names),
@@ -147,6 +154,14 @@ def export_onnx(
             dynamic_axes=dynamic_axes,
             opset_version=opset_version,
             dynamo=False,
+            **(
+                {}
+                if fold_bn
+                else dict(
+                    training=torch.onnx.TrainingMode.PRESERVE,
+                    do_constant_folding=False,
+                )
+            ),
         )
     finally:
         # the exporter restores the wrapper's (eval) mode; keep the model's
@@ -196,6 +211,7 @@ def onnx_parity(
     onnx_file: str,
     inputs: Iterable[torch.Tensor],
     atol: Optional[float] = None,
+    feeds: Optional[dict] = None,
 ) -> dict:
     """Run ``onnx_file`` with ONNX Runtime (CPU) and the model in PyTorch
     on the same preprocessed batches and compare every output.
@@ -219,6 +235,9 @@ def onnx_parity(
             :func:`eval_inputs`.
         atol (float, optional): A fixed largest absolute difference
             instead of the rounding bound. Defaults to None (the bound).
+        feeds (dict, optional): The file's other inputs {name: numpy
+            array}, fed with every batch (e.g. a family graph's
+            ``member``).
 
     Returns:
         dict: ``max_abs_diff`` (largest difference over the outputs),
@@ -240,7 +259,8 @@ def onnx_parity(
         if length is None:
             length = accumulation_length(wrapper, batch[:1])
         expected = wrapper(batch)
-        got = session.run(None, {'inputs': batch.detach().cpu().numpy()})
+        feed = {'inputs': batch.detach().cpu().numpy(), **(feeds or {})}
+        got = session.run(None, feed)
         if len(got) != len(expected):
             raise ValueError(
                 f'{onnx_file} has {len(got)} outputs, PyTorch {len(expected)}'

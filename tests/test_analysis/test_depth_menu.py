@@ -498,6 +498,7 @@ def test_family_reproduces_the_menu(trained, menu, evaluation):
     are refused, naming the members."""
     from mmengine.runner import load_checkpoint
 
+    from mmst.analysis.cost import onnxruntime_available
     from mmst.apis import init_family, init_model
     from mmst.deploy import family_members, read_family, write_family
 
@@ -563,6 +564,103 @@ def test_family_reproduces_the_menu(trained, menu, evaluation):
     assert family.for_flops(rows[fewest]['flops'])['name'] == fewest
     with pytest.raises(BudgetError, match="no member of 'E2' satisfies"):
         family.for_latency(1e-6)
+    _check_demo(family, result, str(path), loader)
+    if onnxruntime_available():
+        _check_family_onnx(family, [a, b], x[:4], trained['root'])
+
+
+def _check_demo(family, menu, path, loader):
+    """tools/analysis_tools/family_demo.py (mmst/apis/family_serve.py): per
+    budget the menu's choice serves the next test images; its accuracy is
+    that of the member's predictions (val_step) on them; impossible
+    budgets and schedules longer than the split are refused before
+    serving."""
+    from mmst.apis.family_serve import serve_budgets
+
+    demo = load_tool('analysis_tools/family_demo')
+    rows = {m['name']: m for m in menu['members']}
+    slow = max(rows.values(), key=lambda m: m['latency']['1']['median_ms'])
+    budgets = [1e9, min(m['latency']['1']['median_ms'] for m in rows.values())]
+    steps = demo.main(
+        [path, '--budgets', *map(str, budgets), '--images-per-budget', '3']
+    )
+    chosen = [choose_member(menu, 'E2', max_latency_ms=b) for b in budgets]
+    assert [s['member'] for s in steps] == [c['name'] for c in chosen]
+    assert slow['name'] != chosen[1]['name'] and steps[0]['images'] == 3
+    data = copy.deepcopy(next(iter(loader)))
+    data = dict(
+        inputs=data['inputs'][:6], data_samples=data['data_samples'][:6]
+    )
+    correct = []
+    for i, row in enumerate(chosen):
+        family.set_member(row['name'])
+        with torch.no_grad():
+            out = family.model.val_step(copy.deepcopy(data))[3 * i : 3 * i + 3]
+        correct += [int(s.pred_label == s.gt_label) for s in out]
+    assert steps[0]['accuracy'] == pytest.approx(100 * sum(correct[:3]) / 3)
+    assert steps[1]['accuracy_so_far'] == pytest.approx(100 * sum(correct) / 6)
+    with pytest.raises(BudgetError, match='the fastest member is'):
+        next(serve_budgets(family, [1e9, 1e-6]))
+    with pytest.raises(ValueError, match='need 400 images; the test split'):
+        next(serve_budgets(family, [9, 9], images_per_budget=200))
+
+
+def _check_family_onnx(family, members, x, root):
+    """ONNX of two members (mmst/deploy/family_onnx.py): per-member files
+    and the one graph in both layouts match PyTorch, the family switched to
+    each member, within the float32 rounding bound; the one graph follows
+    its ``member`` input (the other member's outputs fail the bound) and
+    refuses an index outside the family."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from mmst.deploy import (
+        export_family_onnx,
+        family_onnx_parity,
+        onnx_parity,
+    )
+    from mmst.deploy.family_onnx import MEMBERS_KEY
+
+    small = members[0]
+    active = family.member
+    found = {}
+    for layout in ('branches', 'gather'):
+        out = root / f'family_onnx_{layout}'
+        exported = export_family_onnx(
+            family,
+            str(out),
+            members,
+            layout=layout,
+            per_member=layout == 'branches',
+        )
+        assert exported['members'] == members and family.member == active
+        parity = family_onnx_parity(family, exported, [x])
+        for name in members:
+            for check in parity[name].values():  # within the bound, > 0
+                assert check['max_abs_diff'] <= check['atol'] < 0.1, check
+        graph = onnx.load(exported['one_graph'])
+        meta = {p.key: p.value for p in graph.metadata_props}
+        assert json.loads(meta[MEMBERS_KEY]) == members
+        found[layout] = exported
+        family.set_member(small)  # the other member's index: a defect
+        feeds = {'member': np.array(1, dtype=np.int64)}
+        with pytest.raises(ValueError, match='differs from PyTorch'):
+            onnx_parity(family.model, exported['one_graph'], [x], feeds=feeds)
+        family.set_member(active)
+    files = found['branches']['member_files']
+    convs = [
+        sum(n.op_type == 'Conv' for n in onnx.load(files[m]).graph.node)
+        for m in members
+    ]
+    assert convs[0] < convs[1]  # the skipped blocks are not in the file
+    session = ort.InferenceSession(
+        found['branches']['one_graph'], providers=['CPUExecutionProvider']
+    )
+    with pytest.raises(Exception, match='out of bounds|invalid|range'):
+        session.run(
+            None, {'inputs': x.numpy(), 'member': np.array(2, dtype=np.int64)}
+        )
 
 
 # -- a non-ResNet backbone: MobileNetV3 -------------------------------------
@@ -628,6 +726,8 @@ def test_mobilenet_v3_menu_export(tmp_path):
             + ['--warmup', '1', '--repeats', '2', '--threads', '1']
             + ['--no-progress', '--out-dir', str(out)]
             + ['--max-flops', '1e12', '--export', str(export)]
+            + ['--family', str(tmp_path / 'family.pth')]
+            + ['--family-members', 'smallest', 'full']
             + (['--onnx'] if ort else [])
         )
     finally:
@@ -649,6 +749,15 @@ def test_mobilenet_v3_menu_export(tmp_path):
     if ort:  # within the rounding bound (1.9e-4 here failed a fixed 1e-4)
         parity = summary['onnx_parity']
         assert parity['max_abs_diff'] <= parity['atol'], parity
+        # the family's ONNX (--family --onnx): each member's own file and
+        # the one graph, each within its bound
+        onnx = menu['family']['onnx']
+        assert onnx['members'] == ['[1,1,1,1]', '[2,3,2,3]']
+        assert Path(onnx['one_graph']).parent == tmp_path / 'family_onnx'
+        for checks in onnx['parity'].values():
+            assert set(checks) == {'member_file', 'one_graph'}
+            for c in checks.values():
+                assert c['max_abs_diff'] <= c['atol'], c
 
     tested = _run_test_tool(
         summary['config'], summary['checkpoint'], tmp_path / 'tw'

@@ -13,12 +13,14 @@ exported. See docs/depth_menu.md.
         [--onnxruntime | --no-onnxruntime]
         [--max-latency-ms MS] [--max-flops N] [--min-metric V]
         [--select LABEL] [--export DIR [--onnx]]
-        [--family OUT.pth [--family-members SPEC ...]] [--out-dir DIR]
+        [--family OUT.pth [--family-members SPEC ...] [--onnx]]
+        [--out-dir DIR]
         [--plot FILE] [--title TEXT] [--force] [--no-progress]
         [--non-strict] [--cfg-options k=v ...]
 """
 
 import argparse
+import os.path as osp
 from typing import Optional, Sequence
 
 from mmst.analysis.cli import eval_kwargs, run_tool, tool_parser
@@ -32,6 +34,7 @@ from mmst.analysis.menu import (
     write_outputs,
 )
 from mmst.deploy.family import write_family
+from mmst.deploy.family_onnx import export_family_checkpoint_onnx
 
 PROG = 'depth_menu'
 
@@ -110,7 +113,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='write the chosen member (the best one without bounds) as a '
         'config + checkpoint',
     )
-    text = 'with --export: also an ONNX file'
+    text = (
+        'with --export: also an ONNX file; with --family: also OUT_onnx/, '
+        'one ONNX file per member and one graph with the member as an input '
+        '(docs/family.md)'
+    )
     p.add_argument('--onnx', action='store_true', help=text)
     p.add_argument(
         '--family',
@@ -132,8 +139,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     p.add_argument('--force', action='store_true', help=text)
     args = p.parse_args(argv)
-    if args.onnx and not args.export:
-        p.error('--onnx needs --export DIR')
+    if args.onnx and not (args.export or args.family):
+        p.error('--onnx needs --export DIR or --family OUT.pth')
     if args.family_members and not args.family:
         p.error('--family-members needs --family OUT.pth')
     return args
@@ -210,11 +217,35 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         menu['family'] = family
         names = ' '.join(family['members'])
         print(f'wrote family {family["path"]} ({family["label"]}: {names})')
+        if args.onnx:
+            out = osp.splitext(args.family)[0] + '_onnx'
+            onnx = export_family_checkpoint_onnx(
+                args.family, out, None, force=args.force
+            )
+            worst = max(
+                p['max_abs_diff']
+                for m in onnx['parity'].values()
+                for p in m.values()
+            )
+            family['onnx'] = onnx
+            print(
+                f'wrote {len(onnx["member_files"])} member files and the '
+                f'one graph {onnx["one_graph"]} (max |ONNX Runtime - '
+                f'PyTorch| = {worst:.3g} over the members)'
+            )
     print('wrote ' + ', '.join(paths.values()))
     return menu
 
 
 if __name__ == '__main__':
     run_tool(
-        main, PROG, (ValueError, FileNotFoundError, FileExistsError, TypeError)
+        main,
+        PROG,
+        (
+            ValueError,
+            FileNotFoundError,
+            FileExistsError,
+            TypeError,
+            ImportError,
+        ),
     )
