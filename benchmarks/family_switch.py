@@ -21,11 +21,10 @@ and by a spec the parser resolves (``'1,1,1'``), and by latency budget
 latencies.
 
 ``--onnx DIR`` (a family file) also exports every member to ONNX
-(:func:`mmst.deploy.export_family_onnx`: ``DIR/member_*.onnx``,
-``DIR/family.onnx`` in the ``'branches'`` layout, ``DIR/gather/family.onnx``
-in the ``'gather'`` layout) and times, per member at batch 1 on the first
-test image: PyTorch (the family switched to it), ONNX Runtime on its own
-file and on each one graph (CPU, ``--threads``), one after the other,
+(:func:`mmst.deploy.export_family_onnx`: ``DIR/member_*.onnx`` and the
+one graph ``DIR/family.onnx``) and times, per member at batch 1 on the
+first test image: PyTorch (the family switched to it), ONNX Runtime on its
+own file and on the one graph (CPU, ``--threads``), one after the other,
 ``--rounds`` times (the median of the rounds' medians), with the member's
 metric from the family. docs/benchmarks.md "Depth family switching" has the
 numbers.
@@ -180,9 +179,9 @@ def onnx_members(family, out_dir: str, args) -> dict:
     """Per member: its metric, PyTorch and ONNX Runtime latency (ms at
     batch 1: the median over ``args.rounds`` rounds of the median of
     ``args.latency_repeats`` runs), from its own file and from the one
-    graph in both layouts, timed one after the other for each member in
-    each round (so that a change of the machine's load hits all four); the
-    files' sizes."""
+    graph, timed one after the other for each member in each round (so
+    that a change of the machine's load hits all three); the files'
+    sizes."""
     import os
 
     from mmst.analysis.cost import eager_latency
@@ -190,35 +189,17 @@ def onnx_members(family, out_dir: str, args) -> dict:
     from mmst.deploy import family_onnx_latency as ort_latency
 
     exported = export_family_onnx(family, out_dir, force=True)
-    gather = export_family_onnx(
-        family,
-        os.path.join(out_dir, 'gather'),
-        per_member=False,
-        layout='gather',
-        force=True,
-    )
     x = eval_inputs(family.model.cfg, family.model, 1)[0]
     timing = (args.warmup, args.latency_repeats)
-    keys = (
-        'pytorch_ms',
-        'ort_member_file_ms',
-        'ort_one_graph_ms',
-        'ort_one_graph_gather_ms',
-    )
+    keys = ('pytorch_ms', 'ort_member_file_ms', 'ort_one_graph_ms')
     samples = {n: {k: [] for k in keys} for n in family.members}
     for _ in range(args.rounds):
         for name in family.members:
             family.set_member(name)
             eager = eager_latency(family.model, x, None, *timing)
             one = [name]
-            files = ort_latency(exported, x, *timing, args.threads, one)
-            graph = ort_latency(gather, x, *timing, args.threads, one)
-            found = (
-                eager,
-                files[name]['member_file'],
-                files[name]['one_graph'],
-                graph[name]['one_graph'],
-            )
+            files = ort_latency(exported, x, *timing, args.threads, one)[name]
+            found = (eager, files['member_file'], files['one_graph'])
             for key, summary in zip(keys, found):
                 samples[name][key].append(summary['median_ms'])
     family.set_member(None)
@@ -241,7 +222,6 @@ def onnx_members(family, out_dir: str, args) -> dict:
             size(f) for f in exported['member_files'].values()
         ),
         one_graph_bytes=size(exported['one_graph']),
-        one_graph_gather_bytes=size(gather['one_graph']),
         latency_repeats=args.latency_repeats,
         rounds=args.rounds,
         warmup=args.warmup,
@@ -252,19 +232,14 @@ def markdown(onnx: dict) -> str:
     """The per-member table of :func:`onnx_members`."""
     lines = [
         f'| member | {onnx["metric"]} | PyTorch ms | ORT member file ms | '
-        'ORT one graph ms | ORT one graph (gather) ms |',
-        '|---|---|---|---|---|---|',
+        'ORT one graph ms |',
+        '|---|---|---|---|---|',
     ]
     for r in onnx['rows']:
         metric = '' if r['metric'] is None else f'{r["metric"]:.2f}'
         times = [
             r[k]
-            for k in (
-                'pytorch_ms',
-                'ort_member_file_ms',
-                'ort_one_graph_ms',
-                'ort_one_graph_gather_ms',
-            )
+            for k in ('pytorch_ms', 'ort_member_file_ms', 'ort_one_graph_ms')
         ]
         cells = ' | '.join(f'{t:.3f}' for t in times)
         lines.append(f'| `{r["member"]}` | {metric} | {cells} |')

@@ -186,7 +186,10 @@ def init_model(
 
     The model carries ``cfg`` (the plain config) and, when the checkpoint's
     ``meta`` has one, ``dataset_meta`` (class names ...), as the
-    libraries' ``init_*`` functions set them.
+    libraries' ``init_*`` functions set them, and the same as ``_config``
+    and ``_dataset_meta``, as mmpretrain's ``get_model`` sets them (its
+    inferencers, e.g. ``ImageClassificationInferencer(model)``, read
+    those).
 
     Args:
         config (str | PathLike | Config): A config file or a loaded config
@@ -246,6 +249,6 @@ def init_model(
         )
         meta = loaded.get('meta')
         if isinstance(meta, dict) and meta.get('dataset_meta') is not None:
-            model.dataset_meta = meta['dataset_meta']
-    model.cfg = cfg
+            model.dataset_meta = model._dataset_meta = meta['dataset_meta']
+    model.cfg = model._config = cfg
     return model.to(device).eval()

@@ -5,12 +5,9 @@
   :func:`mmst.deploy.export_onnx` of the family's model switched to that
   member (its blocks only, its BN statistics);
 - **one graph** with a second input ``member`` (int64 scalar, the member's
-  index; the names in the file's metadata, :data:`MEMBERS_KEY`), in one of
-  two layouts (:data:`LAYOUTS`): ``'branches'``, a binary tree of ONNX
-  ``If`` nodes over the members' own graphs, the shared weights stored once
-  (:func:`merge_member_graphs`); or ``'gather'``, one network whose BN
-  layers gather the member's statistics by the index and whose blocks that
-  some member skips sit in ``If`` nodes (:func:`family_graph`).
+  index; the names in the file's metadata, :data:`MEMBERS_KEY`): a binary
+  tree of ONNX ``If`` nodes over the members' own graphs, the shared
+  weights stored once (:func:`merge_member_graphs`).
 
 Skipped blocks are never computed. :func:`family_onnx_parity` checks every
 member against PyTorch (the family switched to it) within the float32
@@ -18,20 +15,14 @@ rounding bound of :mod:`mmst.deploy.rounding`; :func:`family_onnx_latency`
 times them with ONNX Runtime (``benchmarks/family_switch.py --onnx``).
 """
 
-import copy
 import hashlib
 import json
 import os
 import os.path as osp
 import tempfile
-import warnings
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import torch
-import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
-
-from mmst.analysis.cost import TensorOutputs
 
 from .export import check_outputs
 from .onnx import _require_onnx, check_onnx_task, export_onnx, onnx_parity
@@ -40,8 +31,6 @@ from .onnx import _require_onnx, check_onnx_task, export_onnx, onnx_parity
 ONE_GRAPH_NAME = 'family.onnx'
 #: The one graph's input that selects the member (int64, a scalar).
 MEMBER_INPUT = 'member'
-#: Layouts of the one graph (:func:`export_family_onnx`).
-LAYOUTS = ('branches', 'gather')
 #: Metadata key of the one graph: the members' names (JSON list) in the
 #: order of the ``member`` index.
 MEMBERS_KEY = 'mmst_family_members'
@@ -51,202 +40,6 @@ def member_file_name(name: str) -> str:
     """The per-member file of member ``name``: ``'[1,2,1]'`` ->
     ``'member_1-2-1.onnx'``."""
     return 'member_' + name.strip('[]').replace(',', '-') + '.onnx'
-
-
-class _Index:
-    """The member index the gathered BN layers and the gates read (the
-    graph's ``member`` input while it is traced)."""
-
-    value: Optional[torch.Tensor] = None
-
-
-class _GatheredBN(nn.Module):
-    """Eval-mode BN whose statistics are the member's: per member a
-    scale ``w / sqrt(var + eps)`` and a shift ``b - mean * scale`` (folded in
-    float64), gathered by the member index."""
-
-    def __init__(
-        self, bn: _BatchNorm, stats: Sequence[tuple], index: _Index
-    ) -> None:
-        super().__init__()
-        weight = bn.weight if bn.affine else None
-        bias = bn.bias if bn.affine else None
-        scales, shifts = [], []
-        for mean, var in stats:
-            scale = (var.double() + bn.eps).rsqrt()
-            if weight is not None:
-                scale = scale * weight.detach().double()
-            shift = -mean.double() * scale
-            if bias is not None:
-                shift = shift + bias.detach().double()
-            scales.append(scale.float())
-            shifts.append(shift.float())
-        self.register_buffer('scales', torch.stack(scales))
-        self.register_buffer('shifts', torch.stack(shifts))
-        self.index = index
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        i = self.index.value.reshape(1)
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        scale = self.scales.index_select(0, i).reshape(shape)
-        shift = self.shifts.index_select(0, i).reshape(shape)
-        return x * scale + shift
-
-
-class _Body(nn.Module):
-    """A block with the member index as an explicit input (traced on its
-    own, so that the ``If`` around it can pass the index in)."""
-
-    def __init__(self, block: nn.Module, index: _Index) -> None:
-        super().__init__()
-        self.block, self.index = block, index
-
-    def forward(self, x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        self.index.value = i
-        return self.block(x)
-
-
-class _Cond(nn.Module):
-    """``body(x, i)`` if ``keep`` else ``x`` (scripted: an ONNX ``If``)."""
-
-    def __init__(self, body: nn.Module) -> None:
-        super().__init__()
-        self.body = body
-
-    def forward(
-        self, x: torch.Tensor, keep: torch.Tensor, i: torch.Tensor
-    ) -> torch.Tensor:
-        if bool(keep):
-            return self.body(x, i)
-        return x
-
-
-class _Gate(nn.Module):
-    """A block that the member runs or skips: ``keep[member]``."""
-
-    def __init__(self, cond, keep: torch.Tensor, index: _Index) -> None:
-        super().__init__()
-        self.cond, self.index = cond, index
-        self.register_buffer('keep', keep)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        i = self.index.value.reshape(1)
-        keep = self.keep.index_select(0, i) > 0
-        return self.cond(x, keep, i)
-
-
-class _FamilyGraph(nn.Module):
-    """``(inputs, member) -> the member's mode='tensor' outputs``."""
-
-    def __init__(self, model: nn.Module, index: _Index) -> None:
-        super().__init__()
-        self.outputs, self.index = TensorOutputs(model), index
-
-    def forward(self, inputs: torch.Tensor, member: torch.Tensor):
-        self.index.value = member
-        return self.outputs(inputs)
-
-
-def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, last = name.rpartition('.')
-    setattr(root.get_submodule(parent) if parent else root, last, module)
-
-
-def _block_inputs(model: nn.Module, blocks: List[nn.Module], shape) -> list:
-    """Each block's input in one forward of the full network on zeros."""
-    found: Dict[nn.Module, torch.Tensor] = {}
-
-    def hook(module, args):
-        if len(args) != 1 or not isinstance(args[0], torch.Tensor):
-            raise ValueError(
-                f'one-graph ONNX export: block {type(module).__name__} takes '
-                f'{len(args)} positional inputs; allowed: blocks with one '
-                'tensor input (export per-member files instead)'
-            )
-        found.setdefault(module, args[0].detach())
-
-    handles = [b.register_forward_pre_hook(hook) for b in blocks]
-    param = next(model.parameters())
-    try:
-        with torch.no_grad():
-            TensorOutputs(model)(torch.zeros((1, *shape), device=param.device))
-    finally:
-        for h in handles:
-            h.remove()
-    return [found[b] for b in blocks]
-
-
-def family_graph(family, members: Sequence[str], input_shape) -> nn.Module:
-    """The module :func:`export_family_onnx` traces into the one graph: a
-    copy of ``family.model`` whose BN layers gather the ``members``'
-    statistics by the ``member`` input and whose blocks that some of
-    ``members`` skip run inside an ``If`` (scripted).
-
-    Args:
-        family (DepthFamily): The family (its active member is restored).
-        members (Sequence[str]): Member names, in index order.
-        input_shape (Sequence[int]): (C, H, W) of one preprocessed image.
-
-    Returns:
-        nn.Module: ``forward(inputs (N, C, H, W) float, member () int64)``
-        -> the member's ``mode='tensor'`` outputs (a tuple of tensors).
-
-    Raises:
-        ValueError: A block to gate does not take one tensor.
-    """
-    active = family.member
-    stats: Dict[str, List[tuple]] = {}
-    try:
-        for name in members:
-            family.set_member(name)
-            for n, m in family.model.named_modules():
-                if isinstance(m, _BatchNorm) and m.track_running_stats:
-                    stats.setdefault(n, []).append(
-                        (m.running_mean.clone(), m.running_var.clone())
-                    )
-        family.set_member(None)
-        model = copy.deepcopy(family.model).eval()
-        device = next(model.parameters()).device
-    finally:
-        family.set_member(active)
-    index = _Index()
-    for n, s in stats.items():
-        bn = model.get_submodule(n)
-        if all(
-            torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-            for a, b in zip(s, s[1:])
-        ):
-            # one set for all (e.g. the stem's): a plain BN, folded by ORT
-            bn.running_mean, bn.running_var = s[0]
-        else:
-            _set_module(model, n, _GatheredBN(bn, s, index))
-    # the copy's blocks, by the position of the original's in the stages
-    names = {m: n for n, m in family.model.named_modules()}
-    depths = [family.row(name)['subnet'] for name in members]
-    gated, keeps = [], []
-    for s, stage in enumerate(family.elastic.stages):
-        for b, block in enumerate(stage):
-            keep = [b < d[s] for d in depths]
-            if all(keep):
-                continue
-            gated.append(names[block])
-            keeps.append(torch.tensor(keep, dtype=torch.int64, device=device))
-    blocks = [model.get_submodule(n) for n in gated]
-    first = torch.zeros((), dtype=torch.int64, device=device)
-    index.value = first
-    inputs = _block_inputs(model, blocks, input_shape)
-    for name, block, x, keep in zip(gated, blocks, inputs, keeps):
-        if not keep.any():  # no member runs it: an identity
-            _set_module(model, name, nn.Identity())
-            continue
-        body = _Body(block, index)
-        with torch.no_grad(), warnings.catch_warnings():
-            # TorchScript is what the ONNX exporter reads If nodes from
-            warnings.filterwarnings('ignore', '.*is deprecated', FutureWarning)
-            traced = torch.jit.trace(body, (x, first.reshape(1)))
-            cond = torch.jit.script(_Cond(traced))
-        _set_module(model, name, _Gate(cond, keep, index))
-    return _FamilyGraph(model, index).eval()
 
 
 def _share(tensor, shared: dict, initializers: list) -> str:
@@ -427,41 +220,12 @@ def _save_with_members(model, path: str, members: Sequence[str]) -> None:
     onnx.save(model, path)
 
 
-def _export_gathered(family, names, input_shape, path, opset_version):
-    """The ``'gather'`` one graph (:func:`family_graph`), traced."""
-    import onnx
-
-    graph = family_graph(family, names, input_shape)
-    param = next(graph.parameters())
-    dummy = torch.zeros((1, *input_shape), device=param.device)
-    member = torch.zeros((), dtype=torch.int64, device=param.device)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings('ignore', '.*is deprecated', FutureWarning)
-        n_out = len(graph(dummy, member))
-        traced = torch.jit.trace(graph, (dummy, member))
-    outputs = [f'output{i}' for i in range(n_out)]
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', 'no signature found')
-        torch.onnx.export(
-            traced,
-            (dummy, member),
-            path,
-            input_names=['inputs', MEMBER_INPUT],
-            output_names=outputs,
-            dynamic_axes={n: {0: 'batch'} for n in ['inputs', *outputs]},
-            opset_version=opset_version,
-            dynamo=False,
-        )
-    _save_with_members(onnx.load(path), path, names)
-
-
 def export_family_onnx(
     family,
     out_dir: str,
     members: Optional[Sequence] = None,
     per_member: bool = True,
     one_graph: bool = True,
-    layout: str = 'branches',
     input_shape: Optional[Sequence[int]] = None,
     opset_version: int = 17,
     force: bool = False,
@@ -475,20 +239,14 @@ def export_family_onnx(
     outputs ``output0`` ... (as :func:`mmst.deploy.export_onnx`); the one
     graph also takes ``member`` (int64 scalar: the index into the
     returned ``members``, whose names the file's metadata holds under
-    :data:`MEMBERS_KEY`). Its ``layout``:
+    :data:`MEMBERS_KEY`). In it a binary tree of ``If`` nodes picks the
+    member's own graph (:func:`merge_member_graphs`); the weights are
+    stored once, each branch holds its member's BN statistics, which ONNX
+    Runtime folds into the convolutions when it loads the file.
 
-    - ``'branches'`` (default): a binary tree of ``If`` nodes picks the
-      member's own graph (:func:`merge_member_graphs`); the weights are
-      stored once, each branch holds its member's BN statistics, which ONNX
-      Runtime folds into the convolutions when it loads the file;
-    - ``'gather'``: one network whose BN layers gather their member's
-      statistics (folded to a scale and a shift) by the index and whose
-      blocks that some member skips sit in ``If`` nodes
-      (:func:`family_graph`).
-
-    In both, the blocks the member skips are not computed. The per-member
-    files keep BN layers unfolded too (``fold_bn=False``); ONNX Runtime
-    folds them at load.
+    In both forms, the blocks the member skips are not computed. The
+    per-member files keep BN layers unfolded too (``fold_bn=False``); ONNX
+    Runtime folds them at load.
 
     Args:
         family (DepthFamily): The family (:func:`mmst.apis.init_family`);
@@ -498,7 +256,6 @@ def export_family_onnx(
             family's order).
         per_member (bool): Write the per-member files. Defaults to True.
         one_graph (bool): Write the one graph. Defaults to True.
-        layout (str): The one graph's: ``'branches'`` | ``'gather'``.
         input_shape (Sequence[int], optional): (C, H, W) of one
             preprocessed image (default: the menu's ``input_shape``).
         opset_version (int): ONNX opset. Defaults to 17.
@@ -507,15 +264,14 @@ def export_family_onnx(
     Returns:
         dict: ``members`` (names, in index order), ``member_files``
         {name: path} (empty without ``per_member``), ``one_graph`` (path
-        or None), ``layout``, ``member_input``, ``input_shape``,
+        or None), ``member_input``, ``input_shape``,
         ``opset_version``.
 
     Raises:
         ImportError: onnx / onnxruntime missing.
-        ValueError: An invalid member (naming the family's) or layout, no
-            output asked for, an unsupported model
-            (:func:`mmst.deploy.check_onnx_task`), no input shape, or (with
-            ``'gather'``) a block that does not take one tensor.
+        ValueError: An invalid member (naming the family's), no output
+            asked for, an unsupported model
+            (:func:`mmst.deploy.check_onnx_task`) or no input shape.
         FileExistsError: An output exists and ``force`` is False.
     """
     _require_onnx()
@@ -523,10 +279,6 @@ def export_family_onnx(
         raise ValueError(
             'per_member=False and one_graph=False write nothing; allowed: '
             'at least one of them'
-        )
-    if layout not in LAYOUTS:
-        raise ValueError(
-            f'layout={layout!r} is invalid; allowed: ' + ' | '.join(LAYOUTS)
         )
     check_onnx_task(family.model)
     names = [family.row(m)['name'] for m in (members or family.members)]
@@ -550,31 +302,25 @@ def export_family_onnx(
         if not per_member:
             files = {n: osp.join(tmp, member_file_name(n)) for n in names}
         try:
-            if per_member or layout == 'branches':
-                for name in names:
-                    family.set_member(name)
-                    export_onnx(
-                        family.model,
-                        files[name],
-                        input_shape=input_shape,
-                        opset_version=opset_version,
-                        force=True,
-                        fold_bn=False,
-                    )
+            for name in names:
+                family.set_member(name)
+                export_onnx(
+                    family.model,
+                    files[name],
+                    input_shape=input_shape,
+                    opset_version=opset_version,
+                    force=True,
+                    fold_bn=False,
+                )
         finally:
             family.set_member(active)
-        if graph_file and layout == 'branches':
+        if graph_file:
             merged = merge_member_graphs([files[n] for n in names])
             _save_with_members(merged, graph_file, names)
-        elif graph_file:
-            _export_gathered(
-                family, names, input_shape, graph_file, opset_version
-            )
     return dict(
         members=names,
         member_files=files if per_member else {},
         one_graph=graph_file,
-        layout=layout,
         member_input=MEMBER_INPUT,
         input_shape=list(input_shape),
         opset_version=opset_version,
@@ -689,7 +435,6 @@ def export_family_checkpoint_onnx(
     out_dir: str,
     config=None,
     members: Optional[Sequence] = None,
-    layout: str = 'branches',
     parity_images: int = 8,
     force: bool = False,
 ) -> dict:
@@ -703,7 +448,6 @@ def export_family_checkpoint_onnx(
         out_dir (str): Output folder.
         config (str | Config, optional): Its config (None: the menu's).
         members (Sequence, optional): Member specs (default: all).
-        layout (str): The one graph's layout (:data:`LAYOUTS`).
         parity_images (int): Test images of the check (>= 1). Defaults
             to 8.
         force (bool): Overwrite existing files. Defaults to False.
@@ -726,9 +470,7 @@ def export_family_checkpoint_onnx(
             f'parity_images={parity_images!r} is invalid; allowed: >= 1'
         )
     family = init_family(config, checkpoint)
-    exported = export_family_onnx(
-        family, out_dir, members, layout=layout, force=force
-    )
+    exported = export_family_onnx(family, out_dir, members, force=force)
     inputs = eval_inputs(family.model.cfg, family.model, parity_images)
     exported['parity'] = family_onnx_parity(family, exported, inputs)
     return exported

@@ -557,6 +557,7 @@ def test_family_reproduces_the_menu(trained, menu, evaluation):
     )
     with pytest.raises(ValueError, match="member entry 'x' is invalid"):
         family.set_member('x')
+    _check_inferencer(family, [a, b], loader.dataset.get_data_info(0)['img'])
     # budgets: the family's rows, as the menu's choice
     best = choose_member(result, 'E2')
     assert family.for_latency(1e9)['name'] == best['name'] == family.member
@@ -567,6 +568,26 @@ def test_family_reproduces_the_menu(trained, menu, evaluation):
     _check_demo(family, result, str(path), loader)
     if onnxruntime_available():
         _check_family_onnx(family, [a, b], x[:4], trained['root'])
+
+
+def _check_inferencer(family, members, image):
+    """mmpretrain's own inferencer takes ``family.model`` as it is and runs
+    the member switched to: its scores for ``image`` are the member's
+    logits' softmax, bit for bit (one image, the same kernels)."""
+    from mmpretrain.apis import ImageClassificationInferencer
+
+    inferencer = ImageClassificationInferencer(family.model)
+    (batch,) = inferencer.preprocess([image])
+    scores = []
+    for name in members:
+        family.set_member(name)
+        (pred,) = inferencer(image)
+        data = family.model.data_preprocessor(batch, False)
+        with torch.no_grad():
+            logits = family.model(data['inputs'], mode='tensor')
+        scores.append(torch.as_tensor(pred['pred_scores']))
+        assert torch.equal(scores[-1], logits.softmax(-1)[0]), name
+    assert not torch.equal(*scores)
 
 
 def _check_demo(family, menu, path, loader):
@@ -607,10 +628,10 @@ def _check_demo(family, menu, path, loader):
 
 def _check_family_onnx(family, members, x, root):
     """ONNX of two members (mmst/deploy/family_onnx.py): per-member files
-    and the one graph in both layouts match PyTorch, the family switched to
-    each member, within the float32 rounding bound; the one graph follows
-    its ``member`` input (the other member's outputs fail the bound) and
-    refuses an index outside the family."""
+    and the one graph match PyTorch, the family switched to each member,
+    within the float32 rounding bound; the one graph follows its ``member``
+    input (the other member's outputs fail the bound) and refuses an index
+    outside the family."""
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -622,40 +643,30 @@ def _check_family_onnx(family, members, x, root):
     )
     from mmst.deploy.family_onnx import MEMBERS_KEY
 
-    small = members[0]
     active = family.member
-    found = {}
-    for layout in ('branches', 'gather'):
-        out = root / f'family_onnx_{layout}'
-        exported = export_family_onnx(
-            family,
-            str(out),
-            members,
-            layout=layout,
-            per_member=layout == 'branches',
-        )
-        assert exported['members'] == members and family.member == active
-        parity = family_onnx_parity(family, exported, [x])
-        for name in members:
-            for check in parity[name].values():  # within the bound, > 0
-                assert check['max_abs_diff'] <= check['atol'] < 0.1, check
-        graph = onnx.load(exported['one_graph'])
-        meta = {p.key: p.value for p in graph.metadata_props}
-        assert json.loads(meta[MEMBERS_KEY]) == members
-        found[layout] = exported
-        family.set_member(small)  # the other member's index: a defect
-        feeds = {'member': np.array(1, dtype=np.int64)}
-        with pytest.raises(ValueError, match='differs from PyTorch'):
-            onnx_parity(family.model, exported['one_graph'], [x], feeds=feeds)
-        family.set_member(active)
-    files = found['branches']['member_files']
+    exported = export_family_onnx(family, str(root / 'family_onnx'), members)
+    assert exported['members'] == members and family.member == active
+    parity = family_onnx_parity(family, exported, [x])
+    for name in members:
+        assert set(parity[name]) == {'member_file', 'one_graph'}
+        for check in parity[name].values():  # within the bound, > 0
+            assert check['max_abs_diff'] <= check['atol'] < 0.1, check
+    graph = onnx.load(exported['one_graph'])
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert json.loads(meta[MEMBERS_KEY]) == members
+    family.set_member(members[0])  # the other member's index: a defect
+    feeds = {'member': np.array(1, dtype=np.int64)}
+    with pytest.raises(ValueError, match='differs from PyTorch'):
+        onnx_parity(family.model, exported['one_graph'], [x], feeds=feeds)
+    family.set_member(active)
+    files = exported['member_files']
     convs = [
         sum(n.op_type == 'Conv' for n in onnx.load(files[m]).graph.node)
         for m in members
     ]
     assert convs[0] < convs[1]  # the skipped blocks are not in the file
     session = ort.InferenceSession(
-        found['branches']['one_graph'], providers=['CPUExecutionProvider']
+        exported['one_graph'], providers=['CPUExecutionProvider']
     )
     with pytest.raises(Exception, match='out of bounds|invalid|range'):
         session.run(
@@ -835,6 +846,19 @@ def test_detector_menu(tmp_path):
             feats.append(family.model.extract_feat(x)[0])
     assert torch.equal(feats[0], feats[2])
     assert not torch.equal(feats[0], feats[1])
+    # mmdet's own inference API on family.model runs the member switched to:
+    # the member's test_step predictions on the same test image
+    from mmdet.apis import inference_detector
+    from mmengine.dataset import pseudo_collate
+
+    image = loader.dataset.get_data_info(0)['img_path']
+    with torch.no_grad():
+        (expected,) = family.model.test_step(
+            pseudo_collate([loader.dataset[0]])
+        )
+    got = inference_detector(family.model, image).pred_instances
+    for key in ('bboxes', 'scores', 'labels'):
+        assert torch.equal(got[key], expected.pred_instances[key]), key
 
 
 def test_latency_helpers():
