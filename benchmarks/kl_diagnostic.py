@@ -334,10 +334,10 @@ def main() -> None:
     )
     p.add_argument(
         '--backbone',
-        nargs='+',
+        action='append',
         choices=BACKBONES,
         help='the Fashion-MNIST config family (default: swin; with '
-        '--at-init: all four). Training takes one',
+        '--at-init: all four, or each --backbone given). Training takes one',
     )
     p.add_argument(
         '--seeds',
