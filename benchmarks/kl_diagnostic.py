@@ -28,7 +28,11 @@ on what the config ships:
   (ST's); ``kl-n1``: one sub-network per iteration; ``kl-third``: the KL
   weighted 1/3; ``kl-nodp``: no stochastic depth (Swin's default
   ``drop_path_rate=0.1``; not for ``resnet20``);
-- ``ct``: ``{B}_ct_fmnist.py``, conventional training.
+- ``ct``: ``{B}_ct_fmnist.py``, conventional training;
+- ``ct-bn1``, ``kl-bn1`` (``resnet20`` only): ``ct`` and ``kl`` with every
+  BN weight initialised to 1 (``zero_init_residual=False``), as the
+  authors' script; the configs keep mmpretrain's zero-initialised last BN
+  of each block.
 
 Three measurements:
 
@@ -104,6 +108,16 @@ VARIANTS = {
     'kl-third': {**KL, 'model.distill': dict(loss_weight=1 / 3)},
     'kl-nodp': {**KL, 'model.architecture.backbone.drop_path_rate': 0.0},
     'ct': {},  # the CT config
+    # ResNet-20 only: every BN weight 1, as the authors' initialisation
+    # (mmpretrain's default zero-initialises each block's last BN)
+    'ct-bn1': {'model.backbone.zero_init_residual': False},
+    'kl-bn1': {**KL, 'model.architecture.backbone.zero_init_residual': False},
+}
+#: variants that set a key only some backbones have -> those backbones
+ONLY = {
+    'kl-nodp': ('swin', 'vit', 'convnext'),
+    'ct-bn1': ('resnet20',),
+    'kl-bn1': ('resnet20',),
 }
 #: the variants run when none is named
 DEFAULT_VARIANTS = [
@@ -121,7 +135,7 @@ KL_AT_INIT = {
 
 def config_of(backbone: str, variant: str) -> str:
     """The config a variant changes: the CT config for ``ct``."""
-    method = 'ct' if variant == 'ct' else 'stpp'
+    method = 'ct' if variant.startswith('ct') else 'stpp'
     return f'{CONFIGS}/{backbone}_{method}_fmnist.py'
 
 
@@ -154,7 +168,7 @@ def loss_curve(
     cfg.default_hooks.checkpoint = None
     runner = Runner.from_cfg(prepare_config(cfg))
     runner.train()
-    key = 'loss' if variant == 'ct' else 'loss_main'
+    key = 'loss' if variant.startswith('ct') else 'loss_main'
     losses = []
     for line in open(f'{runner.log_dir}/vis_data/scalars.json'):
         match = re.search(rf'"{key}": ([0-9.]+)', line)
@@ -390,11 +404,13 @@ def main() -> None:
             f'unknown variants {sorted(unknown)}; allowed: {list(VARIANTS)}'
         )
     variants = args.variants or DEFAULT_VARIANTS
-    if backbone == 'resnet20' and 'kl-nodp' in variants:
-        p.error(
-            'variant kl-nodp sets drop_path_rate, which the ResNet-20 '
-            'backbone has not; allowed backbones: swin, vit, convnext'
-        )
+    for variant in variants:
+        if backbone not in ONLY.get(variant, BACKBONES):
+            p.error(
+                f'variant {variant} sets {list(VARIANTS[variant])[-1]}, '
+                f'which --backbone {backbone} has not; allowed backbones: '
+                f'{", ".join(ONLY[variant])}'
+            )
     if args.train_images is None:
         curves = {}
         for variant in variants:
