@@ -27,7 +27,9 @@ on what the config ships:
   recipe); ``kl-l2``: L2 instead of LayerNorm; ``kl-none``: plain KL
   (ST's); ``kl-n1``: one sub-network per iteration; ``kl-third``: the KL
   weighted 1/3; ``kl-nodp``: no stochastic depth (Swin's default
-  ``drop_path_rate=0.1``; not for ``resnet20``);
+  ``drop_path_rate=0.1``; not for ``resnet20``); ``kl-st``: ST's knobs
+  (NeurIPS'22, as ``configs/mmpretrain/imagenet/vit-b_st_in1k.py``): one
+  sub-network per iteration, plain KL, no smaller inputs;
 - ``ct``: ``{B}_ct_fmnist.py``, conventional training;
 - ``ct-bn1``, ``kl-bn1`` (``resnet20`` only): ``ct`` and ``kl`` with every
   BN weight initialised to 1 (``zero_init_residual=False``), as the
@@ -107,6 +109,12 @@ VARIANTS = {
     'kl-n1': {**KL, 'model.num_subnets': 1},
     'kl-third': {**KL, 'model.distill': dict(loss_weight=1 / 3)},
     'kl-nodp': {**KL, 'model.architecture.backbone.drop_path_rate': 0.0},
+    'kl-st': {
+        **KL,
+        'model.num_subnets': 1,
+        'model.logit_norm': 'none',
+        'model.input_resize': None,
+    },
     'ct': {},  # the CT config
     # ResNet-20 only: every BN weight 1, as the authors' initialisation
     # (mmpretrain's default zero-initialises each block's last BN)
