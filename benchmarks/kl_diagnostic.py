@@ -84,6 +84,8 @@ sys.path.insert(0, osp.join(HERE, 'tools'))
 from embedded_default import format_table, train_and_evaluate  # noqa: E402
 
 BACKBONES = ('swin', 'vit', 'resnet20', 'convnext')
+#: --at-init's order (ResNet-20 and ConvNeXt first: they learn with the KL)
+AT_INIT_ORDER = ('resnet20', 'convnext', 'swin', 'vit')
 CONFIGS = 'configs/mmpretrain/fashion_mnist'
 KL = {'model.subnet_loss': 'kl', 'model.subnet_schedule': None}
 TASK = {'model.subnet_loss': 'task', 'model.subnet_schedule': None}
@@ -245,7 +247,9 @@ def gradient_agreement(main: dict, other: dict) -> tuple:
 def per_image_correlation(student: torch.Tensor, teacher: torch.Tensor):
     """Pearson correlation of the per-image parts (each logit minus its
     mean over the batch) of two ``(B, C)`` logit tensors, over all B x C
-    entries. Invariant to a per-image scale: raw or normalised logits."""
+    entries: 1 for equal logits, about 0 for unrelated ones. Give both
+    normalised the same way (the batch mean does not commute with a
+    per-image scale)."""
     s = student - student.mean(0)
     t = teacher - teacher.mean(0)
     return torch.nn.functional.cosine_similarity(
@@ -325,7 +329,7 @@ def at_initialisation(config: str, overrides: dict, work_dir: str) -> None:
         with torch.no_grad(), model.as_subnet(subnet):
             corr = [
                 per_image_correlation(
-                    task.raw_logits(
+                    task.logits(
                         arch, task.rescale(inputs, samples, s / shorter)[0]
                     ),
                     teacher,
@@ -397,7 +401,7 @@ def main() -> None:
                 'takes no variants and no --train-images'
             )
         torch.manual_seed(0)
-        for backbone in args.backbone or BACKBONES:
+        for backbone in args.backbone or AT_INIT_ORDER:
             at_initialisation(
                 config_of(backbone, 'kl'), KL_AT_INIT[backbone], args.work_dir
             )
