@@ -58,7 +58,9 @@ Three measurements:
   variance that is one vector shared by all images, each sub-network's
   per-image correlation with the teacher (at full size and at the smallest
   input), and the cosine and norm ratio of the KL's gradient to the main
-  cross-entropy's on the parameters both reach.
+  cross-entropy's on the parameters both reach. Named variants (with
+  sub-networks: not ``ct``) replace the KL config, e.g.
+  ``--at-init kl-bn1 --backbone resnet20``.
 
 Results and the reading of them: docs/backbones.md ("The small Swin and
 the KL") and docs/benchmarks.md.
@@ -350,6 +352,19 @@ def at_initialisation(config: str, overrides: dict, work_dir: str) -> None:
     )
 
 
+def check_backbone(
+    p: argparse.ArgumentParser, backbone: str, variant: str
+) -> None:
+    """Exit with an error naming the variant, its key and the backbones
+    it allows when ``backbone`` has not the key ``variant`` sets."""
+    if backbone not in ONLY.get(variant, BACKBONES):
+        p.error(
+            f'variant {variant} sets {list(VARIANTS[variant])[-1]}, '
+            f'which --backbone {backbone} has not; allowed backbones: '
+            f'{", ".join(ONLY[variant])}'
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument(
@@ -389,22 +404,36 @@ def main() -> None:
         '--at-init',
         action='store_true',
         help='only the measurements of one batch at initialisation, for '
-        'the ST++ configs with the KL',
+        'the ST++ configs with the KL (or the VARIANTS given, which must '
+        'have sub-networks)',
     )
     p.add_argument('--work-dir', default='work_dirs/kl_diagnostic')
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.at_init:
-        if args.variants or args.train_images is not None:
+        if args.train_images is not None:
+            p.error('--at-init measures one batch; it takes no --train-images')
+        unknown = set(args.variants) - set(VARIANTS)
+        if unknown:
             p.error(
-                '--at-init measures the KL config of each --backbone; it '
-                'takes no variants and no --train-images'
+                f'unknown variants {sorted(unknown)}; allowed: '
+                f'{list(VARIANTS)}'
             )
         torch.manual_seed(0)
         for backbone in args.backbone or AT_INIT_ORDER:
-            at_initialisation(
-                config_of(backbone, 'kl'), KL_AT_INIT[backbone], args.work_dir
-            )
+            if not args.variants:  # the KL config
+                at_initialisation(
+                    config_of(backbone, 'kl'),
+                    KL_AT_INIT[backbone],
+                    args.work_dir,
+                )
+            for variant in args.variants:
+                check_backbone(p, backbone, variant)
+                at_initialisation(
+                    config_of(backbone, variant),
+                    overrides_of(variant, args.iters),
+                    args.work_dir,
+                )
         return
     backbones = args.backbone or ['swin']
     if len(backbones) != 1:
@@ -417,12 +446,7 @@ def main() -> None:
         )
     variants = args.variants or DEFAULT_VARIANTS
     for variant in variants:
-        if backbone not in ONLY.get(variant, BACKBONES):
-            p.error(
-                f'variant {variant} sets {list(VARIANTS[variant])[-1]}, '
-                f'which --backbone {backbone} has not; allowed backbones: '
-                f'{", ".join(ONLY[variant])}'
-            )
+        check_backbone(p, backbone, variant)
     if args.train_images is None:
         curves = {}
         for variant in variants:
