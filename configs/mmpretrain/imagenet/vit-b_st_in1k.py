@@ -4,7 +4,7 @@
 # setting the measurements support: on the small Fashion-MNIST ViT trained
 # from scratch, ST's knobs (one sub-network, plain KL, no smaller inputs)
 # left the main network learning as CT's (main cross-entropy after 40
-# iterations 1.65 +- 0.06, CT 1.65 +- 0.06, 3 seeds), while ST++'s KL- did
+# iterations 1.65 +- 0.05, CT 1.65 +- 0.06, 3 seeds), while ST++'s KL- did
 # not, started late or warmed up (2.26-2.32; docs/backbones.md, "The small
 # Swin, the small ViT and the KL"). Not trained by mmst on ImageNet.
 _base_ = [
