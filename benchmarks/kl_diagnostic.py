@@ -62,8 +62,8 @@ Three measurements:
   sub-networks: not ``ct``) replace the KL config, e.g.
   ``--at-init kl-bn1 --backbone resnet20``.
 
-Results and the reading of them: docs/backbones.md ("The small Swin and
-the KL") and docs/benchmarks.md.
+Results and the reading of them: docs/backbones.md ("The small Swin,
+the small ViT and the KL") and docs/benchmarks.md.
 """
 
 import argparse
