@@ -81,6 +81,8 @@ CONFIG_KINDS: Dict[str, str] = {
     'mmpretrain/fashion_mnist/resnet20_stpp_ft_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/swin_ct_fmnist.py': 'fashion_mnist',
     'mmpretrain/fashion_mnist/swin_stpp_fmnist.py': 'fashion_mnist',
+    'mmpretrain/fashion_mnist/vit_ct_fmnist.py': 'fashion_mnist',
+    'mmpretrain/fashion_mnist/vit_stpp_fmnist.py': 'fashion_mnist',
     'mmpretrain/imagenet/resnet101_st_in1k.py': 'imagenet',
     'mmpretrain/imagenet/resnet50_ct_in1k.py': 'imagenet',
     'mmpretrain/imagenet/resnet50_eval-256_in1k.py': 'imagenet_eval',

@@ -94,15 +94,15 @@ def _kl_configs() -> list:
 
 def test_kl_configs_take_subnet_loss_task():
     """The documented fallback from the KL (docs/backbones.md, "The small
-    Swin and the KL"): ``model.subnet_loss='task'`` on any shipped KL
-    config builds. Before, the configs that spelled out the default
-    ``distill`` failed with "distill=... would be ignored"."""
+    Swin, the small ViT and the KL"): ``model.subnet_loss='task'`` on any
+    shipped KL config builds. Before, the configs that spelled out the
+    default ``distill`` failed with "distill=... would be ignored"."""
     from mmengine.registry import DefaultScope
 
     from mmst.registry import MODELS
 
     configs = _kl_configs()
-    assert 'mmpretrain/imagenet/swin-t_stpp_in1k.py' in configs, configs
+    assert 'mmpretrain/imagenet/convnext-t_stpp_in1k.py' in configs, configs
     for rel in configs:
         cfg = Config.fromfile(str(CONFIG_ROOT / rel))
         cfg.merge_from_dict({'model.subnet_loss': 'task'})
