@@ -98,24 +98,6 @@ def data_kinds(
     )
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``): the tests of a module
-    that share a module-scoped fixture (a trained checkpoint, a torchrun
-    job) run on one worker, so that the fixture is built once; the other
-    tests are spread one by one."""
-    for item in items:
-        info = getattr(item, '_fixtureinfo', None)
-        if info is None:
-            continue
-        shared = any(
-            d.scope in ('module', 'class', 'package')
-            for defs in info.name2fixturedefs.values()
-            for d in defs
-        )
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 # -- multi-process scenarios ----------------------------------------------
 @pytest.fixture(scope='session')
 def dist_scenarios(tmp_path_factory) -> Dict[str, Path]:

@@ -39,7 +39,11 @@ mkdir -p "$REPORTS"
 WORKERS=${MMST_TEST_WORKERS:-2}
 XDIST=()
 if [ "$WORKERS" != 0 ]; then
-  XDIST=(-n "$WORKERS" --dist loadgroup)
+  # one module per worker: a module-scoped fixture (a trained checkpoint,
+  # a torchrun job) is built once. (--dist loadgroup with conftest marks
+  # did not group anything under pytest 9.2 / pytest-xdist 3.8: every such
+  # fixture was built on both workers.)
+  XDIST=(-n "$WORKERS" --dist loadfile)
 fi
 PYTEST=("$VENV/bin/python" -m pytest tests -q -p no:cacheprovider)
 rc1=0
