@@ -141,7 +141,7 @@ KL_AT_INIT = {
     'resnet20': {},
     'convnext': {},
     'swin': {'model.subnet_loss': 'kl'},
-    'vit': {},
+    'vit': {'model.subnet_loss': 'kl'},
 }
 
 

@@ -195,7 +195,7 @@ class STCostHook(Hook):
             f'cost of this run relative to conventional training: '
             f'{summary["ct_epochs"]:.3f} CT-epoch equivalents in '
             f'{summary["iters"]} iterations ({summary["flops_ratio"]:.3f}x '
-            f"a CT step's FLOPs per iteration, predicted), "
+            f"a CT step's FLOPs per iteration, counted), "
             f'{summary["images_per_s"]:.1f} training images/s measured',
             'current',
             logging.INFO,
