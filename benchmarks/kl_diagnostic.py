@@ -377,8 +377,8 @@ def main() -> None:
         '--backbone',
         action='append',
         choices=BACKBONES,
-        help='the Fashion-MNIST config family (default: swin; with '
-        '--at-init: all four, or each --backbone given). Training takes one',
+        help='the Fashion-MNIST config family (default: swin); training '
+        'takes one; --at-init may repeat it (default there: all four)',
     )
     p.add_argument(
         '--seeds',
