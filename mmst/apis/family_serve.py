@@ -3,7 +3,6 @@ over time (``tools/analysis_tools/family_demo.py``, ``docs/family.md``,
 "Demo"): per budget, :meth:`mmst.apis.DepthFamily.for_latency` picks the
 member, which then serves test images one batch at a time."""
 
-import copy
 import math
 import statistics
 import time
@@ -42,22 +41,6 @@ def default_budgets(family) -> List[float]:
         for t in (times[-1], times[len(times) // 2], times[0])
     )
     return [slow, mid, fast, mid, slow]
-
-
-def _test_loader(family, split: str, batch_size: int):
-    from mmengine.runner import Runner
-
-    cfg = family.model.cfg
-    loader_cfg = cfg.get(f'{split}_dataloader')
-    if not loader_cfg:
-        raise ValueError(
-            f'split={split!r} is invalid: the config has no {split}_dataloader'
-            '; allowed: test | val'
-        )
-    loader_cfg = copy.deepcopy(loader_cfg)
-    loader_cfg.update(batch_size=batch_size, num_workers=0)
-    loader_cfg['persistent_workers'] = False
-    return Runner.build_dataloader(loader_cfg)
 
 
 @torch.no_grad()
@@ -101,6 +84,7 @@ def serve_budgets(
             no classifier (no ``gt_label``).
     """
     from mmst.analysis.menu.outputs import choose_member, member_cost
+    from mmst.deploy.onnx import split_loader
 
     if images_per_budget < 1:
         raise ValueError(
@@ -112,7 +96,7 @@ def serve_budgets(
     runtime = family.menu.get('latency_runtime', 'eager')
     for b in budgets:  # refuse an impossible budget before serving
         choose_member(family.menu, family.label, max_latency_ms=b)
-    loader = _test_loader(family, split, batch)
+    loader = split_loader(family.model.cfg, split, batch_size=batch)
     need = len(budgets) * images_per_budget
     if len(loader.dataset) < need:
         raise ValueError(

@@ -174,6 +174,24 @@ def export_onnx(
     )
 
 
+def split_loader(cfg: Config, split: str, **overrides):
+    """The config's ``{split}_dataloader`` built in this process (no
+    worker processes), with ``overrides`` (e.g. ``batch_size``).
+
+    Raises:
+        ValueError: The config has no ``{split}_dataloader``.
+    """
+    loader_cfg = cfg.get(f'{split}_dataloader')
+    if not loader_cfg:
+        raise ValueError(
+            f'split={split!r} is invalid: the config has no {split}_dataloader'
+            '; allowed: test | val'
+        )
+    loader_cfg = copy.deepcopy(loader_cfg)
+    loader_cfg.update(overrides, num_workers=0, persistent_workers=False)
+    return Runner.build_dataloader(loader_cfg)
+
+
 def eval_inputs(
     cfg: Config, model: nn.Module, num_images: int = 8, split: str = 'test'
 ) -> List[torch.Tensor]:
@@ -184,16 +202,14 @@ def eval_inputs(
         list[Tensor]: (N, C, H, W) batches, ``num_images`` images in all
         (fewer when the data set is smaller).
     """
-    loader_cfg = cfg.get(f'{split}_dataloader') or cfg.get('val_dataloader')
-    if not loader_cfg:
+    if not cfg.get(f'{split}_dataloader') and not cfg.get('val_dataloader'):
         raise ValueError(
             'the config has no test_dataloader / val_dataloader to take '
             'the parity images from'
         )
-    loader_cfg = copy.deepcopy(loader_cfg)
-    loader_cfg['num_workers'] = 0
-    loader_cfg['persistent_workers'] = False
-    loader = Runner.build_dataloader(loader_cfg)
+    if not cfg.get(f'{split}_dataloader'):
+        split = 'val'
+    loader = split_loader(cfg, split)
     batches, count = [], 0
     for data in loader:
         inputs = model.data_preprocessor(data, False)['inputs']
